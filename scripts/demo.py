@@ -1,0 +1,88 @@
+"""The main job, end to end: ``make demo``.
+
+Starts both services with gunicorn, sends the sample portrait through the image client
+with a new background, writes the result next to the input, prints where it is and which
+backends served, then stops the services. Works offline: without Mask R-CNN / FBA weights
+the services fall back to the offline defaults (U^2-Net-p segmentation, closed-form matting)
+and say so.
+
+Usage: python scripts/demo.py [INPUT] [--background FILE] [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from service_common.config import Settings  # noqa: E402
+from service_common.serve import Service, ServiceError, free_port, running  # noqa: E402
+
+
+def _port(preferred: int, host: str) -> int:
+    """``preferred`` when it is free, else any free port (a demo must not fail on a busy port)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, preferred))
+            return preferred
+        except OSError:
+            port = free_port(host)
+            print(f"port {preferred} is busy; using {port}")
+            return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("input", nargs="?", type=Path, default=REPO / "samples" / "astronaut.png")
+    parser.add_argument("--background", type=Path, default=REPO / "samples" / "hubble_deep_field.jpg")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: next to the input, as <name>.result.jpg")
+    args = parser.parse_args(argv)
+    output = args.output or args.input.with_name(args.input.stem + ".result.jpg")
+
+    settings = Settings.from_env()
+    host = settings.bind_host
+    logs = Path(tempfile.mkdtemp(prefix="backdrop-demo-"))
+    seg = Service("segmentation", _port(settings.seg_port, host), host=host,
+                  timeout=settings.request_timeout, log_path=logs / "segmentation.log")
+    mat = Service("matting", _port(settings.matting_port, host), host=host,
+                  timeout=settings.request_timeout, log_path=logs / "matting.log",
+                  env={"BACKDROP_SEGMENTATION_URL": seg.url})
+    print(f"starting the services (logs in {logs}) ...", flush=True)
+    started = time.perf_counter()
+    try:
+        with running(seg, mat):
+            for svc in (seg, mat):
+                info = requests.get(svc.url + "/readyz", timeout=10).json()
+                print(f"  {svc.name:12s} ready at {svc.url}: {info}")
+            print(f"ready after {time.perf_counter() - started:.1f}s; sending {args.input} ...", flush=True)
+            cmd = [sys.executable, "-m", "client", str(args.input), str(output),
+                   "--background", str(args.background), "--server", mat.url]
+            result = subprocess.run(cmd, cwd=REPO)
+            if result.returncode != 0:
+                print(f"the client failed (exit {result.returncode}); service logs: {logs}")
+                return result.returncode
+    except ServiceError as exc:
+        print(f"error: {exc}\nservice logs: {logs}", file=sys.stderr)
+        for log in sorted(logs.glob("*.log")):
+            print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-20:]))
+        return 1
+    print(f"\nresult: {output.resolve()}")
+    print("services stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Settings read from environment variables, with documented defaults.
+
+Every variable starts with ``BACKDROP_``. The table in the README ("Configuration")
+lists them all; :data:`ENV_DOCS` is its source of truth and a test keeps the two in sync.
+Settings are plain frozen dataclasses: build them once per process with
+:meth:`Settings.from_env` (or construct them directly in tests) and pass them around.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: name -> (default as text, meaning). The README's configuration table mirrors this.
+ENV_DOCS: dict[str, tuple[str, str]] = {
+    "BACKDROP_MODELS_DIR": ("<repo>/models", "folder holding model weights"),
+    "BACKDROP_DEVICE": ("auto", "torch device: auto (CUDA when available), cpu, cuda, cuda:N"),
+    "BACKDROP_TORCH_THREADS": ("0", "CPU threads for torch; 0 = torch's default"),
+    "BACKDROP_LOG_LEVEL": ("INFO", "DEBUG, INFO, WARNING or ERROR"),
+    "BACKDROP_MAX_UPLOAD_MB": ("50", "largest request body accepted, in MB (413 above)"),
+    "BACKDROP_MAX_PIXELS": (
+        "40000000", "largest image accepted, in pixels (checked before decoding)"
+    ),
+    "BACKDROP_SEGMENTATION_BACKEND": ("auto", "auto, maskrcnn, maskrcnn_v2 or u2netp"),
+    "BACKDROP_SEGMENTATION_URL": (
+        "http://127.0.0.1:3000", "where the matting service finds the segmentation service"
+    ),
+    "BACKDROP_SEGMENTATION_CONNECT_TIMEOUT": ("3", "seconds to connect to the segmentation service"),
+    "BACKDROP_SEGMENTATION_TIMEOUT": ("60", "seconds to wait for the segmentation service's answer"),
+    "BACKDROP_MATTING_BACKEND": ("auto", "auto, fba or closed_form"),
+    "BACKDROP_MATTING_MAX_SIDE": ("1600", "FBA working resolution: cap on the long side, px; 0 = full"),
+    "BACKDROP_SEG_PORT": ("3000", "port of the segmentation service (make serve)"),
+    "BACKDROP_MATTING_PORT": ("5000", "port of the matting service (make serve)"),
+    "BACKDROP_SEG_WORKERS": ("1", "gunicorn workers of the segmentation service"),
+    "BACKDROP_MATTING_WORKERS": ("1", "gunicorn workers of the matting service"),
+    "BACKDROP_REQUEST_TIMEOUT": ("300", "gunicorn worker timeout: longest a request may run, in seconds"),
+    "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
+}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        default = ENV_DOCS[name][0]
+        return str(REPO_ROOT / "models") if default == "<repo>/models" else default
+    return value.strip()
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = _get(env, name)
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = _get(env, name)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be > 0")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = _get(env, name).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp")
+MATTING_BACKENDS = ("auto", "fba", "closed_form")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything both services and the launcher need, with the documented defaults."""
+
+    models_dir: Path = REPO_ROOT / "models"
+    device: str = "auto"
+    torch_threads: int = 0
+    log_level: str = "INFO"
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    segmentation_backend: str = "auto"
+    segmentation_url: str = "http://127.0.0.1:3000"
+    segmentation_connect_timeout: float = 3.0
+    segmentation_timeout: float = 60.0
+    matting_backend: str = "auto"
+    matting_max_side: int = 1600
+    seg_port: int = 3000
+    matting_port: int = 5000
+    seg_workers: int = 1
+    matting_workers: int = 1
+    request_timeout: int = 300
+    bind_host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``BACKDROP_*`` variable; raise :class:`ConfigError` on a bad value."""
+        env = os.environ if env is None else env
+        level = _get(env, "BACKDROP_LOG_LEVEL").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"BACKDROP_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+        return cls(
+            models_dir=Path(_get(env, "BACKDROP_MODELS_DIR")).expanduser(),
+            device=_get(env, "BACKDROP_DEVICE").lower(),
+            torch_threads=_int(env, "BACKDROP_TORCH_THREADS"),
+            log_level=level,
+            max_upload_bytes=int(_float(env, "BACKDROP_MAX_UPLOAD_MB") * 1024 * 1024),
+            max_pixels=_int(env, "BACKDROP_MAX_PIXELS", minimum=1),
+            segmentation_backend=_choice(env, "BACKDROP_SEGMENTATION_BACKEND", SEGMENTATION_BACKENDS),
+            segmentation_url=_get(env, "BACKDROP_SEGMENTATION_URL").rstrip("/"),
+            segmentation_connect_timeout=_float(env, "BACKDROP_SEGMENTATION_CONNECT_TIMEOUT"),
+            segmentation_timeout=_float(env, "BACKDROP_SEGMENTATION_TIMEOUT"),
+            matting_backend=_choice(env, "BACKDROP_MATTING_BACKEND", MATTING_BACKENDS),
+            matting_max_side=_int(env, "BACKDROP_MATTING_MAX_SIDE"),
+            seg_port=_int(env, "BACKDROP_SEG_PORT", minimum=1),
+            matting_port=_int(env, "BACKDROP_MATTING_PORT", minimum=1),
+            seg_workers=_int(env, "BACKDROP_SEG_WORKERS", minimum=1),
+            matting_workers=_int(env, "BACKDROP_MATTING_WORKERS", minimum=1),
+            request_timeout=_int(env, "BACKDROP_REQUEST_TIMEOUT", minimum=1),
+            bind_host=_get(env, "BACKDROP_BIND_HOST"),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (handy in tests)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

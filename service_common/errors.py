@@ -1,0 +1,113 @@
+"""The one error format of every endpoint of both services.
+
+Every error answer is JSON::
+
+    {"error": {"code": "no_subject", "message": "No person found ...", "request_id": "..."}}
+
+with the HTTP status given by the code in :data:`ERROR_CODES`. ``code`` is stable and
+machine-readable; ``message`` is for people and may change. No answer ever carries a
+traceback: unexpected exceptions are logged with the request id and answered as
+``internal_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+#: code -> (HTTP status, what it means). The OpenAPI documents are built from this table.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "empty_body": (400, "the request carried no image (empty body or empty file field)"),
+    "missing_field": (400, "a required multipart field is missing"),
+    "invalid_image": (400, "the upload is not an image, or it is truncated or corrupt"),
+    "unsupported_format": (415, "the image format is not supported (PNG, JPEG, WebP, GIF, BMP, TIFF are)"),
+    "image_too_large": (413, "the image has more pixels than BACKDROP_MAX_PIXELS allows"),
+    "payload_too_large": (413, "the request body is larger than BACKDROP_MAX_UPLOAD_MB allows"),
+    "image_too_small": (400, "the image is smaller than the minimum size"),
+    "invalid_parameter": (400, "a parameter has a value that is not allowed"),
+    "invalid_trimap": (400, "the given trimap does not fit the image or has no foreground"),
+    "no_subject": (422, "no subject of the requested classes was found in the image"),
+    "not_found": (404, "no such endpoint"),
+    "method_not_allowed": (405, "the endpoint does not take this HTTP method"),
+    "not_acceptable": (406, "the requested response type is not offered"),
+    "segmentation_unavailable": (503, "the segmentation service cannot be reached"),
+    "segmentation_timeout": (504, "the segmentation service did not answer in time"),
+    "segmentation_bad_response": (502, "the segmentation service answered something unusable"),
+    "not_ready": (503, "the service's models are not loaded"),
+    "internal_error": (500, "an unexpected error; the request id locates it in the logs"),
+}
+
+_HTTP_STATUS_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+}
+
+
+class ApiError(Exception):
+    """An error answered to the client in the common JSON format.
+
+    Args:
+        code: a key of :data:`ERROR_CODES`; it fixes the HTTP status.
+        message: a sentence for people saying what was wrong and how to fix it.
+        details: optional extra JSON-serialisable fields (e.g. ``{"field": "bg_color"}``).
+    """
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = ERROR_CODES[code][0]
+        self.details = details
+
+    def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body.update(self.details)
+        if request_id:
+            body["request_id"] = request_id
+        return {"error": body}
+
+
+def error_response(error: ApiError):
+    """The Flask response for ``error`` in the common format."""
+    response = jsonify(error.to_dict(getattr(g, "request_id", None)))
+    response.status_code = error.status
+    return response
+
+
+def api_error_from_http(exc: HTTPException) -> ApiError:
+    """Translate a werkzeug HTTP error (404, 405, 413, ...) into an :class:`ApiError`."""
+    code = _HTTP_STATUS_CODES.get(exc.code or 500)
+    if code is None:
+        if exc.code and 400 <= exc.code < 500:
+            return ApiError("invalid_parameter", exc.description or "bad request")
+        return ApiError("internal_error", "unexpected server error")
+    message = ERROR_CODES[code][1]
+    if code == "payload_too_large":
+        message = "the request body is larger than this server accepts (BACKDROP_MAX_UPLOAD_MB)"
+    return ApiError(code, message)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every error of ``app`` in the common JSON format, never with a traceback."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return error_response(api_error_from_http(exc))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error (request %s)", getattr(g, "request_id", "-"))
+        return error_response(ApiError("internal_error", ERROR_CODES["internal_error"][1]))

@@ -1,0 +1,192 @@
+"""Decode uploads safely and encode results.
+
+Pure functions on bytes and numpy arrays; no Flask, no torch.
+
+* :func:`decode_image` -> ``H x W x 3`` ``uint8`` RGB, EXIF orientation applied, with the
+  pixel limit checked from the header *before* any pixel is decoded (decompression bombs
+  are refused without allocating them).
+* :func:`decode_mask` -> ``H x W`` ``uint8`` (trimaps and alpha mattes).
+* :func:`encode_image` -> PNG / JPEG / WebP bytes from RGB, RGBA or greyscale arrays.
+
+Errors are :class:`~service_common.errors.ApiError` with codes ``empty_body``,
+``invalid_image``, ``unsupported_format``, ``image_too_large`` and ``image_too_small``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ApiError
+
+#: Formats we decode (Pillow's names).
+SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+
+#: Output formats: our name -> (Pillow format, MIME type, file extension).
+OUTPUT_FORMATS: dict[str, tuple[str, str, str]] = {
+    "png": ("PNG", "image/png", ".png"),
+    "jpg": ("JPEG", "image/jpeg", ".jpg"),
+    "webp": ("WEBP", "image/webp", ".webp"),
+}
+
+# We enforce our own limit from the header; Pillow's own bomb check would otherwise raise
+# a different error (or only warn) depending on the size.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An uploaded image after decoding.
+
+    Attributes:
+        rgb: ``H x W x 3`` uint8 RGB, EXIF orientation applied. Transparent pixels of an
+            image with alpha are composited over white.
+        alpha: ``H x W`` uint8 alpha of the upload when it had one, else ``None``.
+        format: Pillow's name of the upload's format (``"PNG"``, ``"JPEG"``, ...).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    format: str
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def _open(data: bytes, max_pixels: int, what: str) -> Image.Image:
+    if not data:
+        raise ApiError("empty_body", f"the {what} is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise ApiError("invalid_image", f"the {what} is not an image Pillow can read") from exc
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a bad upload
+        raise ApiError("invalid_image", f"the {what} could not be read: {exc}") from exc
+    if img.format not in SUPPORTED_FORMATS:
+        raise ApiError(
+            "unsupported_format",
+            f"the {what} is {img.format}; send PNG, JPEG, WebP, GIF, BMP or TIFF",
+        )
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ApiError("image_too_small", f"the {what} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ApiError(
+            "image_too_large",
+            f"the {what} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+            width=width,
+            height=height,
+            max_pixels=max_pixels,
+        )
+    return img
+
+
+def _load(img: Image.Image, what: str) -> Image.Image:
+    try:
+        img.seek(0)  # animated GIF/WebP/TIFF: the first frame
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt pixel data
+        raise ApiError("invalid_image", f"the {what} is truncated or corrupt ({exc})") from exc
+    return img
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale images to 8-bit 'L' by scaling, not clipping."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.uint16)
+        return Image.fromarray((arr >> 8).astype(np.uint8), mode="L")
+    if img.mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    return img
+
+
+def decode_image(data: bytes, max_pixels: int, what: str = "image") -> DecodedImage:
+    """Decode an uploaded image to RGB.
+
+    Args:
+        data: the file's bytes.
+        max_pixels: refuse images with more pixels than this (from the header, before
+            decoding).
+        what: how to name the upload in error messages (``"image"``, ``"bg_image"``).
+
+    Returns:
+        a :class:`DecodedImage` (RGB ``uint8``, optional alpha).
+
+    Greyscale, palette (with or without transparency), CMYK, 16-bit, RGBA, animated
+    (first frame) and EXIF-rotated images all work.
+    """
+    opened = _open(data, max_pixels, what)
+    fmt = opened.format or "PNG"
+    img = _load(opened, what)
+    img = _to_8bit(img)
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"))
+        alpha = rgba[..., 3].copy()
+        a = alpha[..., None].astype(np.float32) / 255.0
+        rgb = (rgba[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+        return DecodedImage(rgb=rgb, alpha=alpha, format=fmt)
+    rgb = np.ascontiguousarray(np.asarray(img.convert("RGB")))
+    return DecodedImage(rgb=rgb, alpha=None, format=fmt)
+
+
+def decode_mask(data: bytes, max_pixels: int, what: str = "trimap") -> np.ndarray:
+    """Decode a single-channel image (trimap, alpha matte) to ``H x W`` uint8.
+
+    A colour image is converted to luma; an image with alpha uses its luma, not the alpha.
+    """
+    img = _load(_open(data, max_pixels, what), what)
+    img = _to_8bit(img)
+    if img.mode != "L":
+        img = img.convert("L")
+    return np.ascontiguousarray(np.asarray(img))
+
+
+def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:
+    """Encode ``pixels`` to ``fmt``.
+
+    Args:
+        pixels: ``H x W`` (grey), ``H x W x 3`` (RGB) or ``H x W x 4`` (RGBA), uint8.
+        fmt: ``"png"``, ``"jpg"`` or ``"webp"``. JPEG has no alpha: RGBA is refused.
+        quality: JPEG/WebP quality, 1..100.
+
+    Returns:
+        the encoded file's bytes.
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}")
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
+    if pixels.ndim == 3 and pixels.shape[2] == 4 and fmt == "jpg":
+        raise ValueError("JPEG cannot hold an alpha channel")
+    img = Image.fromarray(np.ascontiguousarray(pixels))
+    buf = io.BytesIO()
+    pil_fmt = OUTPUT_FORMATS[fmt][0]
+    if fmt == "png":
+        img.save(buf, format=pil_fmt, compress_level=3)
+    elif fmt == "webp":
+        img.save(buf, format=pil_fmt, quality=quality, method=4)
+    else:
+        img.save(buf, format=pil_fmt, quality=quality, subsampling=0 if quality >= 90 else 2)
+    return buf.getvalue()
+
+
+def mime_type(fmt: str) -> str:
+    """The MIME type of one of :data:`OUTPUT_FORMATS`."""
+    return OUTPUT_FORMATS[fmt][1]

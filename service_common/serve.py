@@ -1,0 +1,208 @@
+"""Start both services with gunicorn, wait until they are ready, stop them cleanly.
+
+Command line (``make serve``)::
+
+    python -m service_common.serve            # runs until Ctrl-C / SIGTERM
+    python -m service_common.serve --check    # start, wait for readiness, stop (smoke test)
+
+Ports, worker counts, host and timeouts come from the ``BACKDROP_*`` settings. The same
+:class:`Service` class starts services for the tests, the demo and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from .config import REPO_ROOT, Settings
+
+APPS = {
+    "segmentation": "segmentation_api:create_app()",
+    "matting": "matting_api:create_app()",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceError(RuntimeError):
+    """A service did not start or did not become ready."""
+
+
+@dataclass
+class Service:
+    """One gunicorn process serving one of :data:`APPS`.
+
+    Args:
+        name: ``"segmentation"`` or ``"matting"``.
+        port: TCP port on ``host``.
+        workers: gunicorn worker processes (each loads the models once).
+        env: extra environment variables (``BACKDROP_*``) for the process.
+        timeout: gunicorn's worker timeout (longest request), seconds.
+        log_path: where gunicorn's output goes; ``None`` = inherit the terminal.
+    """
+
+    name: str
+    port: int
+    host: str = "127.0.0.1"
+    workers: int = 1
+    threads: int = 1
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: int = 300
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+    _log_file: object = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Service:
+        cmd = [
+            sys.executable, "-m", "gunicorn",
+            "--bind", f"{self.host}:{self.port}",
+            "--workers", str(self.workers),
+            "--threads", str(self.threads),
+            "--timeout", str(self.timeout),
+            "--graceful-timeout", "10",
+            "--access-logfile", "-",
+            "--access-logformat", f'{self.name} %(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            APPS[self.name],
+        ]
+        env = dict(os.environ)
+        env.update(self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        stdout = None
+        if self.log_path is not None:
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            stdout = self._log_file
+        self.process = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 180.0, path: str = "/readyz") -> dict:
+        """Poll ``path`` until it answers 200; return its JSON.
+
+        Raises:
+            ServiceError: the process died, or it was not ready in time.
+        """
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} service exited with code {self.process.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            try:
+                resp = requests.get(self.url + path, timeout=5)
+                if resp.status_code == 200:
+                    return resp.json()
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            time.sleep(0.25)
+        raise ServiceError(f"{self.name} service at {self.url} not ready after {timeout:.0f}s ({last})")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it lingers."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file = None
+
+
+@contextlib.contextmanager
+def running(*services: Service, ready_timeout: float = 180.0) -> Iterator[tuple[Service, ...]]:
+    """Start ``services`` in order, wait for each to be ready, stop all on exit."""
+    started: list[Service] = []
+    try:
+        for svc in services:
+            started.append(svc.start())
+        for svc in services:
+            svc.wait_ready(ready_timeout)
+        yield services
+    finally:
+        for svc in reversed(started):
+            svc.stop()
+
+
+def services_from_settings(settings: Settings, log_dir: Path | None = None) -> tuple[Service, Service]:
+    """The two services as configured by ``BACKDROP_*`` settings."""
+    seg = Service(
+        "segmentation", settings.seg_port, host=settings.bind_host, workers=settings.seg_workers,
+        timeout=settings.request_timeout,
+        log_path=(log_dir / "segmentation.log") if log_dir else None,
+    )
+    mat = Service(
+        "matting", settings.matting_port, host=settings.bind_host,
+        workers=settings.matting_workers, timeout=settings.request_timeout,
+        env={"BACKDROP_SEGMENTATION_URL": os.environ.get("BACKDROP_SEGMENTATION_URL", seg.url)},
+        log_path=(log_dir / "matting.log") if log_dir else None,
+    )
+    return seg, mat
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service_common.serve", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="start, wait until ready, then stop")
+    parser.add_argument("--log-dir", type=Path, default=None, help="write each service's log there")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    seg, mat = services_from_settings(settings, args.log_dir)
+    stop = {"now": False}
+
+    def _on_signal(signum, frame):  # noqa: ARG001
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        with running(seg, mat):
+            for svc in (seg, mat):
+                info = requests.get(svc.url + "/readyz", timeout=5).json()
+                print(f"{svc.name:12s} ready at {svc.url}  {info}", flush=True)
+            if args.check:
+                return 0
+            print("both services ready; Ctrl-C stops them", flush=True)
+            while not stop["now"]:
+                for svc in (seg, mat):
+                    if svc.process is not None and svc.process.poll() is not None:
+                        print(f"{svc.name} service exited (code {svc.process.returncode})", flush=True)
+                        return 1
+                time.sleep(0.5)
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("services stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

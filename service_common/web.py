@@ -1,0 +1,128 @@
+"""Flask plumbing shared by both services: limits, request ids, logging, uploads.
+
+Nothing here knows about models. :func:`init_app` is called by each service's
+``create_app`` right after the Flask object is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from .config import Settings
+from .errors import ApiError, register_error_handlers
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+#: MIME types accepted as a raw image body (besides multipart).
+RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+
+
+def configure_logging(level: str) -> None:
+    """Log lines with time, level, logger and the request id (``-`` outside requests)."""
+
+    class _RequestIdFilter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            try:
+                record.request_id = getattr(g, "request_id", "-")
+            except RuntimeError:  # outside an application context
+                record.request_id = "-"
+            return True
+
+    root = logging.getLogger()
+    if not any(getattr(h, "_backdrop", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler._backdrop = True  # type: ignore[attr-defined]
+        handler.addFilter(_RequestIdFilter())
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Limits, error handlers, request ids and timing for ``app``.
+
+    * ``MAX_CONTENT_LENGTH`` from ``settings.max_upload_bytes`` (413 ``payload_too_large``);
+    * every answer carries ``X-Request-Id`` (the client's, when it sent a sane one);
+    * every error is JSON in the common format (:mod:`service_common.errors`);
+    * debug mode stays off whatever the environment says.
+    """
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
+    app.config["BACKDROP_SETTINGS"] = settings
+    app.debug = False
+    configure_logging(settings.log_level)
+    register_error_handlers(app)
+
+    @app.before_request
+    def _start() -> None:
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex[:16]
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-Id"] = getattr(g, "request_id", "-")
+        started = getattr(g, "started", None)
+        if started is not None:
+            ms = (time.perf_counter() - started) * 1000.0
+            log.info("%s %s -> %s in %.0f ms", request.method, request.path, response.status_code, ms)
+        return response
+
+
+def read_upload(field: str, *, required: bool = True, raw_body: bool = False) -> bytes | None:
+    """The bytes of the uploaded file ``field``.
+
+    Args:
+        field: multipart field name.
+        required: raise ``missing_field`` (or ``empty_body``) when absent.
+        raw_body: also accept the image as the whole body with an ``image/*`` or
+            ``application/octet-stream`` content type.
+
+    Returns:
+        the bytes, or ``None`` when absent and not required.
+    """
+    content_type = (request.mimetype or "").lower()
+    if raw_body and content_type.startswith(RAW_IMAGE_TYPES):
+        data = request.get_data(cache=False)
+        if not data:
+            raise ApiError("empty_body", "the request body is empty; send the image bytes")
+        return data
+    storage = request.files.get(field)
+    if storage is None:
+        if field in request.form:
+            raise ApiError(
+                "invalid_parameter",
+                f"'{field}' must be sent as a file (multipart/form-data), not as a text field",
+                field=field,
+            )
+        if not required:
+            return None
+        if not request.files and not request.form and not request.content_length:
+            raise ApiError("empty_body", f"the request is empty; send the image as multipart field '{field}'")
+        raise ApiError("missing_field", f"multipart field '{field}' is missing", field=field)
+    data = storage.read()
+    if not data:
+        if not required:
+            return None
+        raise ApiError("empty_body", f"the file in field '{field}' is empty", field=field)
+    return data
+
+
+def param(name: str, default: str | None = None) -> str | None:
+    """A parameter from the form, else the query string, stripped; ``default`` when absent."""
+    value = request.form.get(name)
+    if value is None:
+        value = request.args.get(name)
+    if value is None:
+        return default
+    value = value.strip()
+    return value if value != "" else default

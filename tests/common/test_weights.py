@@ -1,0 +1,134 @@
+"""The weights command: resumable download, checksums, clear messages. Served locally."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from service_common import weights
+from service_common.weights import FBA, U2NETP, WeightsError, WeightsFile
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+
+
+class _RangeHandler(BaseHTTPRequestHandler):
+    """Serves PAYLOAD at /file, honouring 'Range: bytes=N-' like a real file server."""
+
+    requests_seen: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).requests_seen.append(self.headers.get("Range"))
+        if self.path == "/login":
+            body = b"<html>sign in</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = PAYLOAD[start:]
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    _RangeHandler.requests_seen = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _file(url: str, **kw) -> WeightsFile:
+    return WeightsFile(key="test", filename="test.bin", used_by="tests", source="a local server",
+                       licence="none", url=url, sha256=hashlib.sha256(PAYLOAD).hexdigest(), **kw)
+
+
+def test_download_verifies_and_records_checksum(server: str, tmp_path: Path) -> None:
+    w = _file(server + "/file")
+    path = weights.fetch(w, tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert not (tmp_path / "test.bin.part").exists()
+    assert (tmp_path / "SHA256SUMS").read_text() == f"{w.sha256}  test.bin\n"
+    # present already: verified again, not downloaded again
+    weights.fetch(w, tmp_path, progress=False)
+    assert _RangeHandler.requests_seen == [None]
+
+
+def test_download_resumes_a_partial_file(server: str, tmp_path: Path) -> None:
+    (tmp_path / "test.bin.part").write_bytes(PAYLOAD[:1000])
+    path = weights.fetch(_file(server + "/file"), tmp_path, progress=False)
+    assert _RangeHandler.requests_seen == ["bytes=1000-"]
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_is_refused_and_not_kept(server: str, tmp_path: Path) -> None:
+    w = replace(_file(server + "/file"), sha256="0" * 64)
+    with pytest.raises(WeightsError, match="does not match"):
+        weights.fetch(w, tmp_path, progress=False)
+    assert not (tmp_path / "test.bin").exists() and not (tmp_path / "test.bin.part").exists()
+    w = replace(_file(server + "/file"), sha256=None, sha256_prefix="deadbeef")
+    with pytest.raises(WeightsError, match="torchvision"):
+        weights.fetch(w, tmp_path, progress=False)
+
+
+def test_a_web_page_instead_of_the_file_is_reported(server: str, tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="web page"):
+        weights.fetch(_file(server + "/login"), tmp_path, progress=False)
+
+
+def test_missing_message_says_which_file_goes_where(tmp_path: Path) -> None:
+    msg = weights.missing_message(FBA, tmp_path)
+    assert str(tmp_path / "FBA.pth") in msg
+    assert "NON-COMMERCIAL" in msg and "make weights" in msg
+    assert "1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1" in msg
+
+
+def test_fba_check_loads_state_dict_safely(tmp_path: Path) -> None:
+    good = {f"encoder.p{i}": torch.zeros(1) for i in range(150)}
+    good.update({f"decoder.p{i}": torch.zeros(1) for i in range(47)})
+    torch.save(good, tmp_path / "FBA.pth")
+    weights.verify(FBA, tmp_path / "FBA.pth")
+    torch.save({"model": 1}, tmp_path / "FBA.pth")
+    with pytest.raises(WeightsError, match="not the FBA state dict"):
+        weights.verify(FBA, tmp_path / "FBA.pth")
+    (tmp_path / "FBA.pth").write_bytes(b"<html>quota exceeded</html>")
+    with pytest.raises(WeightsError, match="not a readable torch checkpoint"):
+        weights.verify(FBA, tmp_path / "FBA.pth")
+
+
+def test_list_command(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert weights.main(["--list", "--models-dir", str(tmp_path)], out=lines.append) == 0
+    assert any(line.startswith("u2netp") and "missing" in line for line in lines)
+    (tmp_path / U2NETP.filename).write_bytes(b"x")
+    lines.clear()
+    weights.main(["--list", "--models-dir", str(tmp_path)], out=lines.append)
+    assert any(line.startswith("u2netp") and "present" in line for line in lines)
+
+
+def test_unknown_name_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        weights.main(["nonsense", "--models-dir", str(tmp_path)])
+    assert info.value.code == 2
