@@ -39,6 +39,17 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_MATTING_WORKERS": ("1", "gunicorn workers of the matting service"),
     "BACKDROP_REQUEST_TIMEOUT": ("300", "gunicorn worker timeout: longest a request may run, in seconds"),
     "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
+    "BACKDROP_MASKRCNN_MIN_SIZE": ("800", "Mask R-CNN input: shorter side resized to this, in px"),
+    "BACKDROP_MASKRCNN_MAX_SIZE": ("1333", "Mask R-CNN input: longer side capped at this, in px"),
+    "BACKDROP_MASKRCNN_MAX_DETECTIONS": ("100", "Mask R-CNN: most detections per image (all classes)"),
+    "BACKDROP_CLOSED_FORM_MAX_SIDE": (
+        "1000", "closed-form matting: long side (px) of the unknown band's box above which it is "
+        "solved downscaled; 0 = never"
+    ),
+    "BACKDROP_CLOSED_FORM_MAX_UNKNOWN": (
+        "80000", "closed-form matting: unknown pixels above which the band is solved downscaled "
+        "(bounds the time per image); 0 = never"
+    ),
 }
 
 
@@ -109,6 +120,11 @@ class Settings:
     matting_workers: int = 1
     request_timeout: int = 300
     bind_host: str = "127.0.0.1"
+    maskrcnn_min_size: int = 800
+    maskrcnn_max_size: int = 1333
+    maskrcnn_max_detections: int = 100
+    closed_form_max_side: int = 1000
+    closed_form_max_unknown: int = 80_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -136,6 +152,11 @@ class Settings:
             matting_workers=_int(env, "BACKDROP_MATTING_WORKERS", minimum=1),
             request_timeout=_int(env, "BACKDROP_REQUEST_TIMEOUT", minimum=1),
             bind_host=_get(env, "BACKDROP_BIND_HOST"),
+            maskrcnn_min_size=_int(env, "BACKDROP_MASKRCNN_MIN_SIZE", minimum=32),
+            maskrcnn_max_size=_int(env, "BACKDROP_MASKRCNN_MAX_SIZE", minimum=32),
+            maskrcnn_max_detections=_int(env, "BACKDROP_MASKRCNN_MAX_DETECTIONS", minimum=1),
+            closed_form_max_side=_int(env, "BACKDROP_CLOSED_FORM_MAX_SIDE"),
+            closed_form_max_unknown=_int(env, "BACKDROP_CLOSED_FORM_MAX_UNKNOWN"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

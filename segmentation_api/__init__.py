@@ -1,0 +1,53 @@
+"""Segmentation service: finds the subject of a photo and returns its trimap.
+
+Run it with gunicorn (each worker builds the app, and so loads the model, once)::
+
+    gunicorn 'segmentation_api:create_app()'
+
+Importing this package has no side effects: no model is loaded until :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from service_common.config import Settings
+from service_common.web import init_app
+
+from . import coco
+from .backends import Backend, load_backend
+from .routes import bp
+from .state import SegmentationState, attach
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
+    """The segmentation Flask app, with its model loaded.
+
+    Args:
+        settings: the configuration; ``Settings.from_env()`` when ``None``.
+        backend: an already built backend (tests inject one); when ``None`` the one
+            ``settings.segmentation_backend`` names is loaded here, once.
+
+    Raises:
+        BackendError: the model's weights are missing or unusable (the message says which
+            file to put where).
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    init_app(app, settings)
+    if backend is None:
+        backend = load_backend(settings)
+    attach(app, SegmentationState(
+        backends={backend.name: backend},
+        default=backend.name,
+        class_names=coco.class_names(),
+    ))
+    app.register_blueprint(bp)
+    log.info("segmentation service ready: backend %s on %s", backend.name, backend.device)
+    return app

@@ -1,0 +1,77 @@
+"""What every segmentation backend is and returns.
+
+A backend is an object with ``name``, ``device``, ``classes_used`` and
+``predict(rgb, classes, score_threshold) -> list[Instance]``, built once per worker
+process and then called for each request. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be built: missing or wrong weights file, unknown device, ..."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One detected subject.
+
+    Attributes:
+        mask: ``H x W`` float32 soft mask in [0, 1], same size as the input image.
+        label: class name (COCO name such as ``"person"``, or ``"salient"``).
+        score: detection confidence in [0, 1].
+        box: ``(left, top, width, height)`` in pixels of the detection.
+    """
+
+    mask: np.ndarray
+    label: str
+    score: float
+    box: tuple[int, int, int, int]
+
+    @property
+    def area(self) -> int:
+        """Pixels with ``mask >= 0.5``."""
+        return int(np.count_nonzero(self.mask >= 0.5))
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded segmentation model.
+
+    Attributes:
+        name: short name reported in ``X-Segmentation-Backend`` (``"maskrcnn"``, ``"u2netp"``).
+        device: where it runs (``"cpu"``, ``"cuda:0"``).
+        classes_used: ``False`` when the model ignores the requested classes (salient
+            object models).
+    """
+
+    name: str
+    device: str
+    classes_used: bool
+
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+        """Find the subjects in ``rgb``.
+
+        Args:
+            rgb: ``H x W x 3`` uint8 RGB image.
+            classes: COCO class names to keep (ignored when ``classes_used`` is False).
+            score_threshold: keep detections whose score is ``> score_threshold``, in [0, 1].
+
+        Returns:
+            the kept instances, masks ``H x W`` float32 in [0, 1]; empty when none.
+        """
+        ...
+
+
+def box_of_mask(mask: np.ndarray, level: float = 0.5) -> tuple[int, int, int, int]:
+    """``(left, top, width, height)`` of the pixels with ``mask >= level``; zeros when none."""
+    ys, xs = np.nonzero(mask >= level)
+    if ys.size == 0:
+        return (0, 0, 0, 0)
+    left, top = int(xs.min()), int(ys.min())
+    return (left, top, int(xs.max()) - left + 1, int(ys.max()) - top + 1)

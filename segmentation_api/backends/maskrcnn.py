@@ -1,0 +1,210 @@
+"""Mask R-CNN (torchvision, COCO) as a segmentation backend.
+
+The network is built with ``weights=None, weights_backbone=None`` (nothing is ever
+downloaded) and its state dict is then loaded from the models folder with
+``torch.load(..., weights_only=True)`` and ``load_state_dict(strict=True)``. Built that way
+torchvision uses ``BatchNorm2d`` instead of ``FrozenBatchNorm2d`` in the backbone; in
+eval mode both compute the same thing, and the published state dict loads strictly into it.
+
+Per request: the image goes through the transform, backbone, RPN and RoI heads; the
+detections are filtered by score and class *before* their masks are pasted at full image
+size (pasting 100 low-score masks of a 2 MP image would need ~800 MB), then pasted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.models.detection import (
+    MaskRCNN,
+    maskrcnn_resnet50_fpn,
+    maskrcnn_resnet50_fpn_v2,
+)
+
+from service_common.config import Settings
+from service_common.weights import MASKRCNN, MASKRCNN_V2, WeightsFile, missing_message
+
+from .. import coco
+from .base import BackendError, Instance
+
+log = logging.getLogger(__name__)
+
+#: COCO has 80 classes; torchvision's heads have 91 outputs (background and unused ids).
+NUM_CLASSES = 91
+
+
+def load_state_dict_file(model: torch.nn.Module, path: Path, w: WeightsFile) -> None:
+    """Load the state dict in ``path`` into ``model`` strictly.
+
+    Raises:
+        BackendError: the file is missing, is not a torch state dict, or does not fit the
+            model; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(missing_message(w, path.parent))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise BackendError(f"{path} is not a readable torch state dict ({exc}); "
+                           + missing_message(w, path.parent)) from exc
+    if not isinstance(state, dict) or not state:
+        raise BackendError(f"{path} does not hold a state dict (got {type(state).__name__}); "
+                           f"expected the file {w.filename} from {w.source}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[:3]
+        raise BackendError(
+            f"{path} does not fit {w.used_by}: {' '.join(first)[:500]}. "
+            f"Expected the file {w.filename} from {w.source}"
+        ) from exc
+
+
+def build_maskrcnn_resnet50_fpn(
+    weights_path: Path | None = None, *, min_size: int = 800, max_size: int = 1333,
+    max_detections: int = 100,
+) -> MaskRCNN:
+    """torchvision's ``maskrcnn_resnet50_fpn`` in eval mode, weights from ``weights_path``.
+
+    Args:
+        weights_path: a state dict file (``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``);
+            ``None`` leaves the random initial weights (tests, benchmarks).
+        min_size, max_size: the model's resize rule (shorter side to ``min_size``, longer
+            side at most ``max_size``); torchvision's defaults are 800 and 1333.
+        max_detections: most detections kept per image, all classes together (100).
+    """
+    model = maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
+        min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
+    )
+    if weights_path is not None:
+        load_state_dict_file(model, weights_path, MASKRCNN)
+    return model.eval()
+
+
+def build_maskrcnn_resnet50_fpn_v2(
+    weights_path: Path | None = None, *, min_size: int = 800, max_size: int = 1333,
+    max_detections: int = 100,
+) -> MaskRCNN:
+    """torchvision's ``maskrcnn_resnet50_fpn_v2`` in eval mode; see the v1 builder."""
+    model = maskrcnn_resnet50_fpn_v2(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
+        min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
+    )
+    if weights_path is not None:
+        load_state_dict_file(model, weights_path, MASKRCNN_V2)
+    return model.eval()
+
+
+#: backend name -> (builder, weights file).
+VARIANTS: dict[str, tuple[Callable[..., MaskRCNN], WeightsFile]] = {
+    "maskrcnn": (build_maskrcnn_resnet50_fpn, MASKRCNN),
+    "maskrcnn_v2": (build_maskrcnn_resnet50_fpn_v2, MASKRCNN_V2),
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; otherwise the named device.
+
+    Raises:
+        BackendError: unknown device name, or CUDA asked for but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise BackendError(f"BACKDROP_DEVICE={name!r} is not a torch device") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"BACKDROP_DEVICE={name!r} but CUDA is not available on this machine")
+    return device
+
+
+class MaskRCNNBackend:
+    """A loaded Mask R-CNN; :meth:`predict` finds instances of COCO classes.
+
+    One model per worker process. Calls are serialised by a lock (the per-request score
+    threshold is set on the model's RoI heads).
+    """
+
+    classes_used = True
+
+    def __init__(self, model: MaskRCNN, name: str = "maskrcnn", device: torch.device | None = None):
+        self.device_obj = device or torch.device("cpu")
+        self.model = model.to(self.device_obj).eval()
+        self.name = name
+        self.device = str(self.device_obj)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, variant: str = "maskrcnn") -> MaskRCNNBackend:
+        """Build ``variant`` (``maskrcnn`` or ``maskrcnn_v2``) with the weights in ``settings.models_dir``."""
+        builder, weights = VARIANTS[variant]
+        path = weights.path(settings.models_dir)
+        if not path.is_file():
+            raise BackendError(missing_message(weights, settings.models_dir))
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
+        device = resolve_device(settings.device)
+        started = time.perf_counter()
+        model = builder(path, min_size=settings.maskrcnn_min_size, max_size=settings.maskrcnn_max_size,
+                        max_detections=settings.maskrcnn_max_detections)
+        log.info("loaded %s from %s on %s in %.1f s", variant, path, device,
+                 time.perf_counter() - started)
+        return cls(model, name=variant, device=device)
+
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+        """Instances of ``classes`` with score ``> score_threshold``.
+
+        Args:
+            rgb: ``H x W x 3`` uint8.
+            classes: COCO names (see :func:`segmentation_api.coco.class_names`).
+            score_threshold: in [0, 1].
+
+        Returns:
+            instances sorted by decreasing score; masks ``H x W`` float32 in [0, 1].
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        wanted = torch.tensor(coco.label_ids(classes), dtype=torch.int64)
+        height, width = rgb.shape[:2]
+        image = torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+        with self._lock, torch.inference_mode():
+            image = image.to(self.device_obj, dtype=torch.float32).div_(255.0)
+            model = self.model
+            model.roi_heads.score_thresh = float(score_threshold)
+            images, _ = model.transform([image])
+            features = model.backbone(images.tensors)
+            proposals, _ = model.rpn(images, features)
+            detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+            det = detections[0]
+            keep = (det["scores"] > score_threshold) & torch.isin(det["labels"], wanted.to(self.device_obj))
+            det = {key: value[keep] for key, value in det.items()}
+            if det["scores"].numel() == 0:
+                return []
+            det = model.transform.postprocess([det], images.image_sizes, [(height, width)])[0]
+            masks = det["masks"][:, 0].float().clamp_(0.0, 1.0).cpu().numpy()
+            boxes = det["boxes"].cpu().numpy()
+            scores = det["scores"].cpu().numpy()
+            labels = det["labels"].cpu().numpy()
+        names = coco.categories()
+        instances = []
+        for mask, box, score, label in zip(masks, boxes, scores, labels, strict=True):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            left, top = int(np.floor(max(x1, 0.0))), int(np.floor(max(y1, 0.0)))
+            right, bottom = int(np.ceil(min(x2, width))), int(np.ceil(min(y2, height)))
+            instances.append(Instance(
+                mask=np.ascontiguousarray(mask, dtype=np.float32),
+                label=names[int(label)],
+                score=float(score),
+                box=(left, top, max(right - left, 0), max(bottom - top, 0)),
+            ))
+        instances.sort(key=lambda inst: inst.score, reverse=True)
+        return instances

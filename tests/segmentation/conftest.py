@@ -1,0 +1,210 @@
+"""Fixtures of the segmentation tests: apps, a Mask R-CNN weights file, a gunicorn service.
+
+* ``u2netp_app`` / ``u2netp_client``: the app with the real offline model (models/u2netp.onnx),
+  small upload and pixel limits so the limit errors are cheap to trigger.
+* ``maskrcnn_models_dir``: a temporary models folder holding a Mask R-CNN state dict under
+  the real file name. The weights are random (seeded) except the last layers, set so that
+  every region proposal is a ``person`` with score 0.8 whose mask fills its box: the real
+  network and the real loading code run, and the outcome is known in advance (found at
+  the default threshold 0.6, nothing at 0.9 or for other classes).
+* ``maskrcnn_app`` / ``maskrcnn_client``: the app with that model injected, at 128 px.
+* ``maskrcnn_service``: the same weights under a real gunicorn on a free port.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service_common.config import Settings
+from service_common.serve import Service, free_port, running
+from service_common.weights import MASKRCNN
+
+#: Settings every test app shares: one thread, quiet logs, small limits.
+MAX_UPLOAD_BYTES = 1_200_000
+MAX_PIXELS = 2_000_000
+PERSON_SCORE = 0.8
+MASKRCNN_ENV = {
+    "BACKDROP_MASKRCNN_MIN_SIZE": "128",
+    "BACKDROP_MASKRCNN_MAX_SIZE": "192",
+    "BACKDROP_MASKRCNN_MAX_DETECTIONS": "4",
+    "BACKDROP_TORCH_THREADS": "1",
+    "BACKDROP_LOG_LEVEL": "WARNING",
+    "BACKDROP_MAX_UPLOAD_MB": str(MAX_UPLOAD_BYTES / (1024 * 1024)),
+    "BACKDROP_MAX_PIXELS": str(MAX_PIXELS),
+}
+
+
+def build_settings(models_dir: Path, **changes: object) -> Settings:
+    """Settings for an in-process test app."""
+    base = Settings(
+        models_dir=models_dir, torch_threads=1, log_level="WARNING",
+        max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS,
+        maskrcnn_min_size=128, maskrcnn_max_size=192, maskrcnn_max_detections=4,
+    )
+    return base.with_overrides(**changes)
+
+
+def person_detector_state_dict(seed: int = 0) -> dict:
+    """A Mask R-CNN state dict: random weights, last layers set to 'person, 0.8, whole box'.
+
+    Class logits: 0 for every class but ``person``, whose bias makes its softmax
+    probability :data:`PERSON_SCORE` (the other 89 classes get 0.002 each, under
+    torchvision's 0.05 cut). Box regression: zero (boxes = proposals). Mask logits: +4 for
+    person (sigmoid 0.98) everywhere in the box.
+    """
+    import torch
+
+    from segmentation_api import coco
+    from segmentation_api.backends.maskrcnn import build_maskrcnn_resnet50_fpn
+
+    torch.manual_seed(seed)
+    state = build_maskrcnn_resnet50_fpn(None).state_dict()
+    person = coco.label_ids(["person"])[0]
+    others = len(coco.categories()) - 1
+    for key in ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
+                "roi_heads.mask_predictor.mask_fcn_logits"):
+        state[key + ".weight"].zero_()
+        state[key + ".bias"].zero_()
+    state["roi_heads.box_predictor.cls_score.bias"][person] = math.log(
+        PERSON_SCORE / (1 - PERSON_SCORE) * others
+    )
+    state["roi_heads.mask_predictor.mask_fcn_logits.bias"][person] = 4.0
+    return state
+
+
+@pytest.fixture(scope="session")
+def person_score() -> float:
+    """The score every detection of the person-detector weights has."""
+    return PERSON_SCORE
+
+
+@pytest.fixture(scope="session")
+def make_settings():
+    """``make_settings(models_dir, **overrides) -> Settings`` for an in-process app."""
+    return build_settings
+
+
+@pytest.fixture(scope="session")
+def maskrcnn_models_dir(tmp_path_factory) -> Path:
+    """A models folder with the person-detector weights under Mask R-CNN's real file name."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("maskrcnn-models")
+    torch.save(person_detector_state_dict(), MASKRCNN.path(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def u2netp_app(models_dir: Path):
+    from segmentation_api import create_app
+
+    return create_app(build_settings(models_dir, segmentation_backend="u2netp"))
+
+
+@pytest.fixture()
+def u2netp_client(u2netp_app):
+    return u2netp_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def maskrcnn_backend(maskrcnn_models_dir: Path):
+    """Mask R-CNN loaded from the weights file by the real loading code."""
+    from segmentation_api.backends.maskrcnn import MaskRCNNBackend
+
+    settings = build_settings(maskrcnn_models_dir, segmentation_backend="maskrcnn")
+    return MaskRCNNBackend.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def maskrcnn_app(maskrcnn_models_dir: Path, maskrcnn_backend):
+    from segmentation_api import create_app
+
+    settings = build_settings(maskrcnn_models_dir, segmentation_backend="maskrcnn")
+    return create_app(settings, backend=maskrcnn_backend)
+
+
+@pytest.fixture()
+def maskrcnn_client(maskrcnn_app):
+    return maskrcnn_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def maskrcnn_service(maskrcnn_models_dir: Path, tmp_path_factory) -> Iterator[Service]:
+    """gunicorn serving ``segmentation_api:create_app()`` with ``auto`` -> Mask R-CNN."""
+    logs = tmp_path_factory.mktemp("seg-logs")
+    env = {**MASKRCNN_ENV, "BACKDROP_MODELS_DIR": str(maskrcnn_models_dir),
+           "BACKDROP_SEGMENTATION_BACKEND": "auto"}
+    service = Service("segmentation", free_port(), env=env, timeout=120,
+                      log_path=logs / "segmentation.log")
+    with running(service, ready_timeout=120):
+        yield service
+
+
+@pytest.fixture(scope="session")
+def grey_photo() -> np.ndarray:
+    """A flat grey 64 x 48 RGB image: nothing salient in it."""
+    return np.full((48, 64, 3), 128, dtype=np.uint8)
+
+
+# --- request helpers (work with Flask test responses and requests responses) ---------------
+
+
+def _body(response) -> bytes:
+    return response.data if hasattr(response, "data") else response.content
+
+
+def _post_trimap(client, data: bytes | None, *, filename: str = "image.png",
+                 headers: dict | None = None, **params: str):
+    """POST ``data`` as multipart field ``image`` with form ``params`` to /v1/trimap."""
+    form: dict = dict(params)
+    if data is not None:
+        form["image"] = (io.BytesIO(data), filename)
+    return client.post("/v1/trimap", data=form, content_type="multipart/form-data",
+                       headers=headers or {})
+
+
+def _read_trimap(response) -> np.ndarray:
+    """The PNG trimap of a 200 answer as H x W uint8, checked to be mode L and 0/128/255."""
+    assert response.headers["Content-Type"] == "image/png"
+    img = Image.open(io.BytesIO(_body(response)))
+    assert img.mode == "L"
+    arr = np.asarray(img)
+    assert set(np.unique(arr)) <= {0, 128, 255}
+    return arr
+
+
+def _error_of(response, status: int, code: str) -> dict:
+    """Check an error answer's status and common JSON envelope; return its ``error`` object."""
+    assert response.status_code == status, _body(response)[:500]
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = json.loads(_body(response))
+    error = body["error"]
+    assert error["code"] == code and error["message"] and error["request_id"]
+    assert "Traceback" not in error["message"]
+    return error
+
+
+@pytest.fixture(scope="session")
+def post():
+    """``post(client, bytes, filename=..., headers=..., **form) -> response`` on /v1/trimap."""
+    return _post_trimap
+
+
+@pytest.fixture(scope="session")
+def read_trimap():
+    """``read_trimap(response) -> H x W uint8`` (asserts PNG, mode L, 0/128/255)."""
+    return _read_trimap
+
+
+@pytest.fixture(scope="session")
+def error_of():
+    """``error_of(response, status, code) -> error dict`` (asserts the JSON envelope)."""
+    return _error_of
