@@ -1,7 +1,8 @@
 """CPU latency of the segmentation service, per image size and backend.
 
-    python bench/segmentation_speed.py                 # 0.5, 1 and 2 MP, both backends
+    python bench/segmentation_speed.py                 # 0.5, 1 and 2 MP, every backend
     python bench/segmentation_speed.py --repeats 5 --backends u2netp --threads 2
+    python bench/segmentation_speed.py --repeats 1 --sizes 1   # quick: one size, one request
 
 Each backend runs in a real gunicorn (``service_common.serve.Service``); the client posts a
 JPEG of the shipped portrait resized to each size. Per request the server's
@@ -16,6 +17,13 @@ median of ``--repeats`` requests after one warm-up request.
   proposal is a person with score 0.8, and ``BACKDROP_MASKRCNN_MAX_DETECTIONS`` is
   ``--maskrcnn-detections`` (default 3): the request then does the work of a photo with
   three people (mask head, pasting, trimap), as trained weights would on such a photo.
+* ``deeplabv3`` (ResNet-101) and ``deeplabv3_mobilenet`` (MobileNetV3-Large) run
+  torchvision's DeepLabV3 with RANDOM weights (seeded), saved the same way, at the
+  service's input size (``BACKDROP_DEEPLABV3_SIZE``, 520 px shorter side, whatever the
+  photo's size). Only the classifier head is set: every pixel is a person with probability
+  0.95. The network's cost does not depend on its weights; the trimap of such a mask is
+  all foreground, so the trimap and encode columns are cheaper than for a real subject (the
+  other backends' rows show what those cost).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from service_common.config import Settings  # noqa: E402
 from service_common.serve import Service, free_port, running  # noqa: E402
-from service_common.weights import MASKRCNN  # noqa: E402
+from service_common.weights import MASKRCNN, WEIGHTS  # noqa: E402
 
 PHOTO = REPO / "samples" / "astronaut.png"
 COLUMNS = ("decode", "model", "trimap", "encode", "http", "total")
@@ -70,6 +78,22 @@ def save_random_maskrcnn(folder: Path, seed: int = 0) -> None:
     state["roi_heads.box_predictor.cls_score.bias"][person] = math.log(0.8 / 0.2 * 90)
     state["roi_heads.mask_predictor.mask_fcn_logits.bias"][person] = 4.0
     torch.save(state, MASKRCNN.path(folder))
+
+
+def save_random_deeplab(folder: Path, variant: str, seed: int = 0) -> None:
+    """Random DeepLabV3 weights (head: every pixel a person at 0.95) under the real file name."""
+    import torch
+
+    from segmentation_api import voc
+    from segmentation_api.backends.deeplab import architecture
+
+    torch.manual_seed(seed)
+    state = architecture(variant).state_dict()
+    state["classifier.4.weight"].zero_()
+    state["classifier.4.bias"].zero_()
+    others = len(voc.categories()) - 1
+    state["classifier.4.bias"][voc.label_ids(["person"])[0]] = math.log(0.95 / 0.05 * others)
+    torch.save(state, WEIGHTS[variant].path(folder))
 
 
 def one_request(url: str, image: bytes) -> dict[str, float]:
@@ -106,14 +130,14 @@ def bench_backend(name: str, env: dict[str, str], sizes: list[float], repeats: i
 
 
 def print_header() -> None:
-    print(f"{'backend':9s} {'MP':>4s} {'size':>10s} " + " ".join(f"{c + ' ms':>10s}" for c in COLUMNS)
+    print(f"{'backend':19s} {'MP':>4s} {'size':>10s} " + " ".join(f"{c + ' ms':>10s}" for c in COLUMNS)
           + f" {'overhead':>9s}")
 
 
 def print_row(row: tuple[str, float, str, dict[str, float]]) -> None:
     name, mp, size, t = row
     overhead = (t["http"] + t["decode"] + t["encode"]) / t["model"] * 100.0
-    print(f"{name:9s} {mp:4.1f} {size:>10s} " + " ".join(f"{t[c]:10.1f}" for c in COLUMNS)
+    print(f"{name:19s} {mp:4.1f} {size:>10s} " + " ".join(f"{t[c]:10.1f}" for c in COLUMNS)
           + f" {overhead:8.1f}%", flush=True)
 
 
@@ -123,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed requests per size (median)")
     parser.add_argument("--sizes", default="0.5,1,2", help="megapixels, comma-separated")
-    parser.add_argument("--backends", default="u2netp,maskrcnn", help="u2netp and/or maskrcnn")
+    parser.add_argument("--backends", default="u2netp,maskrcnn,deeplabv3_mobilenet,deeplabv3",
+                        help="comma-separated: u2netp, maskrcnn, deeplabv3_mobilenet, deeplabv3")
     parser.add_argument("--threads", type=int, default=0, help="BACKDROP_TORCH_THREADS (0 = default)")
     parser.add_argument("--maskrcnn-detections", type=int, default=3,
                         help="detections per image for the random Mask R-CNN")
@@ -148,12 +173,20 @@ def main(argv: list[str] | None = None) -> int:
                 env = {**common, "BACKDROP_SEGMENTATION_BACKEND": "maskrcnn",
                        "BACKDROP_MODELS_DIR": str(models),
                        "BACKDROP_MASKRCNN_MAX_DETECTIONS": str(args.maskrcnn_detections)}
+            elif name in ("deeplabv3", "deeplabv3_mobilenet"):
+                models = tmp_dir / "models"
+                models.mkdir(exist_ok=True)
+                save_random_deeplab(models, name)
+                env = {**common, "BACKDROP_SEGMENTATION_BACKEND": name, "BACKDROP_MODELS_DIR": str(models)}
             else:
                 parser.error(f"unknown backend {name!r}")
             bench_backend(name, env, sizes, args.repeats, tmp_dir)
     if "maskrcnn" in backends:
         print("maskrcnn: random weights (speed does not depend on weight values), "
               f"{args.maskrcnn_detections} person detections per image")
+    if any(name.startswith("deeplabv3") for name in backends):
+        print("deeplabv3*: random weights (speed does not depend on weight values), input resized to "
+              f"{Settings.from_env().deeplabv3_size} px shorter side; mask = person 0.95 everywhere")
     return 0
 
 

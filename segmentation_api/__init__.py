@@ -1,6 +1,6 @@
 """Segmentation service: finds the subject of a photo and returns its trimap.
 
-Run it with gunicorn (each worker builds the app, and so loads the model, once)::
+Run it with gunicorn (each worker builds the app, and so loads the models, once)::
 
     gunicorn 'segmentation_api:create_app()'
 
@@ -16,8 +16,7 @@ from flask import Flask
 from service_common.config import Settings
 from service_common.web import init_app
 
-from . import coco
-from .backends import Backend, load_backend
+from .backends import Backend, load_backends
 from .routes import bp
 from .state import SegmentationState, attach
 
@@ -26,28 +25,28 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
-    """The segmentation Flask app, with its model loaded.
+def create_app(settings: Settings | None = None, backend: Backend | None = None,
+               extra_backends: list[Backend] | None = None) -> Flask:
+    """The segmentation Flask app, with its models loaded.
 
     Args:
         settings: the configuration; ``Settings.from_env()`` when ``None``.
-        backend: an already built backend (tests inject one); when ``None`` the one
+        backend: an already built default backend (tests inject one); when ``None`` the one
             ``settings.segmentation_backend`` names is loaded here, once.
+        extra_backends: already built backends a request may also pick; when ``None`` the
+            ones ``settings.segmentation_preload`` names are loaded here, once.
 
     Raises:
-        BackendError: the model's weights are missing or unusable (the message says which
+        BackendError: a model's weights are missing or unusable (the message says which
             file to put where).
     """
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     init_app(app, settings)
-    if backend is None:
-        backend = load_backend(settings)
-    attach(app, SegmentationState(
-        backends={backend.name: backend},
-        default=backend.name,
-        class_names=coco.class_names(),
-    ))
+    backends = load_backends(settings, default=backend, extra=extra_backends)
+    default = next(iter(backends.values()))
+    attach(app, SegmentationState(backends=backends, default=default.name))
     app.register_blueprint(bp)
-    log.info("segmentation service ready: backend %s on %s", backend.name, backend.device)
+    log.info("segmentation service ready: backend %s on %s; loaded: %s",
+             default.name, default.device, ", ".join(backends))
     return app

@@ -8,15 +8,16 @@ out as a :class:`~segmentation_api.pipeline.SegmentParams`; a bad value raises
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
+from service_common.config import SEGMENTATION_BACKENDS
 from service_common.errors import ApiError
 
 from .pipeline import INSTANCE_MODES, SegmentParams
 from .trimap import TrimapOptions
 
-#: Values of the ``backend`` parameter.
-BACKEND_CHOICES = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp")
+#: Values of the ``backend`` parameter (``auto`` = the service's default backend).
+BACKEND_CHOICES = SEGMENTATION_BACKENDS
 
 #: Largest ``band`` accepted (a band wider than the image is pointless).
 MAX_BAND = 10.0
@@ -46,21 +47,33 @@ def parse_float(get: Getter, field: str, default: float, low: float, high: float
     return value
 
 
-def parse_classes(get: Getter, valid: Collection[str]) -> tuple[str, ...]:
-    """Comma-separated COCO names (case and spaces around commas ignored); default ``person``."""
+def parse_classes(get: Getter, valid: Collection[str],
+                  aliases: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Comma-separated class names (case and spaces around commas ignored); default ``person``.
+
+    Args:
+        get: the parameter getter.
+        valid: the names the backend knows (COCO's for Mask R-CNN, VOC's for DeepLabV3).
+        aliases: other accepted spellings -> a name of ``valid`` (COCO spellings of VOC
+            names for DeepLabV3); the result holds the names of ``valid`` only.
+    """
+    aliases = aliases or {}
     raw = get("classes", None)
     if raw is None:
         return ("person",)
     names = [" ".join(part.split()).lower() for part in raw.split(",")]
     names = [n for n in names if n]
     if not names:
-        raise _invalid("classes", "classes is empty; give comma-separated COCO class names")
+        raise _invalid("classes", "classes is empty; give comma-separated class names")
+    names = [aliases.get(n, n) for n in names]
     unknown = [n for n in names if n not in valid]
     if unknown:
+        also = ("; also accepted: " + ", ".join(f"{a} ({n})" for a, n in aliases.items())
+                if aliases else "")
         raise _invalid(
             "classes",
             f"unknown class name(s) {', '.join(repr(n) for n in unknown)}; valid names: "
-            + ", ".join(valid),
+            + ", ".join(valid) + also,
             unknown=unknown,
             valid=list(valid),
         )
@@ -70,7 +83,8 @@ def parse_classes(get: Getter, valid: Collection[str]) -> tuple[str, ...]:
 def parse_backend(get: Getter, loaded: Collection[str]) -> str | None:
     """The requested backend's name, or ``None`` for ``auto`` / absent (the default one).
 
-    ``maskrcnn`` also names a loaded ``maskrcnn_v2``.
+    A family name also names a loaded variant when the exact one is not loaded:
+    ``maskrcnn`` a ``maskrcnn_v2``, ``deeplabv3`` a ``deeplabv3_mobilenet``.
     """
     raw = get("backend", None)
     if raw is None or raw.lower() == "auto":
@@ -78,25 +92,30 @@ def parse_backend(get: Getter, loaded: Collection[str]) -> str | None:
     value = raw.lower()
     if value not in BACKEND_CHOICES:
         raise _invalid("backend", f"backend={raw!r}: expected one of {', '.join(BACKEND_CHOICES)}")
-    matches = [name for name in loaded if name == value or name.startswith(value + "_")]
+    if value in loaded:
+        return value
+    matches = [name for name in loaded if name.startswith(value + "_")]
     if not matches:
         raise _invalid(
             "backend",
-            f"backend={raw!r} is not loaded in this service; loaded: {', '.join(loaded)} "
-            "(see BACKDROP_SEGMENTATION_BACKEND)",
+            f"backend={raw!r} is not loaded in this service; loaded: {', '.join(loaded)}. "
+            f"Start the service with BACKDROP_SEGMENTATION_PRELOAD={value} to load it as well "
+            "(or make it the default with BACKDROP_SEGMENTATION_BACKEND)",
             loaded=list(loaded),
         )
     return matches[0]
 
 
-def parse_params(get: Getter, valid_classes: Collection[str]) -> SegmentParams:
+def parse_params(get: Getter, valid_classes: Collection[str],
+                 class_aliases: Mapping[str, str] | None = None) -> SegmentParams:
     """All parameters of a trimap request except ``backend``.
 
     Args:
         get: ``get(name, default) -> str | None`` (form field, else query string).
-        valid_classes: the class names a client may ask for.
+        valid_classes: the class names a client may ask for (the chosen backend's).
+        class_aliases: other accepted class spellings -> a name of ``valid_classes``.
     """
-    classes = parse_classes(get, valid_classes)
+    classes = parse_classes(get, valid_classes, class_aliases)
     score = parse_float(get, "score_threshold", 0.6, 0.0, 1.0)
     instances = (get("instances", None) or "all").lower()
     if instances not in INSTANCE_MODES:

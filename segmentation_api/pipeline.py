@@ -22,7 +22,7 @@ class SegmentParams:
     """What one request asks for (already validated).
 
     Attributes:
-        classes: COCO class names to keep.
+        classes: class names to keep (COCO names for Mask R-CNN, VOC names for DeepLabV3).
         score_threshold: keep detections with score ``> score_threshold``, in [0, 1].
         instances: ``"all"`` or ``"largest"`` (the instance with the largest mask area).
         trimap: thresholds and band of the trimap.

@@ -4,7 +4,9 @@
 * ``GET /healthz``: the process is alive;
 * ``GET /readyz``: the models are loaded.
 
-The contract (parameters, headers, error codes) is in the README's API section.
+The contract (parameters, headers, error codes) is in the README's API section. Every
+answer of ``/v1/trimap`` once a backend is chosen (200, and errors such as 422
+``no_subject``) says which one in ``X-Segmentation-Backend``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from .pipeline import SegmentParams, SegmentResult, segment
 from .state import SegmentationState, current_state
 
 bp = Blueprint("segmentation", __name__)
+
+
+@bp.after_request
+def _backend_header(response: Response) -> Response:
+    name = g.get("segmentation_backend")
+    if name:
+        response.headers["X-Segmentation-Backend"] = name
+    return response
 
 
 def _state() -> SegmentationState:
@@ -75,8 +85,9 @@ def trimap() -> Response:
     state = _state()
     settings = current_app.config["BACKDROP_SETTINGS"]
     as_json = _wants_json()
-    params = parse_params(param, state.class_names)
     backend = state.backend(parse_backend(param, list(state.backends)))
+    g.segmentation_backend = backend.name
+    params = parse_params(param, backend.class_names, backend.class_aliases)
 
     started = time.perf_counter()
     decoded = decode_image(read_upload("image", raw_body=True) or b"", settings.max_pixels)
@@ -113,7 +124,6 @@ def trimap() -> Response:
         response = jsonify(payload)
     else:
         response = Response(png, mimetype=mime_type("png"))
-    response.headers["X-Segmentation-Backend"] = backend.name
     response.headers["X-Subjects"] = str(len(result.instances))
     response.headers["X-Subject-Box"] = _box_text(result.trimap.box)
     response.headers["X-Processing-Ms"] = f"{total_ms:.1f}"

@@ -13,17 +13,15 @@ EXTENSION_KEY = "backdrop_segmentation"
 
 @dataclass(frozen=True)
 class SegmentationState:
-    """The loaded backends (name -> backend), which one is the default, the class names.
+    """The loaded backends (name -> backend) and which one is the default.
 
     Attributes:
-        backends: every loaded backend by name.
+        backends: every loaded backend by name (each knows the class names it accepts).
         default: name of the backend used when a request does not choose one.
-        class_names: COCO class names a request may ask for.
     """
 
     backends: dict[str, Backend]
     default: str
-    class_names: tuple[str, ...]
 
     def backend(self, name: str | None = None) -> Backend:
         """The backend called ``name`` (the default one for ``None``)."""

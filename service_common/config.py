@@ -25,7 +25,10 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_MAX_PIXELS": (
         "40000000", "largest image accepted, in pixels (checked before decoding)"
     ),
-    "BACKDROP_SEGMENTATION_BACKEND": ("auto", "auto, maskrcnn, maskrcnn_v2 or u2netp"),
+    "BACKDROP_SEGMENTATION_BACKEND": (
+        "auto", "auto, maskrcnn, maskrcnn_v2, u2netp, deeplabv3 (DeepLabV3 ResNet-101) or "
+        "deeplabv3_mobilenet (DeepLabV3 MobileNetV3-Large)"
+    ),
     "BACKDROP_SEGMENTATION_URL": (
         "http://127.0.0.1:3000", "where the matting service finds the segmentation service"
     ),
@@ -49,6 +52,13 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_CLOSED_FORM_MAX_UNKNOWN": (
         "80000", "closed-form matting: unknown pixels above which the band is solved downscaled "
         "(bounds the time per image); 0 = never"
+    ),
+    "BACKDROP_SEGMENTATION_PRELOAD": (
+        "", "comma-separated extra segmentation backends loaded at start besides the default one, "
+        "so that requests may pick them with backend=NAME (e.g. deeplabv3_mobilenet,u2netp)"
+    ),
+    "BACKDROP_DEEPLABV3_SIZE": (
+        "520", "DeepLabV3 input: shorter side resized to this, in px (520 as torchvision's weights)"
     ),
 }
 
@@ -94,7 +104,17 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp")
+def _choices(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of ``choices`` (empty entries ignored, duplicates dropped)."""
+    values = [v.strip().lower() for v in _get(env, name).split(",")]
+    values = [v for v in values if v]
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise ConfigError(f"{name}: {', '.join(repr(v) for v in bad)} not one of {', '.join(choices)}")
+    return tuple(dict.fromkeys(values))
+
+
+SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp", "deeplabv3", "deeplabv3_mobilenet")
 MATTING_BACKENDS = ("auto", "fba", "closed_form")
 
 
@@ -125,6 +145,8 @@ class Settings:
     maskrcnn_max_detections: int = 100
     closed_form_max_side: int = 1000
     closed_form_max_unknown: int = 80_000
+    segmentation_preload: tuple[str, ...] = ()
+    deeplabv3_size: int = 520
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +179,8 @@ class Settings:
             maskrcnn_max_detections=_int(env, "BACKDROP_MASKRCNN_MAX_DETECTIONS", minimum=1),
             closed_form_max_side=_int(env, "BACKDROP_CLOSED_FORM_MAX_SIDE"),
             closed_form_max_unknown=_int(env, "BACKDROP_CLOSED_FORM_MAX_UNKNOWN"),
+            segmentation_preload=_choices(env, "BACKDROP_SEGMENTATION_PRELOAD", SEGMENTATION_BACKENDS[1:]),
+            deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -10,6 +10,7 @@ Command line::
     python -m service_common.weights                 # offline default (U^2-Net-p) only
     python -m service_common.weights --all           # + Mask R-CNN COCO + FBA.pth
     python -m service_common.weights maskrcnn fba    # just those
+    python -m service_common.weights deeplabv3 deeplabv3_mobilenet   # the DeepLabV3 backends
     python -m service_common.weights --list          # what is present, what is missing
 
 Downloads resume where they stopped (HTTP Range), show a progress bar, and are checked
@@ -105,6 +106,30 @@ MASKRCNN_V2 = WeightsFile(
     approx_size=185_000_000,
 )
 
+DEEPLABV3 = WeightsFile(
+    key="deeplabv3",
+    filename="deeplabv3_resnet101_coco-586e9e4e.pth",
+    used_by="segmentation: DeepLabV3 ResNet-101 (torchvision deeplabv3_resnet101, "
+    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3",
+    source="torchvision DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
+    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
+    url="https://download.pytorch.org/models/deeplabv3_resnet101_coco-586e9e4e.pth",
+    sha256_prefix="586e9e4e",
+    approx_size=244_545_748,
+)
+
+DEEPLABV3_MOBILENET = WeightsFile(
+    key="deeplabv3_mobilenet",
+    filename="deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+    used_by="segmentation: DeepLabV3 MobileNetV3-Large (torchvision deeplabv3_mobilenet_v3_large, "
+    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3_mobilenet",
+    source="torchvision DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
+    url="https://download.pytorch.org/models/deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+    sha256_prefix="fc3c493d",
+    approx_size=44_355_813,
+)
+
 FBA = WeightsFile(
     key="fba",
     filename="FBA.pth",
@@ -118,7 +143,9 @@ FBA = WeightsFile(
     approx_size=138_800_000,
 )
 
-WEIGHTS: dict[str, WeightsFile] = {w.key: w for w in (U2NETP, MASKRCNN, MASKRCNN_V2, FBA)}
+WEIGHTS: dict[str, WeightsFile] = {
+    w.key: w for w in (U2NETP, MASKRCNN, MASKRCNN_V2, DEEPLABV3, DEEPLABV3_MOBILENET, FBA)
+}
 
 #: What ``make weights`` fetches with ``--all``.
 ALL_DEFAULT = ("u2netp", "maskrcnn", "fba")

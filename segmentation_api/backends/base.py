@@ -1,12 +1,13 @@
 """What every segmentation backend is and returns.
 
-A backend is an object with ``name``, ``device``, ``classes_used`` and
-``predict(rgb, classes, score_threshold) -> list[Instance]``, built once per worker
-process and then called for each request. Nothing here imports torch.
+A backend is an object with ``name``, ``device``, ``classes_used``, ``class_names``,
+``class_aliases`` and ``predict(rgb, classes, score_threshold) -> list[Instance]``, built
+once per worker process and then called for each request. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -23,7 +24,7 @@ class Instance:
 
     Attributes:
         mask: ``H x W`` float32 soft mask in [0, 1], same size as the input image.
-        label: class name (COCO name such as ``"person"``, or ``"salient"``).
+        label: class name (COCO or VOC name such as ``"person"``, or ``"salient"``).
         score: detection confidence in [0, 1].
         box: ``(left, top, width, height)`` in pixels of the detection.
     """
@@ -44,22 +45,28 @@ class Backend(Protocol):
     """A loaded segmentation model.
 
     Attributes:
-        name: short name reported in ``X-Segmentation-Backend`` (``"maskrcnn"``, ``"u2netp"``).
+        name: short name reported in ``X-Segmentation-Backend`` (``"maskrcnn"``, ``"u2netp"``,
+            ``"deeplabv3"``).
         device: where it runs (``"cpu"``, ``"cuda:0"``).
         classes_used: ``False`` when the model ignores the requested classes (salient
             object models).
+        class_names: the class names a request may ask for (COCO's 80 for Mask R-CNN,
+            VOC's 20 for DeepLabV3); a request naming another one is refused.
+        class_aliases: other accepted spellings -> one of ``class_names`` (may be empty).
     """
 
     name: str
     device: str
     classes_used: bool
+    class_names: tuple[str, ...]
+    class_aliases: Mapping[str, str]
 
     def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
         """Find the subjects in ``rgb``.
 
         Args:
             rgb: ``H x W x 3`` uint8 RGB image.
-            classes: COCO class names to keep (ignored when ``classes_used`` is False).
+            classes: names from ``class_names`` to keep (ignored when ``classes_used`` is False).
             score_threshold: keep detections whose score is ``> score_threshold``, in [0, 1].
 
         Returns:

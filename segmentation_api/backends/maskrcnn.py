@@ -1,10 +1,11 @@
 """Mask R-CNN (torchvision, COCO) as a segmentation backend.
 
 The network is built with ``weights=None, weights_backbone=None`` (nothing is ever
-downloaded) and its state dict is then loaded from the models folder with
-``torch.load(..., weights_only=True)`` and ``load_state_dict(strict=True)``. Built that way
-torchvision uses ``BatchNorm2d`` instead of ``FrozenBatchNorm2d`` in the backbone; in
-eval mode both compute the same thing, and the published state dict loads strictly into it.
+downloaded) and its state dict is then loaded from the models folder (else from torch
+hub's cache, see :mod:`.files`) with ``torch.load(..., weights_only=True)`` and
+``load_state_dict(strict=True)``. Built that way torchvision uses ``BatchNorm2d`` instead
+of ``FrozenBatchNorm2d`` in the backbone; in eval mode both compute the same thing, and the
+published state dict loads strictly into it.
 
 Per request: the image goes through the transform, backbone, RPN and RoI heads; the
 detections are filtered by score and class *before* their masks are pasted at full image
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -28,43 +30,20 @@ from torchvision.models.detection import (
 )
 
 from service_common.config import Settings
-from service_common.weights import MASKRCNN, MASKRCNN_V2, WeightsFile, missing_message
+from service_common.weights import MASKRCNN, MASKRCNN_V2, WeightsFile
 
 from .. import coco
 from .base import BackendError, Instance
+from .files import find_weights, not_found_message
+from .torch_common import load_state_dict_file, resolve_device
+
+__all__ = ["MaskRCNNBackend", "build_maskrcnn_resnet50_fpn", "build_maskrcnn_resnet50_fpn_v2",
+           "load_state_dict_file", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
 #: COCO has 80 classes; torchvision's heads have 91 outputs (background and unused ids).
 NUM_CLASSES = 91
-
-
-def load_state_dict_file(model: torch.nn.Module, path: Path, w: WeightsFile) -> None:
-    """Load the state dict in ``path`` into ``model`` strictly.
-
-    Raises:
-        BackendError: the file is missing, is not a torch state dict, or does not fit the
-            model; the message names the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise BackendError(missing_message(w, path.parent))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise BackendError(f"{path} is not a readable torch state dict ({exc}); "
-                           + missing_message(w, path.parent)) from exc
-    if not isinstance(state, dict) or not state:
-        raise BackendError(f"{path} does not hold a state dict (got {type(state).__name__}); "
-                           f"expected the file {w.filename} from {w.source}")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[:3]
-        raise BackendError(
-            f"{path} does not fit {w.used_by}: {' '.join(first)[:500]}. "
-            f"Expected the file {w.filename} from {w.source}"
-        ) from exc
 
 
 def build_maskrcnn_resnet50_fpn(
@@ -110,23 +89,6 @@ VARIANTS: dict[str, tuple[Callable[..., MaskRCNN], WeightsFile]] = {
 }
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; otherwise the named device.
-
-    Raises:
-        BackendError: unknown device name, or CUDA asked for but not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise BackendError(f"BACKDROP_DEVICE={name!r} is not a torch device") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"BACKDROP_DEVICE={name!r} but CUDA is not available on this machine")
-    return device
-
-
 class MaskRCNNBackend:
     """A loaded Mask R-CNN; :meth:`predict` finds instances of COCO classes.
 
@@ -135,6 +97,7 @@ class MaskRCNNBackend:
     """
 
     classes_used = True
+    class_aliases = MappingProxyType({})
 
     def __init__(self, model: MaskRCNN, name: str = "maskrcnn", device: torch.device | None = None):
         self.device_obj = device or torch.device("cpu")
@@ -143,13 +106,19 @@ class MaskRCNNBackend:
         self.device = str(self.device_obj)
         self._lock = threading.Lock()
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """COCO's 80 class names."""
+        return coco.class_names()
+
     @classmethod
     def from_settings(cls, settings: Settings, variant: str = "maskrcnn") -> MaskRCNNBackend:
-        """Build ``variant`` (``maskrcnn`` or ``maskrcnn_v2``) with the weights in ``settings.models_dir``."""
+        """Build ``variant`` (``maskrcnn`` or ``maskrcnn_v2``) with the weights in
+        ``settings.models_dir``, else in torch hub's cache."""
         builder, weights = VARIANTS[variant]
-        path = weights.path(settings.models_dir)
-        if not path.is_file():
-            raise BackendError(missing_message(weights, settings.models_dir))
+        path = find_weights(weights, settings.models_dir)
+        if path is None:
+            raise BackendError(not_found_message(weights, settings.models_dir))
         if settings.torch_threads > 0:
             torch.set_num_threads(settings.torch_threads)
         device = resolve_device(settings.device)

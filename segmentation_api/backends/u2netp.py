@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -36,6 +37,7 @@ from PIL import Image
 from service_common.config import Settings
 from service_common.weights import U2NETP, missing_message
 
+from .. import coco
 from .base import BackendError, Instance, box_of_mask
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class U2NetPBackend:
 
     name = "u2netp"
     classes_used = False
+    class_aliases = MappingProxyType({})
 
     def __init__(self, path: Path, threads: int = 0):
         import onnxruntime as ort  # local: only this backend needs it
@@ -90,6 +93,12 @@ class U2NetPBackend:
                                + missing_message(U2NETP, path.parent)) from exc
         self.input_name = self.session.get_inputs()[0].name
         self.device = "cpu"
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """COCO's 80 names: a request naming another class is refused, as with Mask R-CNN,
+        although this model ignores the classes."""
+        return coco.class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> U2NetPBackend:
