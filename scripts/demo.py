@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     seg = Service("segmentation", _port(settings.seg_port, host), host=host,
                   timeout=settings.request_timeout, log_path=logs / "segmentation.log")
     mat = Service("matting", _port(settings.matting_port, host), host=host,
-                  timeout=settings.request_timeout, log_path=logs / "matting.log",
+                  threads=settings.matting_threads, timeout=settings.request_timeout,
+                  log_path=logs / "matting.log",
                   env={"BACKDROP_SEGMENTATION_URL": seg.url})
     print(f"starting the services (logs in {logs}) ...", flush=True)
     started = time.perf_counter()

@@ -40,6 +40,9 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_MATTING_PORT": ("5000", "port of the matting service (make serve)"),
     "BACKDROP_SEG_WORKERS": ("1", "gunicorn workers of the segmentation service"),
     "BACKDROP_MATTING_WORKERS": ("1", "gunicorn workers of the matting service"),
+    "BACKDROP_MATTING_THREADS": (
+        "4", "threads per matting worker: requests overlap while one waits for segmentation"
+    ),
     "BACKDROP_REQUEST_TIMEOUT": ("300", "gunicorn worker timeout: longest a request may run, in seconds"),
     "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
     "BACKDROP_MASKRCNN_MIN_SIZE": ("800", "Mask R-CNN input: shorter side resized to this, in px"),
@@ -59,6 +62,10 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "BACKDROP_DEEPLABV3_SIZE": (
         "520", "DeepLabV3 input: shorter side resized to this, in px (520 as torchvision's weights)"
+    ),
+    "BACKDROP_FBA_CROP_MARGIN": (
+        "0", "FBA: run only on the unknown band's box plus this margin, px; 0 = whole image (exact). "
+        "Saves time and memory, changes results (see bench/fba_speed.py)"
     ),
 }
 
@@ -138,6 +145,7 @@ class Settings:
     matting_port: int = 5000
     seg_workers: int = 1
     matting_workers: int = 1
+    matting_threads: int = 4
     request_timeout: int = 300
     bind_host: str = "127.0.0.1"
     maskrcnn_min_size: int = 800
@@ -147,6 +155,7 @@ class Settings:
     closed_form_max_unknown: int = 80_000
     segmentation_preload: tuple[str, ...] = ()
     deeplabv3_size: int = 520
+    fba_crop_margin: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +181,7 @@ class Settings:
             matting_port=_int(env, "BACKDROP_MATTING_PORT", minimum=1),
             seg_workers=_int(env, "BACKDROP_SEG_WORKERS", minimum=1),
             matting_workers=_int(env, "BACKDROP_MATTING_WORKERS", minimum=1),
+            matting_threads=_int(env, "BACKDROP_MATTING_THREADS", minimum=1),
             request_timeout=_int(env, "BACKDROP_REQUEST_TIMEOUT", minimum=1),
             bind_host=_get(env, "BACKDROP_BIND_HOST"),
             maskrcnn_min_size=_int(env, "BACKDROP_MASKRCNN_MIN_SIZE", minimum=32),
@@ -181,6 +191,7 @@ class Settings:
             closed_form_max_unknown=_int(env, "BACKDROP_CLOSED_FORM_MAX_UNKNOWN"),
             segmentation_preload=_choices(env, "BACKDROP_SEGMENTATION_PRELOAD", SEGMENTATION_BACKENDS[1:]),
             deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),
+            fba_crop_margin=_int(env, "BACKDROP_FBA_CROP_MARGIN"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -162,7 +162,8 @@ def services_from_settings(settings: Settings, log_dir: Path | None = None) -> t
     )
     mat = Service(
         "matting", settings.matting_port, host=settings.bind_host,
-        workers=settings.matting_workers, timeout=settings.request_timeout,
+        workers=settings.matting_workers, threads=settings.matting_threads,
+        timeout=settings.request_timeout,
         env={"BACKDROP_SEGMENTATION_URL": os.environ.get("BACKDROP_SEGMENTATION_URL", seg.url)},
         log_path=(log_dir / "matting.log") if log_dir else None,
     )

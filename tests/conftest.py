@@ -71,7 +71,7 @@ def offline_services(models_dir: Path, tmp_path_factory) -> Iterator[tuple[Servi
         env={**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp"},
     )
     mat = Service(
-        "matting", free_port(), timeout=120, log_path=logs / "matting.log",
+        "matting", free_port(), threads=4, timeout=120, log_path=logs / "matting.log",
         env={**common, "BACKDROP_MATTING_BACKEND": "closed_form",
              "BACKDROP_SEGMENTATION_URL": seg.url},
     )

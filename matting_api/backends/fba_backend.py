@@ -1,0 +1,131 @@
+"""FBA Matting backend (Forte & Pitié 2020), wrapping :mod:`matting_api.fba`.
+
+Loads ``models/FBA.pth`` once per worker (strict state-dict loading), on the device the
+settings ask for (``auto`` = CUDA when available, else CPU), and runs
+:func:`matting_api.fba.predict` with the working-size cap ``BACKDROP_MATTING_MAX_SIDE`` and
+(off by default) the crop to the unknown band (``BACKDROP_FBA_CROP_MARGIN``). Both change
+results against full-resolution inference: GroupNorm statistics and the pyramid pooling are
+global, so no crop margin reproduces the full run; ``bench/fba_speed.py`` measures the cost.
+The cap defaults on (1600 px) because full resolution needs >11 GB above 1080p.
+A lock serialises inference: one model, one request at a time
+per worker (gunicorn threads would otherwise multiply the activation memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from service_common.config import Settings
+from service_common.weights import FBA
+
+from . import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def trimap_to_two_channel(trimap: np.ndarray) -> np.ndarray:
+    """0/128/255 trimap ``H x W`` uint8 -> FBA's ``H x W x 2`` float32 (channel 0 = 1 on sure
+    background, channel 1 = 1 on sure foreground, both 0 on unknown)."""
+    two = np.zeros((*trimap.shape, 2), dtype=np.float32)
+    two[..., 0] = trimap == 0
+    two[..., 1] = trimap == 255
+    return two
+
+
+class FBABackend:
+    """FBA Matting on one device.
+
+    Args:
+        model: a built :class:`matting_api.fba.FBAMatting` in eval mode.
+        device: where it lives (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        max_side: working-size cap on the long side, px; ``None`` = full resolution.
+        crop_margin: run on the unknown band's box plus this margin (px); 0 = whole image.
+    """
+
+    name = "fba"
+
+    def __init__(self, model: Any, device: str, max_side: int | None, crop_margin: int = 0) -> None:
+        self.model = model
+        self.device = device
+        self.max_side = max_side
+        self.crop_margin = crop_margin
+        self.warmup_ms: float | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FBABackend:
+        try:
+            from matting_api.fba import CheckpointError, build_model, select_device
+        except ImportError as exc:  # the package is part of this repository; say so plainly
+            raise BackendUnavailable(f"matting_api.fba cannot be imported: {exc}") from exc
+        path = FBA.path(settings.models_dir)
+        try:
+            device = str(select_device(settings.device))
+        except ValueError as exc:
+            raise BackendUnavailable(f"BACKDROP_DEVICE={settings.device}: {exc}") from exc
+        started = time.perf_counter()
+        try:
+            model = build_model(
+                path, device=device,
+                num_threads=settings.torch_threads or None,
+            )
+        except CheckpointError as exc:
+            raise BackendUnavailable(f"{path}: {exc}") from exc
+        log.info("FBA loaded from %s on %s in %.1f s", path, device, time.perf_counter() - started)
+        backend = cls(model, device, settings.matting_max_side or None, settings.fba_crop_margin)
+        backend.warm_up()
+        return backend
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "device": self.device,
+            "max_side": self.max_side,
+            "crop_margin": self.crop_margin,
+            "warmed_up": self.warmup_ms is not None,
+            "warmup_ms": None if self.warmup_ms is None else round(self.warmup_ms),
+        }
+
+    def warm_up(self) -> None:
+        """One tiny prediction at start-up (allocator, kernels, cached weights) so the first
+        request does not pay for it."""
+        started = time.perf_counter()
+        rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+        trimap = np.zeros((32, 32), dtype=np.uint8)
+        trimap[:, 12:20] = 128
+        trimap[:, 20:] = 255
+        self.matte(rgb, trimap)
+        self.warmup_ms = (time.perf_counter() - started) * 1000.0
+        log.info("FBA warmed up in %.0f ms", self.warmup_ms)
+
+    def matte(self, rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Alpha and foreground colour; see :mod:`matting_api.backends` for the contract.
+
+        Args:
+            rgb: ``H x W x 3`` uint8.
+            trimap: ``H x W`` uint8, 0 / 128 / 255.
+
+        Returns:
+            ``(fg H x W x 3 float32 [0, 1], alpha H x W float32 [0, 1])``; known regions exact.
+        """
+        from matting_api.fba import predict
+
+        image = rgb.astype(np.float32) / 255.0
+        with self._lock:
+            fg, _bg, alpha = predict(
+                self.model, image, trimap_to_two_channel(trimap),
+                max_side=self.max_side, crop_to_unknown=self.crop_margin > 0,
+                crop_margin=self.crop_margin or 128,
+            )
+        fg = np.clip(fg, 0.0, 1.0).astype(np.float32, copy=False)
+        alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
+        sure_fg = trimap == 255
+        alpha[trimap == 0] = 0.0
+        alpha[sure_fg] = 1.0
+        fg[sure_fg] = image[sure_fg]
+        return fg, alpha

@@ -1,0 +1,326 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 description of every endpoint of this service.
+
+Built from the same constants the code uses (option choices in :mod:`matting_api.options`
+and :mod:`matting_api.removebg`, error codes in :data:`service_common.errors.ERROR_CODES`),
+so the document cannot drift from what the service accepts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from service_common.errors import ERROR_CODES
+
+from . import options as opt
+from . import removebg as rb
+
+bp = Blueprint("openapi", __name__)
+
+VERSION = "0.1.0"
+
+#: Error codes each endpoint can answer.
+MATTE_ERRORS = (
+    "empty_body", "missing_field", "invalid_image", "unsupported_format", "image_too_large",
+    "image_too_small", "invalid_parameter", "invalid_trimap", "payload_too_large",
+    "no_subject", "segmentation_unavailable", "segmentation_timeout",
+    "segmentation_bad_response", "internal_error",
+)
+REMOVEBG_ERRORS = tuple(c for c in MATTE_ERRORS if c != "invalid_trimap")
+READY_ERRORS = ("not_ready",)
+
+_STATUS_TEXT = {400: "Bad request", 413: "Payload too large", 415: "Unsupported media type",
+                422: "Unprocessable", 500: "Internal error", 502: "Bad gateway",
+                503: "Unavailable", 504: "Gateway timeout"}
+
+
+def _int_header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "integer", "minimum": 0}}
+
+
+def _str_header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+RESULT_HEADERS: dict[str, Any] = {
+    "X-Width": _int_header("result width, px"),
+    "X-Height": _int_header("result height, px"),
+    "X-Foreground-Top": _int_header("subject box top, in result pixels"),
+    "X-Foreground-Left": _int_header("subject box left, in result pixels"),
+    "X-Foreground-Width": _int_header("subject box width, px (0: nothing visible)"),
+    "X-Foreground-Height": _int_header("subject box height, px (0: nothing visible)"),
+    "X-Segmentation-Backend": _str_header("u2netp, maskrcnn, ... or given-trimap"),
+    "X-Matting-Backend": _str_header("fba or closed_form"),
+    "Server-Timing": _str_header(
+        "decode, segmentation, matting, compositing and encode durations, ms"),
+    "X-Request-Id": _str_header("the request's id (the client's X-Request-Id when sane)"),
+}
+REMOVEBG_HEADERS: dict[str, Any] = {
+    **RESULT_HEADERS,
+    "X-Type": _str_header("the foreground type: the requested type, or for auto person/other"),
+    "X-Credits-Charged": _int_header("always 0 (no accounts)"),
+}
+
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _prop(description: str, **schema: Any) -> dict[str, Any]:
+    return {"description": description, **schema}
+
+
+SEGMENTATION_FIELDS: dict[str, Any] = {
+    "classes": _prop("comma-separated COCO class names for the segmentation service "
+                     "(default person; ignored by its u2netp backend)", type="string",
+                     examples=["person", "person,dog"]),
+    "score_threshold": _prop("detections with a score above this are kept (default 0.6)",
+                             type="number", minimum=0, maximum=1),
+    "instances": _prop("all (default) or only the largest instance", type="string",
+                       enum=list(opt.INSTANCES)),
+}
+
+_BOOL = {"type": "string", "enum": [*opt.TRUE_WORDS, *opt.FALSE_WORDS]}
+_COLOR = _prop("hex with 3, 4, 6 or 8 digits, with or without # (the 4th/8th are alpha), "
+               "or a CSS colour name", type="string", examples=["81d4fa", "#fff", "81d4fa80",
+                                                                "skyblue"])
+_MARGIN = _prop("with crop=true: 1, 2 or 4 values (CSS order) in px or % of the subject, "
+                f"at most {opt.MAX_MARGIN_PX}px / {opt.MAX_MARGIN_PERCENT:g}%",
+                type="string", examples=["30px", "10%", "10px 20px"])
+
+MATTE_FORM: dict[str, Any] = {
+    "image": _prop("the photo (PNG, JPEG, WebP, GIF, BMP, TIFF)", **_BINARY),
+    "bg_image": _prop("new background, scaled to cover the frame (aspect kept, centred)",
+                      **_BINARY),
+    "trimap": _prop("0/128/255 trimap of the image's size; skips the segmentation service",
+                    **_BINARY),
+    "bg_mode": _prop("default: image if bg_image, else color if bg_color, else transparent",
+                     type="string", enum=list(opt.BG_MODES)),
+    "bg_color": {**_COLOR, "description": _COLOR["description"] + " (bg_mode=color: white)"},
+    "blur_radius": _prop("bg_mode=blur: Gaussian sigma in px (default 2% of the long side)",
+                         type="number", exclusiveMinimum=0, maximum=opt.MAX_BLUR_RADIUS),
+    "channels": _prop("rgba: the picture; alpha: the greyscale matte only", type="string",
+                      enum=list(opt.CHANNELS), default="rgba"),
+    "format": _prop("auto: PNG with transparency (or a matte), else JPEG", type="string",
+                    enum=[*opt.FORMATS, "jpeg"], default="auto"),
+    "size": _prop(f"full, or the cap on the result's long side in px (>= {opt.MIN_SIZE})",
+                  type="string", examples=["full", "1024"], default="full"),
+    "crop": _prop("crop to the subject", **_BOOL, default="false"),
+    "crop_margin": _MARGIN,
+    **SEGMENTATION_FIELDS,
+}
+
+REMOVEBG_FORM: dict[str, Any] = {
+    "image_file": _prop("the photo (give this or image_file_b64)", **_BINARY),
+    "image_file_b64": _prop("the photo, base64", type="string"),
+    "size": _prop("preview/small/regular: 0.25 MP, medium: 1.5 MP, hd: 4 MP, "
+                  "full/4k/50mp/auto: the input's size", type="string", enum=list(rb.SIZES),
+                  default=rb.DEFAULT_SIZE),
+    "type": _prop("foreground hint, mapped to COCO classes for the segmentation service",
+                  type="string", enum=list(rb.TYPE_CLASSES), default="auto"),
+    "type_level": _prop("accepted and ignored", type="string"),
+    "format": _prop("auto: PNG with transparency, else JPEG; zip: color.jpg + alpha.png",
+                    type="string", enum=[*rb.FORMATS, "jpeg"], default="auto"),
+    "channels": _prop("rgba or alpha", type="string", enum=list(opt.CHANNELS),
+                      default="rgba"),
+    "bg_color": _COLOR,
+    "bg_image_file": _prop("new background (not with bg_color)", **_BINARY),
+    "crop": _prop("crop to the subject", **_BOOL, default="false"),
+    "crop_margin": _MARGIN,
+    "semitransparency": _prop("accepted and ignored", type="string"),
+    **{name: _prop(f"not supported; only {', '.join(v) or 'absent'} accepted", type="string")
+       for name, v in rb.DEFAULT_ONLY.items()},
+    **{name: _prop("not supported (400)", type="string") for name in rb.NOT_SUPPORTED},
+}
+
+
+def _error_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "enum": list(ERROR_CODES)},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+                "field": {"type": "string"},
+            },
+            "additionalProperties": True,
+        }},
+    }
+
+
+def _removebg_error_schema() -> dict[str, Any]:
+    codes = sorted({rb.REMOVEBG_CODES.get(c, c) for c in ERROR_CODES})
+    return {
+        "type": "object",
+        "required": ["errors"],
+        "properties": {"errors": {"type": "array", "items": {
+            "type": "object",
+            "required": ["title", "code"],
+            "properties": {
+                "title": {"type": "string"},
+                "code": {"type": "string", "enum": codes},
+                "source": {"type": "object",
+                           "properties": {"parameter": {"type": "string"}}},
+            },
+        }}},
+    }
+
+
+def _error_responses(
+    codes: tuple[str, ...], schema_ref: str, status_of=None, name_of=None
+) -> dict[str, Any]:
+    """``{"400": {...}, ...}``: per status, the codes it carries and what they mean."""
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for code in codes:
+        status = status_of(code) if status_of else ERROR_CODES[code][0]
+        by_status[status].append(code)
+    responses = {}
+    for status in sorted(by_status):
+        lines = [f"- `{name_of(c) if name_of else c}`: {ERROR_CODES[c][1]}"
+                 for c in by_status[status]]
+        responses[str(status)] = {
+            "description": f"{_STATUS_TEXT.get(status, 'Error')}. Codes:\n" + "\n".join(lines),
+            "headers": {"X-Request-Id": RESULT_HEADERS["X-Request-Id"]},
+            "content": {"application/json": {"schema": {"$ref": schema_ref}}},
+        }
+    return responses
+
+
+def _removebg_status(code: str) -> int:
+    from service_common.errors import ApiError
+
+    return rb.removebg_status(ApiError(code, ""))
+
+
+def build_openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document as a dict."""
+    image_content = {
+        mime: {"schema": _BINARY} for mime in ("image/png", "image/jpeg", "image/webp")
+    }
+    matte_multipart = {"type": "object", "required": ["image"], "properties": MATTE_FORM}
+    removebg_multipart = {"type": "object", "properties": REMOVEBG_FORM}
+    error_ref = "#/components/schemas/Error"
+    removebg_error_ref = "#/components/schemas/RemoveBgErrors"
+    code_table = "\n".join(
+        f"| `{code}` | {status} | {meaning} |" for code, (status, meaning) in ERROR_CODES.items()
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Backdrop matting service",
+            "version": VERSION,
+            "description": (
+                "Replaces the background of a photo: asks the segmentation service for a "
+                "trimap, runs matting (FBA, or closed-form matting offline), composites the "
+                "subject over the new background in linear light.\n\n"
+                "Every error (except on /v1.0/removebg) is "
+                '`{"error": {"code", "message", "request_id"}}`:\n\n'
+                "| code | status | meaning |\n|---|---|---|\n" + code_table
+            ),
+        },
+        "paths": {
+            "/v1/matte": {"post": {
+                "summary": "Replace or remove the background of a photo",
+                "operationId": "matte",
+                "requestBody": {"required": True, "content": {
+                    "multipart/form-data": {"schema": matte_multipart},
+                    "image/*": {"schema": _BINARY},
+                }},
+                "parameters": [
+                    {"name": name, "in": "query", "required": False,
+                     "description": "also accepted in the query string: " + spec["description"],
+                     "schema": {k: v for k, v in spec.items() if k != "description"}}
+                    for name, spec in MATTE_FORM.items() if spec.get("type") != "string"
+                    or spec.get("format") != "binary"
+                ],
+                "responses": {
+                    "200": {"description": "the result image", "headers": RESULT_HEADERS,
+                            "content": image_content},
+                    **_error_responses(MATTE_ERRORS, error_ref),
+                },
+            }},
+            "/v1.0/removebg": {"post": {
+                "summary": "remove.bg-compatible background removal (core subset)",
+                "description": rb.__doc__ or "",
+                "operationId": "removebg",
+                "parameters": [
+                    {"name": "X-Api-Key", "in": "header", "required": False,
+                     "description": "accepted and ignored", "schema": {"type": "string"}},
+                ],
+                "requestBody": {"required": True, "content": {
+                    "multipart/form-data": {"schema": removebg_multipart},
+                    "application/x-www-form-urlencoded": {"schema": {
+                        "type": "object",
+                        "properties": {k: v for k, v in REMOVEBG_FORM.items()
+                                       if v.get("format") != "binary"},
+                    }},
+                }},
+                "responses": {
+                    "200": {"description": "the result (image, zip, or JSON with "
+                                           "Accept: application/json)",
+                            "headers": REMOVEBG_HEADERS,
+                            "content": {
+                                **image_content,
+                                "application/zip": {"schema": _BINARY},
+                                "application/json": {"schema": {
+                                    "$ref": "#/components/schemas/RemoveBgResult"}},
+                            }},
+                    **_error_responses(REMOVEBG_ERRORS, removebg_error_ref,
+                                       status_of=_removebg_status,
+                                       name_of=lambda c: rb.REMOVEBG_CODES.get(c, c)),
+                },
+            }},
+            "/healthz": {"get": {
+                "summary": "liveness", "operationId": "healthz",
+                "responses": {"200": {"description": "the process is alive", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}},
+            }},
+            "/readyz": {"get": {
+                "summary": "readiness: the matting backend is loaded and the segmentation "
+                           "service is ready",
+                "operationId": "readyz",
+                "responses": {
+                    "200": {"description": "ready", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Ready"}}}},
+                    **_error_responses(READY_ERRORS, error_ref),
+                },
+            }},
+            "/openapi.json": {"get": {
+                "summary": "this document", "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {
+                    "application/json": {"schema": {"type": "object"}}}}},
+            }},
+        },
+        "components": {"schemas": {
+            "Error": _error_schema(),
+            "RemoveBgErrors": _removebg_error_schema(),
+            "RemoveBgResult": {"type": "object", "required": ["data"], "properties": {
+                "data": {"type": "object", "properties": {
+                    "result_b64": {"type": "string", "contentEncoding": "base64"},
+                    "foreground_top": {"type": "integer"},
+                    "foreground_left": {"type": "integer"},
+                    "foreground_width": {"type": "integer"},
+                    "foreground_height": {"type": "integer"},
+                }},
+            }},
+            "Health": {"type": "object", "properties": {"status": {"const": "ok"}}},
+            "Ready": {"type": "object", "properties": {
+                "status": {"const": "ready"},
+                "backend": {"type": "string", "enum": ["fba", "closed_form"]},
+                "device": {"type": "string"},
+                "backends": {"type": "array", "items": {"type": "string"}},
+                "matting": {"type": "object"},
+                "segmentation": {"type": "object"},
+            }},
+        }},
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """The OpenAPI document."""
+    return jsonify(build_openapi())

@@ -1,0 +1,253 @@
+"""The one matting pipeline behind ``POST /v1/matte`` and ``POST /v1.0/removebg``.
+
+decode (limits, EXIF) -> scale down to the size cap -> trimap (given, or from the
+segmentation service) -> matting backend -> compositing -> encode. Each step is timed for
+the ``Server-Timing`` header. The routes only parse HTTP into a :class:`MatteRequest` and
+turn the :class:`MatteResult` into a response.
+
+The size cap is applied to the *input* before any work: the result has the capped size and
+segmentation and matting run on fewer pixels. A given trimap is checked against the
+uploaded image's size first and scaled with it (nearest neighbour).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service_common.errors import ApiError
+from service_common.images import decode_image, decode_mask, encode_image, mime_type
+
+from . import compositing as comp
+from .backends import MattingBackend
+from .options import MatteOptions
+from .segmentation_client import SegmentationClient
+
+log = logging.getLogger(__name__)
+
+#: Pixels whose alpha rounds to 0 in an 8-bit output are "empty" (subject box, crop).
+VISIBLE_ALPHA = 0.5 / 255.0
+#: User trimaps: values within this distance of 0 / 255 count as sure background /
+#: foreground (survives lossy re-encoding); everything else is unknown.
+TRIMAP_TOLERANCE = 10
+GIVEN_TRIMAP = "given-trimap"
+ZIP_MIME = "application/zip"
+
+
+@dataclass(frozen=True)
+class MatteRequest:
+    """What a route hands to the pipeline.
+
+    Attributes:
+        image: the uploaded image's bytes.
+        options: validated options (``options.format`` may also be ``"zip"``, remove.bg's).
+        bg_image: bytes of the background image, if any.
+        trimap: bytes of a user-given trimap (skips segmentation), if any.
+    """
+
+    image: bytes
+    options: MatteOptions
+    bg_image: bytes | None = None
+    trimap: bytes | None = None
+
+
+@dataclass
+class MatteResult:
+    """The encoded result and what the response headers say about it.
+
+    Attributes:
+        body: the file's bytes.
+        format: ``png``, ``jpg``, ``webp`` or ``zip``.
+        width, height: the result's size in px.
+        foreground: the subject's box ``(left, top, width, height)`` in result pixels;
+            ``(0, 0, 0, 0)`` when nothing is visible.
+        segmentation_backend: the segmentation backend, or ``given-trimap``.
+        matting_backend: ``fba`` or ``closed_form``.
+        timings_ms: step name -> milliseconds, in pipeline order.
+    """
+
+    body: bytes
+    format: str
+    width: int
+    height: int
+    foreground: comp.Box
+    segmentation_backend: str
+    matting_backend: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mime(self) -> str:
+        return ZIP_MIME if self.format == "zip" else mime_type(self.format)
+
+    def server_timing(self) -> str:
+        """The ``Server-Timing`` header value."""
+        parts = []
+        for name, ms in self.timings_ms.items():
+            entry = f"{name};dur={ms:.1f}"
+            if name == "segmentation" and self.segmentation_backend == GIVEN_TRIMAP:
+                entry += ';desc="skipped: given trimap"'
+            parts.append(entry)
+        return ", ".join(parts)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def step(self, name: str, started: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = (now - started) * 1000.0
+        return now
+
+
+def normalise_trimap(trimap: np.ndarray) -> np.ndarray:
+    """A user trimap (``H x W`` uint8, any values) -> exactly 0 / 128 / 255."""
+    out = np.full(trimap.shape, 128, dtype=np.uint8)
+    out[trimap <= TRIMAP_TOLERANCE] = 0
+    out[trimap >= 255 - TRIMAP_TOLERANCE] = 255
+    return out
+
+
+class Pipeline:
+    """Runs a :class:`MatteRequest` with one matting backend and one segmentation client.
+
+    Args:
+        backend: the worker's matting backend.
+        segmentation: the worker's segmentation client.
+        max_pixels: pixel limit of every decoded upload (``BACKDROP_MAX_PIXELS``).
+    """
+
+    def __init__(
+        self, backend: MattingBackend, segmentation: SegmentationClient, max_pixels: int
+    ) -> None:
+        self.backend = backend
+        self.segmentation = segmentation
+        self.max_pixels = max_pixels
+
+    def run(self, req: MatteRequest, request_id: str | None = None) -> MatteResult:
+        """The whole pipeline; raises :class:`ApiError` for anything the client can fix."""
+        opts = req.options
+        timer = _Timer()
+        t = time.perf_counter()
+        image = decode_image(req.image, self.max_pixels, "image")
+        rgb = image.rgb
+        bg_rgb = None
+        if req.bg_image is not None and opts.bg_mode == "image":
+            bg_rgb = decode_image(req.bg_image, self.max_pixels, "bg_image").rgb
+        given = None
+        if req.trimap is not None:
+            given = self._given_trimap(req.trimap, image.width, image.height)
+        width, height = comp.fit_size(image.width, image.height, opts.size)
+        rgb = comp.resize_image(rgb, width, height)
+        if given is not None:
+            given = comp.resize_mask_nearest(given, width, height)
+        t = timer.step("decode", t)
+
+        if given is not None:
+            trimap, seg_backend = given, GIVEN_TRIMAP
+        else:
+            seg = self.segmentation.trimap(rgb, opts.segmentation.as_form(), request_id)
+            trimap, seg_backend = seg.trimap, seg.backend
+        t = timer.step("segmentation", t)
+
+        fg, alpha = self.backend.matte(rgb, trimap)
+        t = timer.step("matting", t)
+
+        subject = comp.subject_box(alpha, VISIBLE_ALPHA)
+        frame = None
+        if opts.crop and subject is not None:
+            frame = comp.crop_box(subject, opts.crop_margin, (width, height))
+        pixels = comp.render(
+            rgb, fg, alpha, bg_mode=opts.bg_mode, channels=opts.channels,
+            bg_color=opts.bg_color, bg_image=bg_rgb, blur_radius=opts.blur_radius, box=frame,
+        )
+        foreground = _box_in_frame(subject, frame)
+        t = timer.step("compositing", t)
+
+        fmt, body = encode_result(pixels, opts.format)
+        timer.step("encode", t)
+        out_h, out_w = pixels.shape[:2]
+        return MatteResult(
+            body=body, format=fmt, width=out_w, height=out_h, foreground=foreground,
+            segmentation_backend=seg_backend, matting_backend=self.backend.name,
+            timings_ms=timer.timings,
+        )
+
+    def _given_trimap(self, data: bytes, width: int, height: int) -> np.ndarray:
+        mask = decode_mask(data, self.max_pixels, "trimap")
+        if mask.shape != (height, width):
+            raise ApiError(
+                "invalid_trimap",
+                f"the trimap is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{width}x{height}; they must be the same size",
+            )
+        trimap = normalise_trimap(mask)
+        if not (trimap == 255).any():
+            raise ApiError(
+                "invalid_trimap",
+                "the trimap has no foreground (255) pixels; mark the sure subject white",
+            )
+        return trimap
+
+
+def _box_in_frame(box: comp.Box | None, frame: comp.Box | None) -> comp.Box:
+    """``box`` in the coordinates of ``frame`` (clipped to it); zeros when there is none."""
+    if box is None:
+        return (0, 0, 0, 0)
+    if frame is None:
+        return box
+    left, top = box[0] - frame[0], box[1] - frame[1]
+    right = min(frame[2], left + box[2])
+    bottom = min(frame[3], top + box[3])
+    left, top = max(0, left), max(0, top)
+    return (left, top, max(0, right - left), max(0, bottom - top))
+
+
+def choose_format(pixels: np.ndarray, requested: str) -> str:
+    """``auto`` -> PNG for a matte or an image with transparency, else JPEG."""
+    if requested != "auto":
+        return requested
+    if pixels.ndim == 2 or comp.has_transparency(pixels):
+        return "png"
+    return "jpg"
+
+
+def encode_result(pixels: np.ndarray, requested: str) -> tuple[str, bytes]:
+    """Encode the rendered result.
+
+    Args:
+        pixels: ``H x W`` (matte), ``H x W x 3`` or ``H x W x 4`` uint8.
+        requested: ``auto``, ``png``, ``jpg``, ``webp`` or ``zip`` (remove.bg's
+            ``color.jpg`` + ``alpha.png``).
+
+    Returns:
+        ``(format, bytes)``. JPEG has no alpha: a transparent result is flattened over white
+        (remove.bg does the same); an opaque RGBA result just loses its alpha channel.
+    """
+    if requested == "zip":
+        return "zip", _zip(pixels)
+    fmt = choose_format(pixels, requested)
+    if pixels.ndim == 3 and pixels.shape[2] == 4 and (fmt == "jpg" or not comp.has_transparency(pixels)):
+        pixels = comp.flatten(pixels) if comp.has_transparency(pixels) else pixels[..., :3]
+    if fmt == "webp" and pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)  # WebP has no greyscale mode
+    return fmt, encode_image(np.ascontiguousarray(pixels), fmt)
+
+
+def _zip(pixels: np.ndarray) -> bytes:
+    """remove.bg's zip: ``color.jpg`` (the colours, opaque) and ``alpha.png`` (the matte)."""
+    if pixels.ndim == 2:
+        raise ApiError("invalid_parameter", "format=zip needs channels=rgba", field="format")
+    colour = pixels[..., :3]
+    opaque = np.full(pixels.shape[:2], 255, dtype=np.uint8)
+    alpha = pixels[..., 3] if pixels.shape[2] == 4 else opaque
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("color.jpg", encode_image(np.ascontiguousarray(colour), "jpg"))
+        zf.writestr("alpha.png", encode_image(np.ascontiguousarray(alpha), "png"))
+    return buf.getvalue()

@@ -1,0 +1,37 @@
+"""Response headers shared by ``/v1/matte`` and ``/v1.0/removebg``."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from .pipeline import MatteResult
+
+_EXTENSIONS = {"png": "png", "jpg": "jpg", "webp": "webp", "zip": "zip"}
+
+
+def result_headers(result: MatteResult) -> dict[str, str]:
+    """``X-Width``, ``X-Height``, ``X-Foreground-*``, the backends and ``Server-Timing``."""
+    left, top, width, height = result.foreground
+    return {
+        "X-Width": str(result.width),
+        "X-Height": str(result.height),
+        "X-Foreground-Top": str(top),
+        "X-Foreground-Left": str(left),
+        "X-Foreground-Width": str(width),
+        "X-Foreground-Height": str(height),
+        "X-Segmentation-Backend": result.segmentation_backend,
+        "X-Matting-Backend": result.matting_backend,
+        "Server-Timing": result.server_timing(),
+    }
+
+
+def image_response(result: MatteResult, extra_headers: dict[str, str] | None = None) -> Response:
+    """The encoded result as the body, with the result headers."""
+    response = Response(result.body, mimetype=result.mime)
+    response.headers.update(result_headers(result))
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="result.{_EXTENSIONS[result.format]}"'
+    )
+    if extra_headers:
+        response.headers.update(extra_headers)
+    return response

@@ -1,0 +1,64 @@
+"""HTTP endpoints of the matting service: ``POST /v1/matte``, ``GET /healthz``, ``GET /readyz``.
+
+Only HTTP here: read the uploads and fields, validate them into
+:class:`~matting_api.options.MatteOptions`, run the shared pipeline, answer.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify
+
+from service_common.errors import ApiError
+from service_common.web import param, read_upload
+
+from .options import MATTE_FIELDS, parse_matte_options
+from .pipeline import MatteRequest
+from .responses import image_response
+from .state import get_state
+
+bp = Blueprint("matting", __name__)
+
+
+@bp.post("/v1/matte")
+def matte():
+    """The image with its background replaced (see the OpenAPI document)."""
+    image = read_upload("image", raw_body=True)
+    bg_image = read_upload("bg_image", required=False)
+    trimap = read_upload("trimap", required=False)
+    params = {name: param(name) for name in MATTE_FIELDS}
+    options = parse_matte_options(params, has_bg_image=bg_image is not None)
+    request = MatteRequest(image=image or b"", options=options, bg_image=bg_image, trimap=trimap)
+    result = get_state().pipeline.run(request, getattr(g, "request_id", None))
+    return image_response(result)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 while the process is alive."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """200 when this worker's matting backend is loaded (and warmed up) and the segmentation
+    service says it is ready; 503 ``not_ready`` otherwise, saying which part is missing."""
+    state = get_state()
+    backend_info = state.backend.info()
+    backend_ready = backend_info.get("warmed_up", True) is not False
+    seg_ready, seg_info = state.segmentation.readiness()
+    body = {
+        "backend": state.backend.name,
+        "device": state.backend.device,
+        "backends": [state.backend.name],
+        "matting": backend_info,
+        "segmentation": seg_info,
+    }
+    if backend_ready and seg_ready:
+        return jsonify({"status": "ready", **body})
+    missing = []
+    if not backend_ready:
+        missing.append("the matting backend is not warmed up")
+    if not seg_ready:
+        missing.append(f"the segmentation service at {seg_info.get('url')} is "
+                       f"{seg_info.get('status', 'not ready')}")
+    raise ApiError("not_ready", "; ".join(missing), **body)

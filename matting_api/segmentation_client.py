@@ -1,0 +1,303 @@
+"""HTTP client of the segmentation service (``POST /v1/trimap``, ``GET /readyz``).
+
+One :class:`SegmentationClient` per worker process, holding one pooled
+:class:`requests.Session`. Every call is bounded in time: connect and read timeouts come from
+the settings, and the body is read against a deadline, so a neighbour that trickles bytes
+cannot hold a worker forever. Failures become :class:`~service_common.errors.ApiError`:
+
+=====================================================  ====================================
+what happened                                          answer
+=====================================================  ====================================
+cannot connect (after ONE retry), connection reset,    503 ``segmentation_unavailable``
+segmentation answers 503 (it is still loading)
+no answer within the timeout                           504 ``segmentation_timeout``
+422 ``no_subject``                                     422 ``no_subject`` (same message)
+4xx that is the client's fault (``invalid_parameter``,  the same code and message
+``invalid_image``, ``image_too_large``, ...)
+anything else: not a PNG, wrong size, values other     502 ``segmentation_bad_response``
+than 0/128/255, 5xx, an unexpected 4xx
+=====================================================  ====================================
+
+Only connection errors are retried (the request never reached the service, or a pooled
+keep-alive connection had gone stale); a timeout is not retried.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import requests
+import urllib3
+from PIL import Image
+from requests.adapters import HTTPAdapter
+
+from service_common.errors import ERROR_CODES, ApiError
+
+log = logging.getLogger(__name__)
+
+#: Error codes of the segmentation service that are the caller's fault: passed through.
+PASS_THROUGH_CODES = frozenset({
+    "no_subject", "invalid_parameter", "invalid_image", "unsupported_format",
+    "image_too_large", "image_too_small", "payload_too_large",
+})
+
+TRIMAP_VALUES = (0, 128, 255)
+
+
+@dataclass(frozen=True)
+class TrimapResult:
+    """A trimap from the segmentation service.
+
+    Attributes:
+        trimap: ``H x W`` uint8 with values 0 (background), 128 (unknown), 255 (foreground).
+        backend: the ``X-Segmentation-Backend`` header (``u2netp``, ``maskrcnn``, ...).
+        subjects: the ``X-Subjects`` header (number of instances kept), or ``None``.
+        elapsed_ms: wall time of the call, including the retry.
+    """
+
+    trimap: np.ndarray
+    backend: str
+    subjects: int | None
+    elapsed_ms: float
+
+
+def encode_png_fast(rgb: np.ndarray) -> bytes:
+    """Lossless PNG of ``H x W x 3`` uint8, with fast (light) compression for the hop."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+class SegmentationClient:
+    """Calls one segmentation service.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:3000`` (no trailing slash).
+        connect_timeout: seconds to establish the TCP connection.
+        read_timeout: seconds to wait for the answer (also the budget for reading the body).
+        pool_size: connections kept alive (the worker's thread count is enough).
+    """
+
+    def __init__(
+        self, base_url: str, connect_timeout: float, read_timeout: float, pool_size: int = 4
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -------------------------------------------------------------- /v1/trimap
+
+    def trimap(
+        self,
+        rgb: np.ndarray,
+        params: dict[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> TrimapResult:
+        """Ask for the trimap of ``rgb`` (``H x W x 3`` uint8, sent as lossless PNG).
+
+        Args:
+            rgb: the image exactly as the matting step will see it (after EXIF, resizing).
+            params: form fields passed through (``classes``, ``score_threshold``, ...).
+            request_id: forwarded as ``X-Request-Id`` so both services' logs line up.
+
+        Raises:
+            ApiError: see the module docstring for which code when.
+        """
+        height, width = rgb.shape[:2]
+        body = encode_png_fast(rgb)
+        headers = {"Accept": "image/png"}
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        started = time.perf_counter()
+        max_bytes = 2 * width * height + (1 << 20)  # an 8-bit PNG never needs more
+        resp, content = self._post(body, params or {}, headers, max_bytes)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if resp.status_code != 200:
+            raise self._error_from(resp, content)
+        trimap = self._parse_trimap(resp, content, width, height)
+        return TrimapResult(
+            trimap=trimap,
+            backend=resp.headers.get("X-Segmentation-Backend", "unknown")[:64],
+            subjects=_int_or_none(resp.headers.get("X-Subjects")),
+            elapsed_ms=elapsed_ms,
+        )
+
+    def _post(
+        self, body: bytes, params: dict[str, str], headers: dict[str, str], max_bytes: int
+    ) -> tuple[requests.Response, bytes]:
+        url = self.base_url + "/v1/trimap"
+        files = {"image": ("image.png", body, "image/png")}
+        for attempt in (1, 2):
+            try:
+                return self._send(url, files, params, headers, max_bytes)
+            except requests.exceptions.Timeout as exc:
+                if isinstance(exc, requests.exceptions.ConnectTimeout):
+                    if attempt == 1:
+                        log.warning("segmentation connect timeout at %s; retrying once", url)
+                        continue
+                    raise self._unavailable(exc) from exc
+                raise ApiError(
+                    "segmentation_timeout",
+                    f"the segmentation service did not answer within {self.read_timeout:g} s",
+                ) from exc
+            except requests.exceptions.ConnectionError as exc:
+                if attempt == 1:
+                    log.warning("segmentation connection error at %s (%s); retrying once",
+                                url, type(exc).__name__)
+                    continue
+                raise self._unavailable(exc) from exc
+            except requests.exceptions.RequestException as exc:
+                raise ApiError(
+                    "segmentation_bad_response",
+                    f"the segmentation service's answer could not be read ({type(exc).__name__})",
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self, url: str, files: dict[str, Any], params: dict[str, str], headers: dict[str, str],
+        max_bytes: int,
+    ) -> tuple[requests.Response, bytes]:
+        """POST, then read the body with one socket read at a time against a deadline
+        (``connect + read`` timeout in all), so even a trickling answer cannot hang us.
+        Raises requests' exceptions (timeouts, connection errors)."""
+        deadline = time.monotonic() + self.connect_timeout + self.read_timeout
+        resp = self.session.post(
+            url, files=files, data=params, headers=headers, stream=True,
+            timeout=(self.connect_timeout, self.read_timeout),
+        )
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                try:
+                    chunk = resp.raw.read1(64 * 1024)
+                except urllib3.exceptions.ReadTimeoutError as exc:
+                    raise requests.exceptions.ReadTimeout(str(exc)) from exc
+                except (urllib3.exceptions.ProtocolError, OSError) as exc:
+                    raise requests.exceptions.ConnectionError(str(exc)) from exc
+                except urllib3.exceptions.HTTPError as exc:
+                    raise requests.exceptions.ContentDecodingError(str(exc)) from exc
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    raise requests.exceptions.ContentDecodingError(
+                        f"answer larger than {max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout("answer not received in time")
+            return resp, b"".join(chunks)
+        finally:
+            resp.close()
+
+    def _unavailable(self, exc: Exception) -> ApiError:
+        return ApiError(
+            "segmentation_unavailable",
+            f"the segmentation service at {self.base_url} cannot be reached "
+            f"({type(exc).__name__}); is it running?",
+        )
+
+    @staticmethod
+    def _error_from(resp: requests.Response, content: bytes) -> ApiError:
+        """The :class:`ApiError` for a non-200 answer."""
+        code, message = None, None
+        try:
+            payload = json.loads(content.decode("utf-8"))
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            code = error.get("code") if isinstance(error, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+        except (ValueError, UnicodeDecodeError):
+            pass
+        status = resp.status_code
+        if (
+            isinstance(code, str) and code in PASS_THROUGH_CODES
+            and 400 <= status < 500 and ERROR_CODES[code][0] == status
+        ):
+            text = message if isinstance(message, str) and message else ERROR_CODES[code][1]
+            return ApiError(code, text[:500])
+        if status == 503:
+            return ApiError(
+                "segmentation_unavailable",
+                "the segmentation service is not ready yet (503); try again shortly",
+            )
+        log.warning("segmentation answered HTTP %s (code %r)", status, code)
+        return ApiError(
+            "segmentation_bad_response",
+            f"the segmentation service answered HTTP {status}"
+            + (f" ({code})" if isinstance(code, str) else ""),
+        )
+
+    @staticmethod
+    def _parse_trimap(
+        resp: requests.Response, content: bytes, width: int, height: int
+    ) -> np.ndarray:
+        """Decode and check a trimap answer; 502 ``segmentation_bad_response`` if unusable."""
+
+        def bad(why: str) -> ApiError:
+            log.warning("unusable trimap from segmentation: %s", why)
+            return ApiError("segmentation_bad_response",
+                            f"the segmentation service answered an unusable trimap: {why}")
+
+        if not content.startswith(b"\x89PNG\r\n\x1a\n"):
+            ctype = resp.headers.get("Content-Type", "?")
+            raise bad(f"not a PNG (Content-Type {ctype}, {len(content)} bytes)")
+        try:
+            img = Image.open(io.BytesIO(content))
+            if img.size != (width, height):
+                raise bad(f"size {img.size[0]}x{img.size[1]}, expected {width}x{height}")
+            img.load()
+            if img.mode not in ("L", "P", "1"):
+                raise bad(f"mode {img.mode}, expected a single channel (L)")
+            trimap = np.asarray(img.convert("L"))
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad answer
+            raise bad(f"cannot decode the PNG ({exc})") from exc
+        values = np.unique(trimap)
+        if not np.isin(values, TRIMAP_VALUES).all():
+            others = [int(v) for v in values if v not in TRIMAP_VALUES][:5]
+            raise bad(f"values other than 0/128/255 ({others})")
+        return np.ascontiguousarray(trimap)
+
+    # -------------------------------------------------------------- /readyz
+
+    def readiness(self, timeout: float = 2.0) -> tuple[bool, dict[str, Any]]:
+        """``GET /readyz`` of the segmentation service: ``(ready, what it said)``. Never raises."""
+        url = self.base_url + "/readyz"
+        try:
+            resp = self.session.get(url, timeout=(self.connect_timeout, timeout))
+        except requests.exceptions.RequestException as exc:
+            return False, {"url": self.base_url, "status": "unreachable",
+                           "error": type(exc).__name__}
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        info: dict[str, Any] = {"url": self.base_url, "http_status": resp.status_code}
+        if isinstance(body, dict):
+            for key in ("status", "backend", "device", "backends"):
+                if key in body:
+                    info[key] = body[key]
+        ready = resp.status_code == 200
+        info.setdefault("status", "ready" if ready else "not_ready")
+        return ready, info
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
