@@ -1,0 +1,469 @@
+"""``backdrop-video`` / ``python -m client.video``: replace the background of a video.
+
+Usage::
+
+    python -m client.video talk.mp4 out.mp4 --color "#1e88e5"
+    python -m client.video talk.mp4 out.mp4 --gradient 0d47a1,90caf9 --size 320x240
+    python -m client.video talk.mp4 out.mp4 --background beach.jpg --smooth 0.5
+    python -m client.video talk.mp4 out.mp4 --background clouds.mp4 --bg-video-end hold
+    python -m client.video talk.mp4 cutout.mov --transparent           # ProRes 4444 with alpha
+    python -m client.video talk.mp4 out.mp4 --color white --alpha-sequence frames/
+
+How it works: frames are decoded with OpenCV, sent to the matting service (``--jobs``
+requests in flight, a bounded queue, results taken in order), each answered as a
+transparent RGBA PNG (decontaminated foreground colours + alpha). The client optionally
+smooths alpha over time (``--smooth``, see :mod:`client.temporal`), composites the subject
+over the background itself (in linear light) and pipes the frames to the encoder.
+Requests in flight only overlap segmentation and matting when the matting service has at
+least 2 workers (``BACKDROP_MATTING_WORKERS=2``): a worker waits for the segmentation
+service while its request is being segmented (bench/video_throughput.py measures it).
+
+Output: the input's frame rate and size (or ``--size WxH``: scaled to cover, centre-cropped).
+With the ffmpeg binary of ``imageio-ffmpeg`` (``pip install backdrop[video]``): H.264 MP4
+(``yuv420p``, plays everywhere; ``.webm`` gives VP9) with the input's audio (re-encoded to
+AAC/Opus). Without it: OpenCV's ``mp4v`` MPEG-4, no audio. Alpha for editors: a folder of
+RGBA PNGs (``--alpha-sequence DIR``) and/or a video with alpha (``--output-alpha-video``
+FILE.mov = ProRes 4444, FILE.webm = VP9 with alpha); ``--transparent`` writes OUTPUT itself
+that way.
+
+Failure: videos are encoded into ``NAME.partial.EXT``, renamed to ``NAME.EXT`` only when
+complete. On an error or Ctrl-C the encoder is closed properly and the part done is kept as
+``NAME.partial.EXT`` (removed when empty); a complete-looking file is never left behind.
+
+Exit codes: 0 done, 1 failed (service, video or encoder error), 2 usage error, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
+from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
+from .files import same_file
+from .options import parse_classes, parse_color, parse_fraction, parse_video_size
+from .pipeline import ordered_map
+from .temporal import AlphaSmoother
+from .video_io import (
+    ALPHA_EXTS,
+    OPAQUE_EXTS,
+    VIDEO_EXTS,
+    FFmpegWriter,
+    OpenCVWriter,
+    PngSequenceWriter,
+    StillBackground,
+    VideoBackground,
+    VideoError,
+    VideoReader,
+    ffmpeg_exe,
+    has_audio,
+)
+from .video_matte import FrameMatter
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class VideoJob:
+    """What to do with one video (the CLI's options).
+
+    Attributes:
+        input: the subject video.
+        output: the composited video (``.mp4``, ``.mov``, ``.mkv``, ``.webm``); with
+            ``transparent`` a video with alpha (``.mov`` ProRes 4444 / ``.webm`` VP9).
+            ``None`` when only alpha outputs are wanted.
+        background: an image, or a video (by extension, :data:`VIDEO_EXTS`).
+        color: a background colour (hex or CSS name, opaque).
+        gradient: a vertical gradient background, ``(top colour, bottom colour)``.
+        transparent: keep alpha in ``output`` instead of compositing.
+        bg_video_end: a background video shorter than the subject: ``loop`` or ``hold``.
+        size: output ``(width, height)``; ``None`` keeps the input's.
+        smooth: temporal smoothing strength in ``[0, 1)``; 0 is off.
+        alpha_sequence: folder for RGBA PNGs (``frame_000000.png``, ...).
+        alpha_video: a ``.mov`` (ProRes 4444) or ``.webm`` (VP9 alpha) with alpha.
+        jobs: requests in flight.
+        max_frames: stop after this many frames (``None``: all).
+        audio: copy the input's audio (ffmpeg writer only).
+        writer: ``auto`` (ffmpeg when installed, else OpenCV), ``ffmpeg`` or ``opencv``.
+        crf: H.264 quality, 0..51 (18: visually lossless).
+        classes, score_threshold, instances: segmentation options of the API.
+        server: matting service URL (``None``: ``$BACKDROP_SERVER`` or the default).
+        timeout: seconds to wait for each frame's answer.
+    """
+
+    input: Path
+    output: Path | None
+    background: Path | None = None
+    color: str | None = None
+    gradient: tuple[str, str] | None = None
+    transparent: bool = False
+    bg_video_end: str = "loop"
+    size: tuple[int, int] | None = None
+    smooth: float = 0.0
+    alpha_sequence: Path | None = None
+    alpha_video: Path | None = None
+    jobs: int = 4
+    max_frames: int | None = None
+    audio: bool = True
+    writer: str = "auto"
+    crf: int = 18
+    classes: str | None = None
+    score_threshold: float | None = None
+    instances: str | None = None
+    server: str | None = None
+    timeout: float = 120.0
+
+
+@dataclass
+class VideoResult:
+    """What :func:`process_video` did.
+
+    Attributes:
+        frames: frames written.
+        seconds: wall time of the whole run.
+        fps: the input's (and output's) frame rate.
+        size: output ``(width, height)``.
+        no_subject_frames: frames in which the service found no subject (all background).
+        writer: ``ffmpeg``, ``opencv`` or ``none``.
+        audio: whether audio was copied.
+        outputs: files and folders written.
+        timing_ms: mean per frame of the service's stages (``segmentation``, ``matting``,
+            ...; from ``Server-Timing``) and of ``request`` (the client's wall time per call).
+    """
+
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    size: tuple[int, int] = (0, 0)
+    no_subject_frames: int = 0
+    writer: str = "none"
+    audio: bool = False
+    outputs: list[Path] = field(default_factory=list)
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Processing speed (frames / wall second)."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class UsageError(ValueError):
+    """The job's options cannot work together (exit code 2)."""
+
+
+def validate(job: VideoJob, exe: str | None) -> None:
+    """Check a job before any work; raise :class:`UsageError` if it cannot run."""
+    try:
+        _validate(job, exe)
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _validate(job: VideoJob, exe: str | None) -> None:
+    given = [x for x in (job.background, job.color, job.gradient) if x is not None]
+    if len(given) + int(job.transparent) > 1:
+        raise UsageError("choose one of --background, --color, --gradient and --transparent")
+    if job.output is None and job.alpha_sequence is None and job.alpha_video is None:
+        raise UsageError("nothing to write: give OUTPUT, --alpha-sequence or --output-alpha-video")
+    if job.bg_video_end not in ("loop", "hold"):
+        raise UsageError("--bg-video-end must be loop or hold")
+    if not 0.0 <= job.smooth < 1.0:
+        raise UsageError("--smooth must be in [0, 1)")
+    if job.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if job.max_frames is not None and job.max_frames < 1:
+        raise UsageError("--max-frames must be at least 1")
+    if job.writer not in ("auto", "ffmpeg", "opencv"):
+        raise UsageError("--writer must be auto, ffmpeg or opencv")
+    if job.writer == "ffmpeg" and exe is None:
+        raise UsageError("--writer ffmpeg: the ffmpeg binary is missing (pip install imageio-ffmpeg)")
+    if not job.input.is_file():
+        raise UsageError(f"INPUT {job.input} does not exist")
+    for colour in ([job.color] if job.color else []) + list(job.gradient or []):
+        if parse_color(colour)[3] != 255:
+            raise UsageError("a video has no transparency: give opaque colours (6 hex digits)")
+    if job.background is not None and not job.background.is_file():
+        raise UsageError(f"--background {job.background} does not exist")
+    needs_ffmpeg = []
+    if job.output is not None:
+        suffix = job.output.suffix.lower()
+        if same_file(job.input, job.output):
+            raise UsageError("OUTPUT is the input video: it is never overwritten")
+        if job.transparent:
+            if suffix not in ALPHA_EXTS:
+                raise UsageError("--transparent needs OUTPUT .mov (ProRes 4444) or .webm (VP9 alpha)")
+            needs_ffmpeg.append("--transparent")
+        else:
+            if not given:
+                raise UsageError(f"{suffix or 'this'} video cannot hold transparency: give "
+                                 "--background, --color or --gradient, or --transparent with "
+                                 "a .mov/.webm")
+            if suffix not in OPAQUE_EXTS:
+                raise UsageError(f"cannot write {suffix!r}: name OUTPUT .mp4, .mov, .mkv or .webm")
+            if exe is None and suffix == ".webm":
+                raise UsageError("OpenCV cannot write .webm here: name OUTPUT .mp4 (or install "
+                                 "imageio-ffmpeg)")
+    if job.alpha_video is not None:
+        if job.alpha_video.suffix.lower() not in ALPHA_EXTS:
+            raise UsageError("--output-alpha-video must be .mov (ProRes 4444) or .webm (VP9 alpha)")
+        needs_ffmpeg.append("--output-alpha-video")
+    if needs_ffmpeg and (exe is None or job.writer == "opencv"):
+        raise UsageError(f"{needs_ffmpeg[0]} needs ffmpeg (pip install imageio-ffmpeg); "
+                         "OpenCV cannot write alpha")
+
+
+def load_background(job: VideoJob, size: tuple[int, int], fps) -> StillBackground | VideoBackground | None:
+    """The background source of ``job`` at ``size``; ``None`` when transparent."""
+    if job.color is not None:
+        r, g, b, _ = parse_color(job.color)
+        return StillBackground(solid((b, g, r), size))
+    if job.gradient is not None:
+        (r0, g0, b0, _), (r1, g1, b1, _) = (parse_color(c) for c in job.gradient)
+        return StillBackground(vertical_gradient((b0, g0, r0), (b1, g1, r1), size))
+    if job.background is None:
+        return None
+    if job.background.suffix.lower() in VIDEO_EXTS:
+        return VideoBackground(job.background, size, fps, end=job.bg_video_end)
+    try:
+        with Image.open(job.background) as img:
+            rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise VideoError(f"cannot read the background image {job.background}: {exc}") from exc
+    return StillBackground(fit_cover(np.ascontiguousarray(rgb[..., ::-1]), size))
+
+
+def process_video(job: VideoJob, *, client: MattingClient | None = None,
+                  progress: bool = True) -> VideoResult:
+    """Run ``job``: read, matte (``job.jobs`` in flight), smooth, composite, encode.
+
+    Args:
+        job: the options.
+        client: a client to use (else one for ``job.server`` is made and closed).
+        progress: show a tqdm bar (frames, frames per second, time left) on stderr.
+
+    Returns:
+        a :class:`VideoResult`.
+
+    Raises:
+        UsageError: the job is inconsistent (a :class:`ValueError`).
+        VideoError: a video cannot be read or written.
+        MattingError: the service failed for a frame (after the client's one retry).
+    """
+    exe = None if job.writer == "opencv" else ffmpeg_exe()
+    validate(job, exe)
+    started = time.perf_counter()
+    result = VideoResult()
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(job.input))
+        size = job.size or reader.size
+        result.fps, result.size = float(reader.fps), size
+        background = load_background(job, size, reader.fps)
+        if background is not None:
+            stack.callback(background.close)
+        if client is None:
+            client = stack.enter_context(MattingClient(job.server or default_server(),
+                                                       timeout=job.timeout, pool_size=job.jobs))
+        client.ready()  # fail fast, with the service's own words, before any file is made
+        main_out, alpha_outs, seq = _open_writers(job, exe, reader, size, stack, result)
+        smoother = AlphaSmoother(job.smooth) if job.smooth > 0 else None
+        matter = FrameMatter(client, {"classes": job.classes, "instances": job.instances,
+                                      "score_threshold": job.score_threshold})
+        frames = (fit_cover(f, size) for f in reader.frames(job.max_frames))
+        matted = stack.enter_context(contextlib.closing(ordered_map(matter, frames, job.jobs)))
+        total = reader.frame_count
+        if job.max_frames is not None:
+            total = min(total, job.max_frames) if total else job.max_frames
+        bar = stack.enter_context(tqdm(total=total or None, unit="frame", disable=not progress,
+                                       dynamic_ncols=True, desc=job.input.name))
+        totals: dict[str, float] = {}
+        for index, m in enumerate(matted):
+            fg, alpha = (m.fg, m.alpha) if smoother is None else smoother(m.frame, m.fg, m.alpha)
+            result.no_subject_frames += int(m.no_subject)
+            for stage, ms in m.timing_ms.items():
+                totals[stage] = totals.get(stage, 0.0) + ms
+            if main_out is not None and background is not None:
+                main_out.write(composite(fg, alpha, background.frame(index)))
+            if alpha_outs or seq is not None:
+                bgra = to_rgba8(fg, alpha)
+                for out in alpha_outs:
+                    out.write(bgra)
+                if seq is not None:
+                    seq.write(bgra)
+            result.frames += 1
+            bar.update(1)
+        if result.frames == 0:
+            raise VideoError(f"{job.input} has no frames OpenCV can decode")
+    result.seconds = time.perf_counter() - started
+    result.timing_ms = {k: v / result.frames for k, v in totals.items()}
+    if result.no_subject_frames:
+        log.warning("%d of %d frames had no subject (written as background only)",
+                    result.no_subject_frames, result.frames)
+    return result
+
+
+def _open_writers(job: VideoJob, exe: str | None, reader: VideoReader, size: tuple[int, int],
+                  stack: contextlib.ExitStack, result: VideoResult):
+    """Open the outputs of ``job`` inside ``stack``: (opaque writer, alpha writers, PNG seq)."""
+    audio_from = None
+    if exe is not None and job.audio and has_audio(job.input, exe):
+        audio_from = job.input
+        result.audio = job.output is not None or job.alpha_video is not None
+    seconds = (job.max_frames / float(reader.fps)) if job.max_frames else None
+    main_out = None
+    alpha_outs: list[FFmpegWriter] = []
+    if job.output is not None:
+        if exe is None:
+            main_out = stack.enter_context(OpenCVWriter(job.output, size, reader.fps))
+            log.info("ffmpeg not installed: writing mp4v with OpenCV, without audio")
+        else:
+            writer = stack.enter_context(FFmpegWriter(
+                job.output, size, reader.fps, exe, alpha=job.transparent, audio_from=audio_from,
+                audio_seconds=seconds, crf=job.crf))
+            if job.transparent:
+                alpha_outs.append(writer)
+            else:
+                main_out = writer
+        result.writer = "opencv" if exe is None else "ffmpeg"
+        result.outputs.append(job.output)
+    if job.alpha_video is not None and exe is not None:
+        alpha_outs.append(stack.enter_context(FFmpegWriter(
+            job.alpha_video, size, reader.fps, exe, alpha=True, audio_from=audio_from,
+            audio_seconds=seconds, crf=job.crf)))
+        result.outputs.append(job.alpha_video)
+    seq = None
+    if job.alpha_sequence is not None:
+        seq = stack.enter_context(PngSequenceWriter(job.alpha_sequence))
+        result.outputs.append(job.alpha_sequence)
+    return main_out, alpha_outs, seq
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m client.video``."""
+    p = argparse.ArgumentParser(
+        prog="backdrop-video",
+        description="Replace the background of a video with the Backdrop matting service.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted. On failure the "
+        "part written is kept as NAME.partial.EXT. Start the services with `make serve`.",
+    )
+    p.add_argument("input", type=Path, help="the subject video")
+    p.add_argument("output", type=Path, nargs="?",
+                   help="the result: .mp4 (H.264), .mov, .mkv, .webm; with --transparent .mov "
+                   "(ProRes 4444) or .webm (VP9 alpha)")
+    p.add_argument("--server", default=None,
+                   help=f"matting service URL (default: $BACKDROP_SERVER or {DEFAULT_SERVER})")
+    bg = p.add_mutually_exclusive_group()
+    bg.add_argument("--background", type=Path, metavar="FILE",
+                    help="background image, or video (.mp4, .mov, .mkv, .webm, ...)")
+    bg.add_argument("--color", metavar="HEX|NAME", help="background colour: 1e88e5, #fff, skyblue")
+    bg.add_argument("--gradient", type=_arg(parse_gradient), metavar="TOP,BOTTOM",
+                    help="vertical gradient background between two colours, e.g. 0d47a1,90caf9")
+    bg.add_argument("--transparent", action="store_true",
+                    help="no background: OUTPUT keeps alpha (.mov or .webm)")
+    p.add_argument("--bg-video-end", choices=("loop", "hold"), default="loop",
+                   help="a background video shorter than the subject: loop it or hold its last "
+                   "frame (default loop); a longer one is cut to the subject's length")
+    p.add_argument("--size", type=_arg(parse_video_size), metavar="WxH",
+                   help="output size (default: the input's); scaled to cover, centre-cropped")
+    p.add_argument("--smooth", type=_arg(lambda t: parse_fraction(t, "--smooth", closed_top=False)),
+                   default=0.0, metavar="S",
+                   help="temporal smoothing of alpha on still pixels, 0 (off, default) to <1; "
+                   "0.5 is a good start")
+    p.add_argument("--alpha-sequence", type=Path, metavar="DIR",
+                   help="also write RGBA PNGs (frame_000000.png, ...) to DIR")
+    p.add_argument("--output-alpha-video", type=Path, metavar="FILE",
+                   help="also write a video with alpha: FILE.mov (ProRes 4444) or FILE.webm (VP9)")
+    p.add_argument("--jobs", type=int, default=4, help="frames in flight (default 4)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--no-audio", action="store_true", help="do not copy the input's audio")
+    p.add_argument("--writer", choices=("auto", "ffmpeg", "opencv"), default="auto",
+                   help="encoder: ffmpeg (H.264, audio) when installed, else OpenCV (mp4v)")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51, lower is better")
+    p.add_argument("--classes", type=_arg(parse_classes), metavar="person,dog",
+                   help="COCO classes to keep (ignored by the u2netp backend)")
+    p.add_argument("--score-threshold", type=_arg(lambda t: parse_fraction(t, "--score-threshold")),
+                   metavar="0..1")
+    p.add_argument("--instances", choices=("all", "largest"))
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return p
+
+
+def _arg(parse):
+    """Wrap a ValueError-raising parser for argparse (its message becomes the error)."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def parse_gradient(text: str) -> tuple[str, str]:
+    """``TOP,BOTTOM`` colours (hex or CSS names) -> the two colour strings, checked."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2:
+        raise ValueError(f"bad gradient {text!r}: give two colours, TOP,BOTTOM (0d47a1,90caf9)")
+    for part in parts:
+        parse_color(part)
+    return parts[0], parts[1]
+
+
+def job_from_args(args: argparse.Namespace) -> VideoJob:
+    """A :class:`VideoJob` from parsed arguments."""
+    return VideoJob(
+        input=args.input, output=args.output, background=args.background, color=args.color,
+        gradient=args.gradient, transparent=args.transparent, bg_video_end=args.bg_video_end, size=args.size,
+        smooth=args.smooth, alpha_sequence=args.alpha_sequence,
+        alpha_video=args.output_alpha_video, jobs=args.jobs, max_frames=args.max_frames,
+        audio=not args.no_audio, writer=args.writer, crf=args.crf, classes=args.classes,
+        score_threshold=args.score_threshold, instances=args.instances, server=args.server,
+        timeout=args.timeout,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the video CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with logging_redirect_tqdm():
+            result = process_video(job_from_args(args), progress=not args.quiet)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MattingError, VideoError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; the part done is kept as *.partial.* (see above)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for path in result.outputs:
+        print(path)
+    print(f"{result.frames} frames, {result.size[0]}x{result.size[1]} at {result.fps:g} fps, "
+          f"{result.frames_per_second:.2f} frames/s, writer {result.writer}, "
+          f"audio {'copied' if result.audio else 'none'}", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""One video frame through the matting service: BGR frame in, foreground and alpha out.
+
+The frame is sent as a PNG with ``bg_mode=transparent``; the answer is the RGBA PNG of
+the service (decontaminated foreground colours + alpha), which the video client then
+smooths over time and composites itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .api import MattingClient, MattingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MattedFrame:
+    """A frame and its matte.
+
+    Attributes:
+        frame: ``H x W x 3`` uint8 BGR, the frame sent.
+        fg: ``H x W x 3`` uint8 BGR foreground colours (straight alpha).
+        alpha: ``H x W`` float32 in ``[0, 1]``.
+        no_subject: the service found no subject (alpha is all 0, ``fg`` is the frame).
+        timing_ms: the service's ``Server-Timing`` stages in ms (``segmentation``,
+            ``matting``, ...), plus ``request`` (the client's wall time for the call).
+    """
+
+    frame: np.ndarray
+    fg: np.ndarray
+    alpha: np.ndarray
+    no_subject: bool = False
+    timing_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+def parse_server_timing(header: str | None) -> dict[str, float]:
+    """``"decode;dur=1.5, matting;dur=30"`` -> ``{"decode": 1.5, "matting": 30.0}``."""
+    out: dict[str, float] = {}
+    for entry in (header or "").split(","):
+        name, _, params = entry.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if name and key == "dur":
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    continue
+    return out
+
+
+def encode_png(frame: np.ndarray) -> bytes:
+    """``H x W x 3`` uint8 BGR -> PNG bytes (fast, lossless)."""
+    ok, buf = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError("OpenCV could not encode the frame as PNG")
+    return buf.tobytes()
+
+
+def decode_rgba(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The service's RGBA PNG -> ``(fg H x W x 3 uint8 BGR, alpha H x W float32 [0, 1])``.
+
+    Raises:
+        MattingError: ``bad_response`` when the answer is not a ``size`` image with alpha.
+    """
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        shape = None if img is None else img.shape
+        raise MattingError("bad_response", f"expected an RGBA PNG from the service, got {shape}")
+    if img.dtype != np.uint8:  # a 16-bit PNG
+        img = (img // 257).astype(np.uint8)
+    if (img.shape[1], img.shape[0]) != size:
+        raise MattingError("bad_response", f"the service answered {img.shape[1]}x{img.shape[0]}, "
+                           f"expected {size[0]}x{size[1]}")
+    fg = np.ascontiguousarray(img[..., :3])
+    alpha = img[..., 3].astype(np.float32) * (1.0 / 255.0)
+    return fg, alpha
+
+
+class FrameMatter:
+    """Callable: ``MattedFrame = matter(frame)``, thread-safe (one shared client).
+
+    Args:
+        client: the matting service's client.
+        options: extra form fields (``classes``, ``score_threshold``, ``instances``).
+    """
+
+    def __init__(self, client: MattingClient, options: Mapping[str, Any] | None = None) -> None:
+        self.client = client
+        self.options = {k: v for k, v in (options or {}).items() if v is not None}
+
+    def __call__(self, frame: np.ndarray) -> MattedFrame:
+        """Matte one ``H x W x 3`` uint8 BGR frame. A frame without a subject (``no_subject``)
+        becomes all background; every other error is raised (:class:`MattingError`)."""
+        size = (frame.shape[1], frame.shape[0])
+        started = time.perf_counter()
+        try:
+            body, headers = self.client.matte(encode_png(frame), filename="frame.png",
+                                              bg_mode="transparent", format="png", **self.options)
+        except MattingError as exc:
+            if exc.code != "no_subject":
+                raise
+            timing = {"request": (time.perf_counter() - started) * 1000.0}
+            return MattedFrame(frame, frame, np.zeros(frame.shape[:2], np.float32), True, timing)
+        timing = parse_server_timing(headers.get("Server-Timing"))
+        timing["request"] = (time.perf_counter() - started) * 1000.0
+        fg, alpha = decode_rgba(body, size)
+        return MattedFrame(frame, fg, alpha, False, timing)

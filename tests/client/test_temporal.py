@@ -1,0 +1,89 @@
+"""Temporal smoothing of alpha (pure numpy, synthetic frames)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from client.temporal import AlphaSmoother, still_weight
+
+H, W = 24, 32
+
+
+def _frames(n: int, moving: bool) -> list[np.ndarray]:
+    frames = []
+    for i in range(n):
+        f = np.full((H, W, 3), 60, np.uint8)
+        x = 4 + (3 * i if moving else 0)
+        f[6:18, x:x + 10] = 220
+        frames.append(f)
+    return frames
+
+
+def _jittery_alpha(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = np.zeros((H, W), np.float32)
+    base[6:18, 4:14] = 1.0
+    base[5, 4:14] = base[18, 4:14] = 0.5  # an edge band
+    return [np.clip(base + rng.normal(0, 0.1, base.shape).astype(np.float32) * (base > 0), 0, 1)
+            for _ in range(n)]
+
+
+def _mean_change(alphas: list[np.ndarray]) -> float:
+    return float(np.mean([np.abs(b - a).mean() for a, b in zip(alphas, alphas[1:], strict=False)]))
+
+
+def test_still_weight_is_one_when_static_zero_when_moving():
+    a, b = _frames(2, moving=True)
+    w = still_weight(a, a, 12.0)
+    assert w.shape == (H, W) and w.dtype == np.float32 and np.all(w == 1.0)
+    w = still_weight(a, b, 12.0)
+    assert w[12, 6] == 0.0  # the block left this pixel
+    assert w[0, 0] == 1.0
+
+
+def test_smoothing_reduces_flicker_on_a_still_subject():
+    frames, alphas = _frames(12, moving=False), _jittery_alpha(12)
+    fg = np.full((H, W, 3), 220, np.uint8)
+    smoother = AlphaSmoother(strength=0.6)
+    out = [smoother(f, fg, a)[1] for f, a in zip(frames, alphas, strict=True)]
+    assert _mean_change(out) < 0.6 * _mean_change(alphas)
+    assert all(o.dtype == np.float32 and o.min() >= 0 and o.max() <= 1 for o in out)
+
+
+def test_moving_pixels_are_not_smoothed():
+    frames = _frames(2, moving=True)
+    fg = np.full((H, W, 3), 220, np.uint8)
+    a0 = np.zeros((H, W), np.float32)
+    a0[6:18, 4:14] = 1
+    a1 = np.zeros((H, W), np.float32)
+    a1[6:18, 7:17] = 1
+    smoother = AlphaSmoother(strength=0.9)
+    smoother(frames[0], fg, a0)
+    _, out = smoother(frames[1], fg, a1)
+    # where the block moved in and out, the new alpha is taken as is
+    assert out[12, 15] == 1.0 and out[12, 5] == 0.0
+
+
+def test_colour_is_kept_where_the_new_alpha_vanishes():
+    frame = _frames(1, moving=False)[0]
+    fg0 = np.full((H, W, 3), (10, 200, 30), np.uint8)
+    black = np.zeros((H, W, 3), np.uint8)  # what the service sends where alpha is 0
+    smoother = AlphaSmoother(strength=0.5)
+    smoother(frame, fg0, np.ones((H, W), np.float32))
+    fg, alpha = smoother(frame, black, np.zeros((H, W), np.float32))
+    assert np.allclose(alpha, 0.5)
+    assert np.all(fg == (10, 200, 30))  # not darkened towards black
+
+
+def test_strength_zero_is_identity_and_bad_values_refused():
+    frame = _frames(1, moving=False)[0]
+    fg = np.full((H, W, 3), 100, np.uint8)
+    a = _jittery_alpha(1)[0]
+    smoother = AlphaSmoother(strength=0.0)
+    smoother(frame, fg, 1 - a)
+    out_fg, out_a = smoother(frame, fg, a)
+    assert np.array_equal(out_a, a)
+    assert np.array_equal(out_fg[a > 0], fg[a > 0])
+    with pytest.raises(ValueError):
+        AlphaSmoother(strength=1.0)
