@@ -41,6 +41,16 @@ def _port(preferred: int, host: str) -> int:
             return port
 
 
+OFFLINE_NOTES = {
+    "u2netp": " (offline default; Mask R-CNN needs `make weights WEIGHTS=maskrcnn`)",
+    "closed_form": " (offline default; FBA Matting needs `make weights WEIGHTS=fba`)",
+}
+
+
+def _note(backend: str) -> str:
+    return OFFLINE_NOTES.get(backend, "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         with running(seg, mat):
+            backends = {}
             for svc in (seg, mat):
                 info = requests.get(svc.url + "/readyz", timeout=10).json()
-                print(f"  {svc.name:12s} ready at {svc.url}: {info}")
+                backends[svc.name] = info.get("backend", "?")
+                print(f"  {svc.name:12s} ready at {svc.url}, backend {backends[svc.name]}")
             print(f"ready after {time.perf_counter() - started:.1f}s; sending {args.input} ...", flush=True)
             cmd = [sys.executable, "-m", "client", str(args.input), str(output),
                    "--background", str(args.background), "--server", mat.url]
@@ -81,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-20:]))
         return 1
     print(f"\nresult: {output.resolve()}")
+    print("backends used: " + ", ".join(f"{k} = {v}{_note(v)}" for k, v in backends.items()))
     print("services stopped")
     return 0
 
