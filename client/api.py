@@ -33,7 +33,7 @@ DEFAULT_SERVER = "http://127.0.0.1:5000"
 #: ``True``/``False`` become ``"true"``/``"false"``; ``None`` means "not sent".
 FORM_FIELDS = frozenset({
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
-    "classes", "score_threshold", "instances",
+    "classes", "score_threshold", "instances", "backend", "blend",
 })
 #: File fields besides ``image``.
 FILE_FIELDS = frozenset({"bg_image", "trimap"})

@@ -5,6 +5,7 @@ Usage::
     python -m client photo.jpg out.png --color skyblue
     python -m client photo.jpg --transparent            # writes photo.out.png
     python -m client photos/ results/ --blur --jobs 4 --skip-existing
+    python -m client photo.jpg out.jpg --background beach.jpg --blend poisson --backend u2netp
 
 INPUT is a file or a folder. For a folder every image in it (recursively) is sent, ``--jobs``
 at a time, and the results go to the OUTPUT folder under the same relative names; the run
@@ -28,7 +29,9 @@ from .api import DEFAULT_SERVER, UNREACHABLE_HINT, MattingClient, default_server
 from .batch import BatchReport, FileError, Task, TaskFailed, plan_folder, run_task, run_tasks
 from .files import same_file
 from .options import (
+    BLEND_MODES,
     format_for_output,
+    parse_backend,
     parse_classes,
     parse_color,
     parse_crop_margin,
@@ -59,6 +62,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _backend(text: str) -> str:
+    try:
+        return parse_backend(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _blur_radius(text: str) -> float | str:
+    """``--blur``'s value: a radius > 0, or ``auto`` (argparse also converts the ``const``)."""
+    return "auto" if text == "auto" else _positive_float(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m client``."""
     p = argparse.ArgumentParser(
@@ -79,11 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--background", type=Path, metavar="FILE", help="an image to put behind")
     one.add_argument("--color", metavar="HEX|NAME", help="a colour: 81d4fa, #fff, skyblue")
     one.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
-    one.add_argument("--blur", type=_positive_float, nargs="?", const="auto", metavar="RADIUS",
+    one.add_argument("--blur", type=_blur_radius, nargs="?", const="auto", metavar="RADIUS",
                      help="blur the original background (radius in px; default: 2%% of the "
                      "long side)")
     one.add_argument("--grayscale", action="store_true",
                      help="keep the background, in grey (colour splash)")
+    bg.add_argument("--blend", choices=BLEND_MODES, default=None,
+                    help="how the subject meets the new background: alpha (default: "
+                    "compositing with the matte), poisson (seamless cloning: the subject "
+                    "takes on the background's tint), poisson_mixed (the background's "
+                    "texture also shows through flat parts); poisson needs --background, "
+                    "--color, --blur or --grayscale")
     out = p.add_argument_group("output")
     out.add_argument("--alpha", action="store_true", help="write the alpha matte only (grey)")
     out.add_argument("--format", choices=("png", "jpg", "webp", "auto"), default=None,
@@ -103,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--score-threshold", type=lambda t: parse_fraction(t, "--score-threshold"),
                      metavar="0..1", help="keep detections scoring above this (default 0.6)")
     seg.add_argument("--instances", choices=("all", "largest"), help="keep all subjects or the largest")
+    seg.add_argument("--backend", type=_backend, metavar="NAME",
+                     help="segmentation backend for these requests: auto (the service's "
+                     "default), u2netp, maskrcnn, maskrcnn_v2, deeplabv3, deeplabv3_mobilenet; "
+                     "the segmentation service must have it loaded")
     run = p.add_argument_group("running")
     run.add_argument("--jobs", type=_positive_int, default=4, help="requests in flight (folder)")
     run.add_argument("--skip-existing", action="store_true",
@@ -135,13 +160,24 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         opts["bg_mode"] = "grayscale"
     if args.alpha:
         opts["channels"] = "alpha"
+    if args.blend is not None and args.blend != "alpha":
+        if args.alpha:
+            raise UsageError(f"--blend {args.blend} changes the subject's colours; --alpha "
+                             "writes the matte only: drop one of them")
+        if opts.get("bg_mode", "transparent") == "transparent":
+            raise UsageError(f"--blend {args.blend} blends the subject into a new background: "
+                             "give --background, --color, --blur or --grayscale")
+        if args.color is not None and parse_color(args.color)[3] < 255:
+            raise UsageError(f"--blend {args.blend} needs an opaque --color (no alpha digits)")
+    if args.blend is not None:
+        opts["blend"] = args.blend
     if args.crop_margin is not None and not args.crop:
         raise UsageError("--crop-margin only applies with --crop")
     if args.crop:
         opts["crop"] = True
         if args.crop_margin is not None:
             opts["crop_margin"] = args.crop_margin
-    for name in ("size", "classes", "score_threshold", "instances"):
+    for name in ("size", "classes", "score_threshold", "instances", "backend"):
         value = getattr(args, name)
         if value is not None:
             opts[name] = value

@@ -22,6 +22,13 @@ EXT_BY_MIME: dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image
 #: Files treated as images when INPUT is a folder.
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
+#: Values of the API's ``blend`` (alpha compositing, Poisson blending).
+BLEND_MODES = ("alpha", "poisson", "poisson_mixed")
+#: Segmentation backends a request may name (``auto``: the service's default); the
+#: segmentation service must have loaded the one named. Mirrors the services' list.
+SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp", "deeplabv3",
+                         "deeplabv3_mobilenet")
+
 _HEX = re.compile(r"^#?(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 _MARGIN = re.compile(r"^\d+(?:\.\d+)?(?:px|%)?$")
 _VIDEO_SIZE = re.compile(r"^(\d+)[xX](\d+)$")
@@ -82,6 +89,15 @@ def parse_classes(text: str) -> str:
     if not names:
         raise ValueError("--classes needs at least one class name, e.g. person,dog")
     return ",".join(names)
+
+
+def parse_backend(text: str) -> str:
+    """A segmentation backend name of :data:`SEGMENTATION_BACKENDS` (case-insensitive)."""
+    value = text.strip().lower()
+    if value not in SEGMENTATION_BACKENDS:
+        raise ValueError(f"unknown segmentation backend {text!r}: give one of "
+                         + ", ".join(SEGMENTATION_BACKENDS))
+    return value
 
 
 def parse_fraction(text: str, what: str, *, closed_top: bool = True) -> float:

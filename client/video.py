@@ -51,7 +51,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
 from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
 from .files import same_file
-from .options import parse_classes, parse_color, parse_fraction, parse_video_size
+from .options import parse_backend, parse_classes, parse_color, parse_fraction, parse_video_size
 from .pipeline import ordered_map
 from .temporal import AlphaSmoother
 from .video_io import (
@@ -99,6 +99,7 @@ class VideoJob:
         writer: ``auto`` (ffmpeg when installed, else OpenCV), ``ffmpeg`` or ``opencv``.
         crf: H.264 quality, 0..51 (18: visually lossless).
         classes, score_threshold, instances: segmentation options of the API.
+        backend: the segmentation backend for every frame (``None``: the service's default).
         server: matting service URL (``None``: ``$BACKDROP_SERVER`` or the default).
         timeout: seconds to wait for each frame's answer.
     """
@@ -122,6 +123,7 @@ class VideoJob:
     classes: str | None = None
     score_threshold: float | None = None
     instances: str | None = None
+    backend: str | None = None
     server: str | None = None
     timeout: float = 120.0
 
@@ -281,7 +283,8 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
         main_out, alpha_outs, seq = _open_writers(job, exe, reader, size, stack, result)
         smoother = AlphaSmoother(job.smooth) if job.smooth > 0 else None
         matter = FrameMatter(client, {"classes": job.classes, "instances": job.instances,
-                                      "score_threshold": job.score_threshold})
+                                      "score_threshold": job.score_threshold,
+                                      "backend": job.backend})
         frames = (fit_cover(f, size) for f in reader.frames(job.max_frames))
         matted = stack.enter_context(contextlib.closing(ordered_map(matter, frames, job.jobs)))
         total = reader.frame_count
@@ -397,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=_arg(lambda t: parse_fraction(t, "--score-threshold")),
                    metavar="0..1")
     p.add_argument("--instances", choices=("all", "largest"))
+    p.add_argument("--backend", type=_arg(parse_backend), metavar="NAME",
+                   help="segmentation backend for every frame: auto (the service's default), "
+                   "u2netp, maskrcnn, ... (the segmentation service must have it loaded)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -433,8 +439,8 @@ def job_from_args(args: argparse.Namespace) -> VideoJob:
         smooth=args.smooth, alpha_sequence=args.alpha_sequence,
         alpha_video=args.output_alpha_video, jobs=args.jobs, max_frames=args.max_frames,
         audio=not args.no_audio, writer=args.writer, crf=args.crf, classes=args.classes,
-        score_threshold=args.score_threshold, instances=args.instances, server=args.server,
-        timeout=args.timeout,
+        score_threshold=args.score_threshold, instances=args.instances, backend=args.backend,
+        server=args.server, timeout=args.timeout,
     )
 
 

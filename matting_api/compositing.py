@@ -358,13 +358,44 @@ def render(
     """
     height, width = alpha.shape
     frame = box or (0, 0, width, height)
-    fw, fh = frame[2], frame[3]
     a = crop(alpha, frame)
     if channels == "alpha":
         return matte(a)
     f = crop(fg, frame)
     if bg_mode == "transparent":
         return transparent(f, a)
+    background = make_background(
+        rgb, alpha, frame, bg_mode=bg_mode, bg_color=bg_color, bg_image=bg_image,
+        blur_radius=blur_radius,
+    )
+    return composite(f, a, background)
+
+
+def make_background(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    frame: Box,
+    *,
+    bg_mode: str,
+    bg_color: tuple[int, int, int, int] | None = None,
+    bg_image: np.ndarray | None = None,
+    blur_radius: float | None = None,
+) -> np.ndarray:
+    """The new background of ``frame`` for any ``bg_mode`` but ``transparent``.
+
+    Args:
+        rgb: ``H x W x 3`` uint8, the (working-size) input.
+        alpha: ``H x W`` float32 ``[0, 1]`` (masks the subject out of ``blur``).
+        frame: ``(left, top, width, height)`` in ``rgb`` coordinates.
+        bg_mode: ``image``, ``color``, ``blur`` or ``grayscale``.
+        bg_color, bg_image, blur_radius: as for :func:`render`.
+
+    Returns:
+        ``h x w x 3`` uint8 (``h x w x 4`` for a ``bg_color`` with alpha < 255), C-contiguous,
+        ``(h, w)`` the frame's size.
+    """
+    height, width = alpha.shape
+    fw, fh = frame[2], frame[3]
     if bg_mode == "color":
         background = solid_background(bg_color or WHITE, fw, fh)
     elif bg_mode == "image":
@@ -378,4 +409,4 @@ def render(
         background = crop(grayscale_background(rgb), frame)
     else:
         raise ValueError(f"unknown bg_mode {bg_mode!r}")
-    return composite(f, a, np.ascontiguousarray(background))
+    return np.ascontiguousarray(background)

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from service_common.config import SEGMENTATION_BACKENDS
 from service_common.errors import ERROR_CODES
 
 from . import options as opt
@@ -78,6 +79,9 @@ SEGMENTATION_FIELDS: dict[str, Any] = {
                              type="number", minimum=0, maximum=1),
     "instances": _prop("all (default) or only the largest instance", type="string",
                        enum=list(opt.INSTANCES)),
+    "backend": _prop("the segmentation service's backend for this request (default auto: "
+                     "its default one); it must be loaded there, else 400 invalid_parameter",
+                     type="string", enum=list(SEGMENTATION_BACKENDS), default="auto"),
 }
 
 _BOOL = {"type": "string", "enum": [*opt.TRUE_WORDS, *opt.FALSE_WORDS]}
@@ -107,6 +111,13 @@ MATTE_FORM: dict[str, Any] = {
                   type="string", examples=["full", "1024"], default="full"),
     "crop": _prop("crop to the subject", **_BOOL, default="false"),
     "crop_margin": _MARGIN,
+    "blend": _prop("alpha: composite with the matte; poisson: seamless cloning (OpenCV "
+                   "NORMAL_CLONE) into the new background, then the matte's soft edges; "
+                   "poisson_mixed: MIXED_CLONE (the background's texture shows through flat "
+                   "parts). Poisson tints the subject toward the new background; it needs "
+                   "one (bg_image, an opaque bg_color, blur or grayscale) and channels=rgba, "
+                   "else 400 invalid_parameter", type="string", enum=list(opt.BLEND_MODES),
+                   default="alpha"),
     **SEGMENTATION_FIELDS,
 }
 
@@ -128,9 +139,13 @@ REMOVEBG_FORM: dict[str, Any] = {
     "crop": _prop("crop to the subject", **_BOOL, default="false"),
     "crop_margin": _MARGIN,
     "semitransparency": _prop("accepted and ignored", type="string"),
-    **{name: _prop(f"not supported; only {', '.join(v) or 'absent'} accepted", type="string")
+    # only remove.bg's default values are accepted (any other is a 400): an enum, or for a
+    # field with no accepted value, a schema no value matches
+    **{name: _prop(f"not supported; only {', '.join(v) or 'absent'} accepted",
+                   **({"type": "string", "enum": list(v)} if v else {"not": {}}))
        for name, v in rb.DEFAULT_ONLY.items()},
-    **{name: _prop("not supported (400)", type="string") for name in rb.NOT_SUPPORTED},
+    **{name: _prop("not supported (400): this server fetches no URLs", **{"not": {}})
+       for name in rb.NOT_SUPPORTED},
 }
 
 
@@ -202,7 +217,8 @@ def build_openapi() -> dict[str, Any]:
         mime: {"schema": _BINARY} for mime in ("image/png", "image/jpeg", "image/webp")
     }
     matte_multipart = {"type": "object", "required": ["image"], "properties": MATTE_FORM}
-    removebg_multipart = {"type": "object", "properties": REMOVEBG_FORM}
+    removebg_multipart = {"type": "object", "properties": REMOVEBG_FORM, "oneOf": [
+        {"required": ["image_file"]}, {"required": ["image_file_b64"]}]}
     error_ref = "#/components/schemas/Error"
     removebg_error_ref = "#/components/schemas/RemoveBgErrors"
     code_table = "\n".join(
@@ -255,6 +271,7 @@ def build_openapi() -> dict[str, Any]:
                     "multipart/form-data": {"schema": removebg_multipart},
                     "application/x-www-form-urlencoded": {"schema": {
                         "type": "object",
+                        "required": ["image_file_b64"],
                         "properties": {k: v for k, v in REMOVEBG_FORM.items()
                                        if v.get("format") != "binary"},
                     }},

@@ -16,9 +16,13 @@ from dataclasses import dataclass
 
 from PIL import ImageColor
 
+from service_common.config import SEGMENTATION_BACKENDS
 from service_common.errors import ApiError
 
 BG_MODES = ("image", "color", "transparent", "blur", "grayscale")
+#: ``alpha``: compositing with the matte; ``poisson`` / ``poisson_mixed``: seamless cloning
+#: into the new background (:mod:`matting_api.blending`).
+BLEND_MODES = ("alpha", "poisson", "poisson_mixed")
 CHANNELS = ("rgba", "alpha")
 FORMATS = ("auto", "png", "jpg", "webp")
 INSTANCES = ("all", "largest")
@@ -78,14 +82,22 @@ class SizeLimit:
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """Parameters passed through to the segmentation service (``None`` = its default)."""
+    """Parameters passed through to the segmentation service (``None`` = its default).
+
+    ``backend`` is one of :data:`~service_common.config.SEGMENTATION_BACKENDS` but ``auto``
+    (``auto`` is its default, so it is not sent); whether that backend is loaded there is
+    for the segmentation service to say (400 ``invalid_parameter``, passed on).
+    """
 
     classes: str | None = None
     score_threshold: float | None = None
     instances: str | None = None
+    backend: str | None = None
 
     def as_form(self) -> dict[str, str]:
         form: dict[str, str] = {}
+        if self.backend is not None:
+            form["backend"] = self.backend
         if self.classes is not None:
             form["classes"] = self.classes
         if self.score_threshold is not None:
@@ -110,6 +122,9 @@ class MatteOptions:
         crop: crop the result to the subject (plus ``crop_margin``).
         crop_margin: margins around the subject when cropping.
         segmentation: pass-through parameters of the segmentation service.
+        blend: one of :data:`BLEND_MODES`; the Poisson modes need a new opaque background
+            (``bg_mode`` ``image``, ``color`` with an opaque colour, ``blur``, ``grayscale``)
+            and ``channels="rgba"``.
     """
 
     bg_mode: str = "transparent"
@@ -121,6 +136,7 @@ class MatteOptions:
     crop: bool = False
     crop_margin: CropMargin = CropMargin()
     segmentation: SegmentationParams = SegmentationParams()
+    blend: str = "alpha"
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -246,15 +262,39 @@ def parse_classes(value: str | None, field: str = "classes") -> str | None:
 
 
 def parse_segmentation_params(params: Mapping[str, str | None]) -> SegmentationParams:
-    """``classes``, ``score_threshold`` (0..1), ``instances`` (all|largest)."""
+    """``classes``, ``score_threshold`` (0..1), ``instances`` (all|largest), ``backend``
+    (a name of :data:`~service_common.config.SEGMENTATION_BACKENDS`; ``auto`` = not sent)."""
     instances = params.get("instances")
+    backend = _choice("backend", params.get("backend"), SEGMENTATION_BACKENDS, "auto")
     return SegmentationParams(
         classes=parse_classes(params.get("classes")),
         score_threshold=parse_float(
             params.get("score_threshold"), "score_threshold", minimum=0.0, maximum=1.0
         ),
         instances=None if instances is None else _choice("instances", instances, INSTANCES, "all"),
+        backend=None if backend == "auto" else backend,
     )
+
+
+def check_blend(blend: str, bg_mode: str, channels: str, bg_color: RGBA | None) -> None:
+    """Refuse a Poisson ``blend`` that has no new opaque background to blend into.
+
+    Raises:
+        ApiError: ``invalid_parameter`` (field ``blend``) saying why and what to do.
+    """
+    if blend == "alpha":
+        return
+    if channels == "alpha":
+        raise _invalid("blend", f"blend={blend} changes the subject's colours, but "
+                       "channels=alpha returns the matte only, which blending does not "
+                       "change; drop blend or ask for channels=rgba")
+    if bg_mode == "transparent":
+        raise _invalid("blend", f"blend={blend} blends the subject into a new background, "
+                       "and bg_mode=transparent has none; give bg_image or bg_color, or "
+                       "bg_mode=blur or grayscale (or use blend=alpha)")
+    if bg_mode == "color" and bg_color is not None and bg_color[3] < 255:
+        raise _invalid("blend", f"blend={blend} needs an opaque background, but bg_color has "
+                       f"alpha {bg_color[3]} (< 255); give an opaque colour or use blend=alpha")
 
 
 def parse_matte_options(
@@ -284,16 +324,20 @@ def parse_matte_options(
         params.get("blur_radius"), "blur_radius", minimum=0.0, maximum=MAX_BLUR_RADIUS,
         exclusive_min=True,
     )
+    channels = _choice("channels", params.get("channels"), CHANNELS, "rgba")
+    blend = _choice("blend", params.get("blend"), BLEND_MODES, "alpha")
+    check_blend(blend, bg_mode, channels, color)
     return MatteOptions(
         bg_mode=bg_mode,
         bg_color=color if bg_mode == "color" else None,
         blur_radius=blur,
-        channels=_choice("channels", params.get("channels"), CHANNELS, "rgba"),
+        channels=channels,
         format=_choice("format", _jpeg_alias(params.get("format")), FORMATS, "auto"),
         size=parse_size(params.get("size")),
         crop=parse_bool(params.get("crop"), "crop"),
         crop_margin=parse_crop_margin(params.get("crop_margin")),
         segmentation=parse_segmentation_params(params),
+        blend=blend,
     )
 
 
@@ -306,5 +350,5 @@ def _jpeg_alias(value: str | None) -> str | None:
 #: The form fields ``POST /v1/matte`` reads (besides the files).
 MATTE_FIELDS = (
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
-    "classes", "score_threshold", "instances",
+    "classes", "score_threshold", "instances", "backend", "blend",
 )

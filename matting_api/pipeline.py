@@ -1,9 +1,9 @@
 """The one matting pipeline behind ``POST /v1/matte`` and ``POST /v1.0/removebg``.
 
 decode (limits, EXIF) -> scale down to the size cap -> trimap (given, or from the
-segmentation service) -> matting backend -> compositing -> encode. Each step is timed for
-the ``Server-Timing`` header. The routes only parse HTTP into a :class:`MatteRequest` and
-turn the :class:`MatteResult` into a response.
+segmentation service) -> matting backend -> compositing (alpha, or Poisson blending) ->
+encode. Each step is timed for the ``Server-Timing`` header. The routes only parse HTTP into
+a :class:`MatteRequest` and turn the :class:`MatteResult` into a response.
 
 The size cap is applied to the *input* before any work: the result has the capped size and
 segmentation and matting run on fewer pixels. A given trimap is checked against the
@@ -23,6 +23,7 @@ import numpy as np
 from service_common.errors import ApiError
 from service_common.images import decode_image, decode_mask, encode_image, mime_type
 
+from . import blending
 from . import compositing as comp
 from .backends import MattingBackend
 from .options import MatteOptions
@@ -162,8 +163,8 @@ class Pipeline:
         frame = None
         if opts.crop and subject is not None:
             frame = comp.crop_box(subject, opts.crop_margin, (width, height))
-        pixels = comp.render(
-            rgb, fg, alpha, bg_mode=opts.bg_mode, channels=opts.channels,
+        pixels = blending.render(
+            rgb, fg, alpha, bg_mode=opts.bg_mode, blend=opts.blend, channels=opts.channels,
             bg_color=opts.bg_color, bg_image=bg_rgb, blur_radius=opts.blur_radius, box=frame,
         )
         foreground = _box_in_frame(subject, frame)

@@ -1,0 +1,282 @@
+"""Poisson ("seamless") blending of the subject into the new background: ``blend=poisson``.
+
+Pure numpy + OpenCV, no HTTP, no torch. ``blend=alpha`` (the default) is plain compositing,
+:func:`matting_api.compositing.composite`; this module adds the two Poisson modes of
+``POST /v1/matte``:
+
+* ``poisson``: :func:`cv2.seamlessClone` with ``NORMAL_CLONE``: inside the clone region the
+  result keeps the photo's gradients, and on the region's boundary it equals the new
+  background. The difference is spread smoothly over the subject: the subject takes on the
+  new background's colour and brightness *relative to the old one*.
+* ``poisson_mixed``: ``MIXED_CLONE``: at each pixel the stronger of the photo's and the new
+  background's gradient wins, so textures of the background (stars, leaves) show through
+  flat parts of the subject.
+
+Both tint the subject whenever the new background differs from the old one in colour or
+brightness; see ``docs/poisson_blending.md`` for when that helps and when it hurts.
+
+How the result is made (shapes: ``rgb`` ``H x W x 3`` uint8, ``fg`` ``H x W x 3`` float32
+``[0, 1]``, ``alpha`` ``H x W`` float32 ``[0, 1]``, ``background`` ``H x W x 3`` uint8):
+
+1. Clone region (:func:`clone_mask`): ``alpha > MASK_THRESHOLD`` (every pixel that is
+   visible in an 8-bit result) dilated by :data:`MASK_DILATION_PX` (6 px), so the whole
+   soft edge (hair) lies inside the region and its boundary, where the solution is pinned
+   to the new background, runs through old background a few pixels away from the subject.
+   6 px, not less: OpenCV erodes the mask by 3 px before it uses the photo's gradients, and
+   a region that stops at the subject loses the subject's edge (the subject then melts into
+   the background on one side).
+2. The clone (:func:`seamless_clone`), with the *photo* as the source and the new background
+   as the destination, in place. OpenCV clears the mask's 1-px outer ring and centres the
+   clone on the bounding box of what is left, which can move a subject that touches the
+   image border by a pixel and pins its edge there to the background. So the images are padded
+   by :data:`PAD_PX` px (reflection; the mask by replication, so only a region that
+   touches the border continues into the padding), the ring is cleared here and the clone
+   is centred on that box's own centre, then the result is cropped back: the subject stays
+   exactly in place. Where the frame cuts the subject, the frame edge is not the subject's
+   edge and should impose no colour: the destination in the padding under the mask is the
+   photo shifted by :func:`boundary_shift` (the median background-minus-photo difference
+   around the subject), exact when that difference is uniform. ``poisson_mixed`` also
+   takes the destination's gradients, which that padding would give a step at the image
+   edge; it is the free-edge ``NORMAL_CLONE`` plus the difference between ``MIXED_CLONE``
+   and ``NORMAL_CLONE`` with a plainly reflected padding (the solve is linear; 3 clones
+   instead of 1, only for a region that touches the border).
+3. Matte finish (:func:`poisson_composite`): the clone's correction ``delta = clone - rgb``
+   is added to the decontaminated foreground ``F`` and composited with the matte in linear
+   light like ``blend=alpha``: ``alpha * (F + delta) + (1 - alpha) * B``. Pixels with
+   ``alpha == 0`` are the background exactly (the raw clone leaves a band of recoloured old
+   background in the dilated margin: 13 to 29 levels off on average, up to 218, around the
+   sample portrait; ``bench/blending_speed.py --figure``), and hair keeps the matte.
+
+An empty clone region (nothing visible) falls back to alpha compositing, which then gives the
+background (to within rounding), as ``blend=alpha`` does; no error, like ``blend=alpha``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from . import compositing as comp
+
+log = logging.getLogger(__name__)
+
+#: Alpha above this is in the clone region: every pixel that rounds to a visible 8-bit alpha.
+MASK_THRESHOLD = 0.5 / 255.0
+#: OpenCV erodes the clone mask by this many px before it uses the photo's gradients (and
+#: takes forward differences): a region that ends at the subject loses its edge.
+OPENCV_EROSION_PX = 3
+#: The clone region extends this far (px, elliptical) beyond the visible subject: OpenCV's
+#: erosion plus a 3-px margin in which the photo's gradients (the subject's edge) are kept.
+MASK_DILATION_PX = OPENCV_EROSION_PX + 3
+#: Reflection padding (px) on every side while cloning (keeps the region off the border).
+PAD_PX = 16
+
+#: ``blend`` value -> OpenCV cloning flag.
+CLONE_FLAGS = {"poisson": cv2.NORMAL_CLONE, "poisson_mixed": cv2.MIXED_CLONE}
+
+
+def clone_mask(
+    alpha: np.ndarray, threshold: float = MASK_THRESHOLD, dilation_px: int = MASK_DILATION_PX
+) -> np.ndarray:
+    """The clone region of a matte.
+
+    Args:
+        alpha: ``H x W`` float ``[0, 1]``.
+        threshold: pixels with ``alpha > threshold`` are the subject.
+        dilation_px: grow that region by this many px (elliptical); 0 = no growth.
+
+    Returns:
+        ``H x W`` uint8, 255 inside the region, 0 outside.
+    """
+    mask = np.where(alpha > threshold, 255, 0).astype(np.uint8)
+    if dilation_px > 0 and mask.any():
+        size = 2 * dilation_px + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        mask = cv2.dilate(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask
+
+
+def boundary_shift(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median of ``dst - src`` on the pixels just outside ``mask`` (inside the image).
+
+    Those are the pixels the Poisson solution is pinned to, so this is the typical colour
+    shift the clone applies to the subject.
+
+    Args:
+        src, dst: ``H x W x 3`` uint8.
+        mask: ``H x W`` uint8, nonzero inside the region.
+
+    Returns:
+        ``(3,)`` float32, each in ``[-255, 255]``; zeros when the region has no outside
+        neighbour in the image (empty, or it covers the whole image).
+    """
+    inside = mask > 0
+    grown = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    ring = grown & ~inside
+    if not ring.any():
+        return np.zeros(3, dtype=np.float32)
+    diff = dst[ring].astype(np.int16) - src[ring].astype(np.int16)
+    return np.median(diff, axis=0).astype(np.float32)
+
+
+def seamless_clone(
+    src: np.ndarray, dst: np.ndarray, mask: np.ndarray, *, mixed: bool = False,
+    pad: int = PAD_PX,
+) -> np.ndarray:
+    """:func:`cv2.seamlessClone` of ``src`` into ``dst`` at the same place (no shift).
+
+    Args:
+        src: ``H x W x 3`` uint8, the photo (its gradients are kept).
+        dst: ``H x W x 3`` uint8, the new background (the boundary values).
+        mask: ``H x W`` uint8, nonzero = clone region; may touch the image border.
+        mixed: ``MIXED_CLONE`` (the stronger gradient wins) instead of ``NORMAL_CLONE``.
+        pad: reflection padding in px on every side (see the module docstring), >= 1.
+
+    Returns:
+        ``H x W x 3`` uint8: ``dst`` outside the region, the solution inside. An empty
+        ``mask`` gives a copy of ``dst``. The inputs are not modified.
+    """
+    height, width = mask.shape
+    if src.shape != (height, width, 3) or dst.shape != (height, width, 3):
+        raise ValueError(f"shape mismatch: src {src.shape}, dst {dst.shape}, mask {mask.shape}")
+    if pad < 1:
+        raise ValueError(f"pad must be >= 1, not {pad}")
+    region = np.where(mask > 0, 255, 0).astype(np.uint8)
+    if not region.any():
+        return dst.copy()
+
+    def padded(image: np.ndarray) -> np.ndarray:
+        return cv2.copyMakeBorder(np.ascontiguousarray(image), pad, pad, pad, pad,
+                                  cv2.BORDER_REFLECT_101)
+
+    src_p, dst_p = padded(src), padded(dst)
+    # Only where the region touches the border does it continue (straight) into the padding;
+    # a reflected mask would join a subject near the border to its own mirror image.
+    mask_p = cv2.copyMakeBorder(region, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    free_edge = mask_p > 0
+    free_edge[pad:pad + height, pad:pad + width] = False
+    # OpenCV ignores the outermost ring of the mask; clear it here so that the box whose
+    # centre we pass is the box it clones: the clone then lands exactly where it came from.
+    mask_p[0, :] = mask_p[-1, :] = 0
+    mask_p[:, 0] = mask_p[:, -1] = 0
+    x, y, w, h = cv2.boundingRect(mask_p)
+    centre = (x + w // 2, y + h // 2)
+
+    def clone(destination: np.ndarray, flags: int) -> np.ndarray:
+        # a copy: OpenCV writes into the mask it is given (clears its ring, erodes it)
+        out = cv2.seamlessClone(src_p, destination, mask_p.copy(), centre, flags=flags)
+        return out[pad:pad + height, pad:pad + width]
+
+    if not free_edge.any():  # the region stays off the border: the padding plays no part
+        return np.ascontiguousarray(clone(dst_p, cv2.MIXED_CLONE if mixed else cv2.NORMAL_CLONE))
+    dst_free = dst_p.copy()
+    shift = boundary_shift(src, dst, region)
+    dst_free[free_edge] = np.clip(src_p[free_edge] + shift + 0.5, 0, 255).astype(np.uint8)
+    normal_free = clone(dst_free, cv2.NORMAL_CLONE)
+    if not mixed:
+        return np.ascontiguousarray(normal_free)
+    # MIXED_CLONE also takes the destination's gradients, so its padding must continue the
+    # background without a step, and then the frame edge pins the subject to the background.
+    # The solve is linear: take the free-edge NORMAL clone plus what MIXED changes relative
+    # to NORMAL under the same (reflected) padding, where the pinning cancels out (exact up
+    # to OpenCV's rounding and clipping of each clone to 0..255).
+    normal_reflected = clone(dst_p, cv2.NORMAL_CLONE).astype(np.int16)
+    mixed_reflected = clone(dst_p, cv2.MIXED_CLONE).astype(np.int16)
+    combined = normal_free.astype(np.int16) + mixed_reflected - normal_reflected
+    return np.clip(combined, 0, 255).astype(np.uint8)
+
+
+def poisson_composite(
+    rgb: np.ndarray,
+    fg: np.ndarray,
+    alpha: np.ndarray,
+    background: np.ndarray,
+    *,
+    mixed: bool = False,
+    matte_finish: bool = True,
+) -> np.ndarray:
+    """The subject Poisson-blended into ``background``.
+
+    Args:
+        rgb: ``H x W x 3`` uint8, the photo.
+        fg: ``H x W x 3`` float32 ``[0, 1]``, the predicted foreground colour ``F``.
+        alpha: ``H x W`` float32 ``[0, 1]``.
+        background: ``H x W x 3`` uint8, the new (opaque) background.
+        mixed: ``MIXED_CLONE`` instead of ``NORMAL_CLONE``.
+        matte_finish: composite ``F + (clone - rgb)`` with the matte (the service's
+            behaviour); ``False`` returns the raw clone (for comparisons).
+
+    Returns:
+        ``H x W x 3`` uint8. With ``matte_finish``: equal to ``background`` where
+        ``alpha == 0``; alpha compositing of ``F`` when nothing is visible.
+    """
+    height, width = alpha.shape
+    if background.shape != (height, width, 3):
+        raise ValueError(
+            f"Poisson blending needs an opaque H x W x 3 background of the image's size, "
+            f"got {background.shape} for {alpha.shape}"
+        )
+    if rgb.shape != (height, width, 3) or fg.shape != (height, width, 3):
+        raise ValueError(f"shape mismatch: rgb {rgb.shape}, fg {fg.shape}, alpha {alpha.shape}")
+    mask = clone_mask(alpha)
+    if not mask.any():
+        log.debug("nothing visible to blend: alpha compositing")
+        return comp.composite(fg, alpha, background)
+    cloned = seamless_clone(rgb, background, mask, mixed=mixed)
+    if not matte_finish:
+        return cloned
+    delta = (cloned.astype(np.float32) - rgb.astype(np.float32)) / 255.0
+    shifted = np.clip(fg + delta, 0.0, 1.0)
+    return comp.composite(shifted, alpha, background)
+
+
+def render(
+    rgb: np.ndarray,
+    fg: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    bg_mode: str,
+    blend: str = "alpha",
+    channels: str = "rgba",
+    bg_color: tuple[int, int, int, int] | None = None,
+    bg_image: np.ndarray | None = None,
+    blur_radius: float | None = None,
+    box: comp.Box | None = None,
+) -> np.ndarray:
+    """:func:`matting_api.compositing.render` with a choice of blending.
+
+    Args:
+        blend: ``alpha`` (plain compositing: exactly :func:`~matting_api.compositing.render`),
+            ``poisson`` or ``poisson_mixed``. The Poisson modes need a new opaque background:
+            ``bg_mode`` ``image``, ``color`` (with an opaque ``bg_color``), ``blur`` or
+            ``grayscale``, and ``channels="rgba"`` (the request parser refuses the rest).
+        others: as for :func:`~matting_api.compositing.render`.
+
+    Returns:
+        as :func:`~matting_api.compositing.render`; ``h x w x 3`` uint8 for the Poisson modes.
+
+    Raises:
+        ValueError: an unknown ``blend``, or a Poisson mode without an opaque background.
+    """
+    if blend == "alpha":
+        return comp.render(rgb, fg, alpha, bg_mode=bg_mode, channels=channels,
+                           bg_color=bg_color, bg_image=bg_image, blur_radius=blur_radius,
+                           box=box)
+    if blend not in CLONE_FLAGS:
+        raise ValueError(f"unknown blend {blend!r}")
+    if channels != "rgba" or bg_mode == "transparent":
+        raise ValueError(f"blend={blend} needs a new background and channels=rgba")
+    height, width = alpha.shape
+    frame = box or (0, 0, width, height)
+    background = comp.make_background(rgb, alpha, frame, bg_mode=bg_mode, bg_color=bg_color,
+                                      bg_image=bg_image, blur_radius=blur_radius)
+    return poisson_composite(
+        np.ascontiguousarray(comp.crop(rgb, frame)),
+        np.ascontiguousarray(comp.crop(fg, frame)),
+        np.ascontiguousarray(comp.crop(alpha, frame)),
+        background,
+        mixed=blend == "poisson_mixed",
+    )

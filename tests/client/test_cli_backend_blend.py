@@ -1,0 +1,137 @@
+"""``--blend`` and ``--backend`` of the clients: parsing, and through the real services
+(offline backends: U^2-Net-p segmentation, closed-form matting)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from client.api import FORM_FIELDS, MattingClient, MattingError
+from client.cli import UsageError, build_parser, main, options_from_args
+from client.options import BLEND_MODES, SEGMENTATION_BACKENDS, parse_backend
+from client.video import VideoJob, job_from_args, process_video
+from client.video import build_parser as video_parser
+from matting_api import options as server_options
+from service_common.config import REPO_ROOT
+from service_common.config import SEGMENTATION_BACKENDS as SERVER_BACKENDS
+
+SKYBLUE = np.array([135, 206, 235])
+
+
+@pytest.fixture
+def photo(tmp_path: Path, sample_photo: np.ndarray, encode_png) -> Path:
+    """The sample portrait at 160 x 160 (keeps segmentation and matting quick)."""
+    path = tmp_path / "astronaut.png"
+    small = np.asarray(Image.fromarray(sample_photo).resize((160, 160), Image.LANCZOS))
+    path.write_bytes(encode_png(small))
+    return path
+
+
+def test_client_lists_match_the_services():
+    assert SEGMENTATION_BACKENDS == SERVER_BACKENDS
+    assert BLEND_MODES == server_options.BLEND_MODES
+    assert set(server_options.MATTE_FIELDS) == FORM_FIELDS
+
+
+def test_options_from_the_flags():
+    args = build_parser().parse_args(["in.png", "--blur", "--blend", "poisson_mixed",
+                                      "--backend", "U2NETP"])
+    assert options_from_args(args) == {"bg_mode": "blur", "blend": "poisson_mixed",
+                                       "backend": "u2netp"}
+    args = build_parser().parse_args(["in.png", "--transparent", "--blend", "alpha"])
+    assert options_from_args(args) == {"bg_mode": "transparent", "blend": "alpha"}
+    assert parse_backend(" auto ") == "auto"
+    with pytest.raises(ValueError, match="unknown segmentation backend"):
+        parse_backend("sam2")
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--blend", "poisson"], "give --background, --color, --blur or --grayscale"),
+    (["--blend", "poisson", "--transparent"], "new background"),
+    (["--blend", "poisson_mixed", "--color", "red", "--alpha"], "--alpha"),
+    (["--blend", "poisson", "--color", "ff000080"], "opaque"),
+])
+def test_blend_usage_errors(argv, words):
+    args = build_parser().parse_args(["in.png", *argv])
+    with pytest.raises(UsageError, match=words):
+        options_from_args(args)
+
+
+def test_bad_flag_values_exit_2(photo: Path, capsys):
+    for argv in (["--backend", "sam2"], ["--blend", "median"]):
+        with pytest.raises(SystemExit) as info:
+            main([str(photo), *argv])
+        assert info.value.code == 2
+    assert "unknown segmentation backend 'sam2'" in capsys.readouterr().err
+    assert main([str(photo), "--blend", "poisson", "--server", "http://127.0.0.1:9"]) == 2
+
+
+def test_cli_subprocess_poisson_with_the_u2netp_backend(offline_services, photo: Path,
+                                                        tmp_path: Path):
+    env = {**os.environ, "BACKDROP_SERVER": offline_services[1].url}
+    outputs = {}
+    for blend in ("alpha", "poisson"):
+        out = tmp_path / f"{blend}.png"
+        proc = subprocess.run(
+            [sys.executable, "-m", "client", str(photo), str(out), "--color", "skyblue",
+             "--blend", blend, "--backend", "u2netp", "-q"],
+            capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == str(out)
+        with Image.open(out) as img:
+            assert img.format == "PNG" and img.size == (160, 160) and img.mode == "RGB"
+            outputs[blend] = np.asarray(img).astype(int)
+    alpha, poisson = outputs["alpha"], outputs["poisson"]
+    # the top corners are background in both: the new colour exactly
+    for corner in (alpha[2, 2], alpha[2, -3], poisson[2, 2], poisson[2, -3]):
+        assert (corner == SKYBLUE).all()
+    # the subject (the face, middle of the upper half) is tinted toward the sky blue
+    face_alpha, face_poisson = alpha[30:60, 60:100], poisson[30:60, 60:100]
+    assert np.abs(face_poisson - face_alpha).mean() > 10
+    assert (face_poisson[..., 2] - face_poisson[..., 0]).mean() > (
+        face_alpha[..., 2] - face_alpha[..., 0]).mean() + 10
+
+
+def test_backend_reaches_the_segmentation_service(offline_services, photo: Path):
+    with MattingClient(offline_services[1].url, timeout=60) as api:
+        _, headers = api.matte(photo.read_bytes(), backend="u2netp", bg_color="white",
+                               blend="poisson", format="jpg")
+        assert headers["X-Segmentation-Backend"] == "u2netp"
+        with pytest.raises(MattingError) as info:
+            api.matte(photo.read_bytes(), backend="maskrcnn")
+    # the matting service accepts the name; the segmentation service has not loaded it
+    assert info.value.code == "invalid_parameter" and info.value.status == 400
+    assert "not loaded" in info.value.message
+
+
+def test_cli_reports_a_backend_the_service_has_not_loaded(offline_services, photo: Path,
+                                                          tmp_path: Path, capsys):
+    out = tmp_path / "o.png"
+    code = main([str(photo), str(out), "--server", offline_services[1].url,
+                 "--backend", "maskrcnn", "--color", "red", "-q"])
+    assert code == 1
+    assert "invalid_parameter" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_video_backend_flag(offline_services, subject_clip: Path, tmp_path: Path):
+    args = video_parser().parse_args([str(subject_clip), "o.mp4", "--color", "red",
+                                      "--backend", "u2netp"])
+    assert job_from_args(args).backend == "u2netp"
+    ok = process_video(VideoJob(subject_clip, tmp_path / "ok.mp4", color="red", max_frames=2,
+                                jobs=1, backend="u2netp", server=offline_services[1].url),
+                       progress=False)
+    assert ok.frames == 2
+    with pytest.raises(MattingError) as info:
+        process_video(VideoJob(subject_clip, tmp_path / "no.mp4", color="red", max_frames=2,
+                               jobs=1, backend="maskrcnn", server=offline_services[1].url),
+                      progress=False)
+    assert info.value.code == "invalid_parameter" and "not loaded" in info.value.message
+    assert not (tmp_path / "no.mp4").exists()

@@ -1,0 +1,336 @@
+"""Poisson blending (``blend=poisson`` / ``poisson_mixed``): the pure functions of
+:mod:`matting_api.blending` on small synthetic arrays, then ``POST /v1/matte`` in-process
+(Flask test client, given trimap, the real closed-form backend)."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+
+from matting_api import blending as bl
+from matting_api import compositing as comp
+from matting_api.options import BLEND_MODES, parse_matte_options
+from service_common.config import SEGMENTATION_BACKENDS
+from service_common.errors import ApiError
+
+MODES = ("poisson", "poisson_mixed")
+OLD_BG, SUBJECT, NEW_BG, SPOT = 90, 160, 30, 250
+
+
+def square_scene(
+    height: int = 40, width: int = 60, top: int = 10, left: int = 20, size: int = 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """A flat grey square (with one bright spot 5 px right of its left side, at mid-height)
+    on a flat old background, and a flat dark new background.
+
+    Returns:
+        ``(rgb, fg, alpha, background, spot)``; ``spot`` = ``(row, col)`` of the bright pixel.
+    """
+    rgb = np.full((height, width, 3), OLD_BG, np.uint8)
+    alpha = np.zeros((height, width), np.float32)
+    rows = slice(max(0, top), top + size)
+    cols = slice(max(0, left), left + size)
+    rgb[rows, cols] = SUBJECT
+    alpha[rows, cols] = 1.0
+    spot = (top + size // 2, max(0, left) + 5)
+    rgb[spot] = SPOT
+    background = np.full((height, width, 3), NEW_BG, np.uint8)
+    return rgb, rgb.astype(np.float32) / 255.0, alpha, background, spot
+
+
+def brightest(pixels: np.ndarray) -> tuple[int, int]:
+    total = pixels.astype(np.int32).sum(axis=2)
+    row, col = np.unravel_index(int(total.argmax()), total.shape)
+    return int(row), int(col)
+
+
+# ---------------------------------------------------------------- pure: the clone region
+
+
+def test_clone_mask_holds_the_soft_edge_and_a_margin():
+    alpha = np.zeros((30, 30), np.float32)
+    alpha[10:20, 10:20] = 1.0
+    alpha[10:20, 20] = 0.004  # barely visible (rounds to 1/255), part of the subject
+    alpha[10:20, 21] = 0.001  # invisible in 8 bits: not the subject
+    mask = bl.clone_mask(alpha)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
+    assert (mask[alpha > bl.MASK_THRESHOLD] == 255).all()
+    ys, xs = np.nonzero(mask)
+    # grown by MASK_DILATION_PX beyond the visible part (columns 10..20), not beyond that
+    assert (xs.min(), xs.max()) == (10 - bl.MASK_DILATION_PX, 20 + bl.MASK_DILATION_PX)
+    assert (ys.min(), ys.max()) == (10 - bl.MASK_DILATION_PX, 19 + bl.MASK_DILATION_PX)
+    assert not bl.clone_mask(np.zeros((5, 5), np.float32)).any()
+
+
+def test_boundary_shift_is_the_typical_difference_around_the_region():
+    rgb, _, alpha, background, _ = square_scene()
+    shift = bl.boundary_shift(rgb, background, bl.clone_mask(alpha))
+    assert shift.shape == (3,) and shift.dtype == np.float32
+    assert shift.tolist() == [NEW_BG - OLD_BG] * 3
+    everything = np.full(alpha.shape, 255, np.uint8)
+    assert bl.boundary_shift(rgb, background, everything).tolist() == [0.0, 0.0, 0.0]
+
+
+# ---------------------------------------------------------------- pure: in place
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+@pytest.mark.parametrize(("top", "left"), [
+    (10, 20),  # well inside
+    (10, 0),  # touches the left border
+    (10, 40),  # touches the right border
+    (0, 20),  # touches the top border
+    (20, 20),  # touches the bottom border
+    (-5, -5),  # cut by the top-left corner
+    (10, 2),  # 2 px from the border: the clone region touches it, the subject does not
+])
+def test_the_clone_stays_exactly_in_place(mixed, top, left):
+    rgb, fg, alpha, background, spot = square_scene(top=top, left=left)
+    raw = bl.poisson_composite(rgb, fg, alpha, background, mixed=mixed, matte_finish=False)
+    assert brightest(raw) == spot
+    finished = bl.poisson_composite(rgb, fg, alpha, background, mixed=mixed)
+    assert brightest(finished) == spot
+    # the subject's edge is where the matte's is: one column left of it is background
+    # (exactly, after the matte finish) and the square's own first column is not
+    row, col = spot[0], max(0, left)
+    if col > 0:
+        assert (finished[row, col - 1] == NEW_BG).all()
+    assert (finished[row, col] > NEW_BG + 20).all()
+
+
+def test_a_border_touching_subject_gets_the_same_colour_as_an_inner_one():
+    """poisson: a flat subject shifted by (new - old) background; where the frame cuts it,
+    the frame imposes no colour of its own (no pull toward the new background there)."""
+    expected = SUBJECT + NEW_BG - OLD_BG
+    for top, left in [(10, 20), (10, 0), (10, 40), (-5, -5)]:
+        rgb, fg, alpha, background, spot = square_scene(top=top, left=left)
+        out = bl.poisson_composite(rgb, fg, alpha, background)
+        subject = (alpha == 1.0)
+        subject[spot] = False
+        values = out[subject].astype(np.float32)
+        assert abs(values.mean() - expected) < 1.5, (top, left, values.mean())
+        assert values.std() < 1.5
+
+
+def test_opencv_alone_pins_a_border_subject_to_the_background():
+    """Why the padding exists: OpenCV's own call ignores the mask's outer ring, so a subject
+    that touches the border is pinned to the new background there (and its box, hence the
+    clone, can move by a pixel). It also clears that ring in the caller's mask array."""
+    rgb, _, alpha, background, spot = square_scene(top=0, left=0)
+    mask = bl.clone_mask(alpha)
+    given = mask.copy()
+    x, y, w, h = cv2.boundingRect(given)
+    naive = cv2.seamlessClone(rgb, background, given, (x + w // 2, y + h // 2),
+                              cv2.NORMAL_CLONE)
+    assert not given[0].any()  # OpenCV wrote into our array
+    assert (naive[0, :20] == NEW_BG).all()  # the subject's top row became background
+    ours = bl.seamless_clone(rgb, background, mask)
+    assert np.array_equal(mask, bl.clone_mask(alpha))  # ours leaves the mask alone
+    assert (np.abs(ours[0, :20].astype(int) - (SUBJECT + NEW_BG - OLD_BG)) <= 1).all()
+    assert brightest(ours) == spot
+
+
+# ---------------------------------------------------------------- pure: sizes and edge cases
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 7), (5, 1), (2, 3), (17, 33),
+                                               (40, 9), (131, 257)])
+def test_any_size_gives_the_frame_and_keeps_the_background_exact(mode, height, width):
+    rng = np.random.default_rng(height * 1000 + width)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    dist = np.hypot((yy - height / 2) / max(height, 1), (xx - width / 3) / max(width, 1))
+    alpha = np.clip((0.3 - dist) * 10, 0, 1).astype(np.float32)
+    alpha[0, 0] = 0.0
+    fg = rgb.astype(np.float32) / 255.0
+    background = np.full((height, width, 3), (20, 120, 220), np.uint8)
+    out = bl.poisson_composite(rgb, fg, alpha, background, mixed=mode == "poisson_mixed")
+    assert out.shape == (height, width, 3) and out.dtype == np.uint8
+    assert (out[alpha == 0] == background[alpha == 0]).all()
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_nothing_visible_falls_back_to_alpha_compositing(mixed):
+    rgb, fg, _, background, _ = square_scene()
+    alpha = np.full(rgb.shape[:2], 0.001, np.float32)  # rounds to 0 in 8 bits
+    out = bl.poisson_composite(rgb, fg, alpha, background, mixed=mixed)
+    assert np.array_equal(out, comp.composite(fg, alpha, background))
+    empty = np.zeros(rgb.shape[:2], np.float32)
+    assert np.array_equal(bl.poisson_composite(rgb, fg, empty, background, mixed=mixed),
+                          background)
+    assert np.array_equal(bl.seamless_clone(rgb, background, np.zeros_like(empty, np.uint8)),
+                          background)
+
+
+def test_a_subject_that_fills_the_frame_is_left_as_it_is():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (12, 18, 3), dtype=np.uint8)
+    alpha = np.ones((12, 18), np.float32)
+    background = np.zeros_like(rgb)
+    out = bl.poisson_composite(rgb, rgb.astype(np.float32) / 255.0, alpha, background)
+    assert np.abs(out.astype(int) - rgb).max() <= 1
+
+
+def test_mixed_lets_the_background_texture_through_a_flat_subject():
+    rgb, fg, alpha, _, spot = square_scene()
+    stripes = np.zeros(rgb.shape, np.uint8)
+    stripes[:, ::4] = 200  # strong vertical lines
+    inner = np.zeros(alpha.shape, bool)
+    inner[13:27, 23:37] = True
+    inner[spot] = False
+    normal = bl.poisson_composite(rgb, fg, alpha, stripes)
+    mixed = bl.poisson_composite(rgb, fg, alpha, stripes, mixed=True)
+    normal_texture = np.abs(np.diff(normal[..., 0].astype(int), axis=1))[inner[:, 1:]].mean()
+    mixed_texture = np.abs(np.diff(mixed[..., 0].astype(int), axis=1))[inner[:, 1:]].mean()
+    assert normal_texture < 2 < 20 < mixed_texture
+
+
+def test_bad_inputs_are_refused():
+    rgb, fg, alpha, background, _ = square_scene()
+    rgba = np.dstack([background, np.full(alpha.shape, 128, np.uint8)])
+    with pytest.raises(ValueError, match="opaque"):
+        bl.poisson_composite(rgb, fg, alpha, rgba)
+    with pytest.raises(ValueError, match="shape"):
+        bl.poisson_composite(rgb[:-1], fg, alpha, background)
+    with pytest.raises(ValueError, match="pad"):
+        bl.seamless_clone(rgb, background, bl.clone_mask(alpha), pad=0)
+    with pytest.raises(ValueError, match="blend"):
+        bl.render(rgb, fg, alpha, bg_mode="color", blend="median")
+    with pytest.raises(ValueError, match="new background"):
+        bl.render(rgb, fg, alpha, bg_mode="transparent", blend="poisson")
+
+
+def test_render_alpha_is_plain_compositing_and_poisson_crops():
+    rgb, fg, alpha, _, _ = square_scene()
+    kw = {"bg_mode": "color", "bg_color": (200, 10, 10, 255)}
+    assert np.array_equal(bl.render(rgb, fg, alpha, **kw), comp.render(rgb, fg, alpha, **kw))
+    box = (15, 5, 30, 28)
+    out = bl.render(rgb, fg, alpha, blend="poisson", box=box, **kw)
+    assert out.shape == (28, 30, 3)
+    cropped_alpha = comp.crop(alpha, box)
+    assert (out[cropped_alpha == 0] == (200, 10, 10)).all()
+    for bg_mode in ("blur", "grayscale"):
+        assert bl.render(rgb, fg, alpha, bg_mode=bg_mode, blend="poisson_mixed").shape == rgb.shape
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_blend_and_backend_options():
+    opts = parse_matte_options({"blend": " Poisson ", "bg_color": "white",
+                                "backend": "u2netp"}, has_bg_image=False)
+    assert opts.blend == "poisson" and opts.bg_mode == "color"
+    assert opts.segmentation.backend == "u2netp"
+    assert opts.segmentation.as_form() == {"backend": "u2netp"}
+    auto = parse_matte_options({"backend": "AUTO"}, has_bg_image=False)
+    assert auto.blend == "alpha" and auto.segmentation.backend is None
+    assert auto.segmentation.as_form() == {}
+    assert BLEND_MODES == ("alpha", "poisson", "poisson_mixed")
+
+
+@pytest.mark.parametrize(("params", "has_bg", "field", "words"), [
+    ({"blend": "unknown", "bg_color": "red"}, False, "blend", "not one of"),
+    ({"blend": "poisson"}, False, "blend", "transparent"),
+    ({"blend": "poisson", "bg_mode": "transparent"}, True, "blend", "transparent"),
+    ({"blend": "poisson_mixed", "bg_color": "red", "channels": "alpha"}, False, "blend",
+     "matte only"),
+    ({"blend": "poisson", "bg_color": "ff000080"}, False, "blend", "opaque"),
+    ({"backend": "sam"}, False, "backend", "not one of"),
+])
+def test_option_errors_name_the_field(params, has_bg, field, words):
+    with pytest.raises(ApiError) as info:
+        parse_matte_options(params, has_bg_image=has_bg)
+    assert info.value.code == "invalid_parameter"
+    assert info.value.details["field"] == field
+    assert words in info.value.message
+
+
+# ---------------------------------------------------------------- over HTTP (Flask test client)
+
+
+@pytest.fixture
+def post(client, scene, png):
+    """``post(image=scene.rgb, trimap=scene.trimap, bg_image=None, **fields) -> response``."""
+
+    def _post(image=None, trimap=None, bg_image=None, **fields):
+        data = {
+            "image": (io.BytesIO(png(scene.rgb if image is None else image)), "i.png"),
+            "trimap": (io.BytesIO(png(scene.trimap if trimap is None else trimap)), "t.png"),
+        }
+        if bg_image is not None:
+            data["bg_image"] = (io.BytesIO(png(bg_image)), "bg.png")
+        data.update(fields)
+        return client.post("/v1/matte", data=data, content_type="multipart/form-data")
+
+    return _post
+
+
+def test_poisson_over_http_tints_the_subject_and_keeps_the_background(post, scene, decode):
+    plain = post(bg_color="c81e1e", format="png")
+    blended = post(bg_color="c81e1e", format="png", blend="poisson")
+    assert plain.status_code == blended.status_code == 200, blended.get_json()
+    a, p = decode(plain.data), decode(blended.data)
+    assert p.shape == a.shape == (64, 64, 3)
+    background = scene.trimap == 0
+    assert (p[background] == (0xC8, 0x1E, 0x1E)).all()
+    assert blended.headers["X-Segmentation-Backend"] == "given-trimap"
+    assert "compositing;dur=" in blended.headers["Server-Timing"]
+    # the white disc moves toward the red background: it loses green and blue
+    centre_alpha, centre_poisson = a[32, 32].astype(int), p[32, 32].astype(int)
+    assert tuple(centre_alpha) == (255, 255, 255)
+    assert centre_poisson[0] > 200 and centre_poisson[1] < 200 and centre_poisson[2] < 200
+
+
+@pytest.mark.parametrize("fields", [
+    {"blend": "poisson_mixed", "bg_mode": "blur"},
+    {"blend": "poisson", "bg_mode": "grayscale", "format": "webp"},
+    {"blend": "poisson", "bg_color": "skyblue", "crop": "true", "crop_margin": "2px"},
+])
+def test_poisson_with_other_backgrounds(post, decode, fields):
+    resp = post(**fields)
+    assert resp.status_code == 200, resp.get_json()
+    out = decode(resp.data)
+    assert out.shape[:2] == (int(resp.headers["X-Height"]), int(resp.headers["X-Width"]))
+    if fields.get("crop"):
+        assert out.shape[0] < 64 and out.shape[1] < 64
+
+
+def test_poisson_mixed_with_a_background_image_and_a_border_subject(post, scene, decode):
+    """The disc cut by the left border: still 200, the background exact where alpha is 0."""
+    image, trimap = scene.rgb[:, 20:].copy(), scene.trimap[:, 20:].copy()
+    yy, xx = np.mgrid[:64, :44]
+    bg = np.dstack([xx * 5, yy * 3, np.full_like(xx, 90)]).astype(np.uint8)
+    resp = post(image=image, trimap=trimap, bg_image=bg, blend="poisson_mixed", format="png")
+    assert resp.status_code == 200, resp.get_json()
+    out = decode(resp.data)
+    assert out.shape == (64, 44, 3)
+    assert (out[trimap == 0] == bg[trimap == 0]).all()
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"blend": "unknown", "bg_color": "red"}, "unknown"),
+    ({"blend": "poisson"}, "transparent"),
+    ({"blend": "poisson", "bg_mode": "transparent", "bg_color": "red"}, "transparent"),
+    ({"blend": "poisson", "bg_color": "red", "channels": "alpha"}, "channels=alpha"),
+    ({"backend": "nope"}, "nope"),
+])
+def test_http_errors(post, fields, words):
+    resp = post(**fields)
+    assert resp.status_code == 400
+    error = resp.get_json()["error"]
+    assert error["code"] == "invalid_parameter" and words in error["message"]
+    assert error["request_id"]
+
+
+def test_openapi_documents_blend_and_backend(client):
+    doc = client.get("/openapi.json").get_json()
+    form = doc["paths"]["/v1/matte"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    props = form["schema"]["properties"]
+    assert props["blend"]["enum"] == list(BLEND_MODES) and props["blend"]["default"] == "alpha"
+    assert props["backend"]["enum"] == list(SEGMENTATION_BACKENDS)
+    query = {p["name"] for p in doc["paths"]["/v1/matte"]["post"]["parameters"]}
+    assert {"blend", "backend"} <= query
