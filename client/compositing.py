@@ -8,26 +8,16 @@ service does it, so a locally composited frame looks like the service's own comp
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-
-def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``img`` resized to ``size`` = ``(width, height)`` (area filter when shrinking).
-
-    Works for ``H x W`` and ``H x W x C`` uint8 or float32; returns ``img`` itself when
-    it already has that size.
-    """
-    w, h = size
-    if img.shape[1] == w and img.shape[0] == h:
-        return img
-    shrinking = w * h < img.shape[0] * img.shape[1]
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+# The pure compositing functions of the service (numpy + OpenCV; no HTTP, no torch): one
+# implementation of cover-resizing and linear-light blending for the service and the client.
+from matting_api import compositing as service_compositing
 
 
 def fit_cover(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Scale ``img`` to cover ``size`` = ``(width, height)`` and centre-crop the overflow
-    (the aspect ratio is kept, nothing is letterboxed).
+    (the aspect ratio is kept, nothing is letterboxed): the matting service's own rule.
 
     Args:
         img: ``H x W x C`` uint8.
@@ -36,12 +26,9 @@ def fit_cover(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         ``height x width x C`` uint8, C-contiguous.
     """
     w, h = size
-    ih, iw = img.shape[:2]
-    scale = max(w / iw, h / ih)
-    sw, sh = max(w, round(iw * scale)), max(h, round(ih * scale))
-    scaled = resize_to(img, (sw, sh))
-    x0, y0 = (sw - w) // 2, (sh - h) // 2
-    return np.ascontiguousarray(scaled[y0:y0 + h, x0:x0 + w])
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    return np.ascontiguousarray(service_compositing.cover_resize(img, w, h))
 
 
 def solid(color_bgr: tuple[int, int, int], size: tuple[int, int]) -> np.ndarray:
@@ -63,22 +50,9 @@ def vertical_gradient(top_bgr: tuple[int, int, int], bottom_bgr: tuple[int, int,
     return np.ascontiguousarray(np.broadcast_to(column + 0.5, (h, w, 3)).astype(np.uint8))
 
 
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
-
-
-#: uint8 sRGB code -> linear light in [0, 1].
-_TO_LINEAR = _srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
-#: linear light quantised to 16 bits -> uint8 sRGB code (fine enough near black).
-_TO_SRGB8 = np.round(_linear_to_srgb(np.arange(65536) / 65535.0) * 255.0).astype(np.uint8)
-
-
 def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """``alpha * fg + (1 - alpha) * bg``, blended in linear light.
+    """``alpha * fg + (1 - alpha) * bg``, blended in linear light by the matting service's
+    own compositing (so a locally composited frame equals the service's composite).
 
     Args:
         fg: ``H x W x 3`` uint8 foreground colours (straight, not premultiplied), sRGB.
@@ -91,9 +65,9 @@ def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """
     if fg.shape != bg.shape or alpha.shape != fg.shape[:2]:
         raise ValueError(f"shape mismatch: fg {fg.shape}, alpha {alpha.shape}, bg {bg.shape}")
-    a = alpha[..., None]
-    lin = _TO_LINEAR[fg] * a + _TO_LINEAR[bg] * (1.0 - a)
-    return _TO_SRGB8[(np.clip(lin, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)]
+    return service_compositing.composite(
+        fg.astype(np.float32) / 255.0, np.clip(alpha, 0.0, 1.0).astype(np.float32), bg
+    )
 
 
 def to_rgba8(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
