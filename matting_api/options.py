@@ -170,9 +170,11 @@ def parse_color(value: str, field: str = "bg_color") -> RGBA:
         raise _invalid(
             field, f"{value!r} is not a colour (hex like 81d4fa or #fff, or a CSS name like skyblue)"
         ) from exc
-    if len(rgb) == 3:
-        return (int(rgb[0]), int(rgb[1]), int(rgb[2]), 255)
-    return (int(rgb[0]), int(rgb[1]), int(rgb[2]), int(rgb[3]))
+    rgba = (*rgb, 255) if len(rgb) == 3 else tuple(rgb)
+    # Pillow passes through out-of-range functional forms such as rgb(999,0,0)
+    if not all(0 <= int(c) <= 255 for c in rgba):
+        raise _invalid(field, f"{value[:40]!r}: every channel must be within 0..255")
+    return (int(rgba[0]), int(rgba[1]), int(rgba[2]), int(rgba[3]))
 
 
 def parse_bool(value: str | None, field: str, default: bool = False) -> bool:
@@ -209,8 +211,10 @@ def parse_size(value: str | None, field: str = "size") -> SizeLimit:
     if value is None or value.strip().lower() == "full":
         return SizeLimit()
     text = value.strip().lower().removesuffix("px")
-    if not text.isdigit():
-        raise _invalid(field, f"{value!r} is neither 'full' nor a whole number of pixels")
+    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses), and few of
+    # them (int() refuses more than 4300 digits); any cap above the pixel limit is moot.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise _invalid(field, f"{value[:40]!r} is neither 'full' nor a whole number of pixels")
     number = int(text)
     if number < MIN_SIZE:
         raise _invalid(field, f"{number} is below the minimum of {MIN_SIZE} px")

@@ -18,10 +18,26 @@ from .state import get_state
 
 bp = Blueprint("matting", __name__)
 
+#: Fields some clients send to make the server fetch an image: refused, never fetched.
+URL_FIELDS = ("image_url", "bg_image_url")
+
+
+def _refuse_urls() -> None:
+    """400 ``invalid_parameter`` when the request asks the server to fetch a URL."""
+    for name in URL_FIELDS:
+        if param(name) is not None:
+            upload = name.removesuffix("_url")
+            raise ApiError(
+                "invalid_parameter",
+                f"{name}: this service does not fetch URLs; upload the file as '{upload}'",
+                field=name,
+            )
+
 
 @bp.post("/v1/matte")
 def matte():
     """The image with its background replaced (see the OpenAPI document)."""
+    _refuse_urls()
     image = read_upload("image", raw_body=True)
     bg_image = read_upload("bg_image", required=False)
     trimap = read_upload("trimap", required=False)

@@ -10,10 +10,10 @@ what happened                                          answer
 =====================================================  ====================================
 cannot connect (after ONE retry), connection reset,    503 ``segmentation_unavailable``
 segmentation answers 503 (it is still loading)
-no answer within the timeout                           504 ``segmentation_timeout``
+no (whole) answer within the timeouts                  504 ``segmentation_timeout``
 422 ``no_subject``                                     422 ``no_subject`` (same message)
-4xx that is the client's fault (``invalid_parameter``,  the same code and message
-``invalid_image``, ``image_too_large``, ...)
+4xx that is the client's fault (``invalid_parameter``,  the same code and message (and
+``invalid_image``, ``image_too_large``, ...)           ``field``, if a forwarded parameter)
 anything else: not a PNG, wrong size, values other     502 ``segmentation_bad_response``
 than 0/128/255, 5xx, an unexpected 4xx
 =====================================================  ====================================
@@ -46,6 +46,9 @@ PASS_THROUGH_CODES = frozenset({
     "no_subject", "invalid_parameter", "invalid_image", "unsupported_format",
     "image_too_large", "image_too_small", "payload_too_large",
 })
+
+#: Parameters the matting service forwards: a ``field`` naming one of them is passed through.
+FORWARDED_FIELDS = frozenset({"classes", "score_threshold", "instances", "backend"})
 
 TRIMAP_VALUES = (0, 128, 255)
 
@@ -171,7 +174,8 @@ class SegmentationClient:
         max_bytes: int,
     ) -> tuple[requests.Response, bytes]:
         """POST, then read the body with one socket read at a time against a deadline
-        (``connect + read`` timeout in all), so even a trickling answer cannot hang us.
+        (``connect + read`` timeout in all), so even a trickling answer cannot hang us: each
+        read waits at most until the deadline, never a whole read timeout past it.
         Raises requests' exceptions (timeouts, connection errors)."""
         deadline = time.monotonic() + self.connect_timeout + self.read_timeout
         resp = self.session.post(
@@ -182,6 +186,10 @@ class SegmentationClient:
             chunks: list[bytes] = []
             size = 0
             while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise requests.exceptions.ReadTimeout("answer not received in time")
+                _limit_next_read(resp, min(self.read_timeout, remaining))
                 try:
                     chunk = resp.raw.read1(64 * 1024)
                 except urllib3.exceptions.ReadTimeoutError as exc:
@@ -213,12 +221,13 @@ class SegmentationClient:
     @staticmethod
     def _error_from(resp: requests.Response, content: bytes) -> ApiError:
         """The :class:`ApiError` for a non-200 answer."""
-        code, message = None, None
+        code, message, field = None, None, None
         try:
             payload = json.loads(content.decode("utf-8"))
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
+            field = error.get("field") if isinstance(error, dict) else None
         except (ValueError, UnicodeDecodeError):
             pass
         status = resp.status_code
@@ -227,6 +236,8 @@ class SegmentationClient:
             and 400 <= status < 500 and ERROR_CODES[code][0] == status
         ):
             text = message if isinstance(message, str) and message else ERROR_CODES[code][1]
+            if isinstance(field, str) and field in FORWARDED_FIELDS:  # the client's parameter
+                return ApiError(code, text[:500], field=field)
             return ApiError(code, text[:500])
         if status == 503:
             return ApiError(
@@ -294,6 +305,15 @@ class SegmentationClient:
         ready = resp.status_code == 200
         info.setdefault("status", "ready" if ready else "not_ready")
         return ready, info
+
+
+def _limit_next_read(resp: requests.Response, seconds: float) -> None:
+    """Make the next socket read of the streamed ``resp`` wait at most ``seconds``.
+
+    urllib3 sets the socket's timeout again whenever the pooled connection is reused."""
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -92,7 +92,7 @@ def read_upload(field: str, *, required: bool = True, raw_body: bool = False) ->
     """
     content_type = (request.mimetype or "").lower()
     if raw_body and content_type.startswith(RAW_IMAGE_TYPES):
-        data = request.get_data(cache=False)
+        data = _read_body()
         if not data:
             raise ApiError("empty_body", "the request body is empty; send the image bytes")
         return data
@@ -115,6 +115,20 @@ def read_upload(field: str, *, required: bool = True, raw_body: bool = False) ->
             return None
         raise ApiError("empty_body", f"the file in field '{field}' is empty", field=field)
     return data
+
+
+def _read_body(chunk: int = 1 << 16) -> bytes:
+    """The whole request body, read in chunks.
+
+    A streamed (chunked) body has no Content-Length to check up front: werkzeug's limited
+    stream raises 413 when it grows past ``MAX_CONTENT_LENGTH`` while read in chunks, but a
+    single ``read()`` stops quietly at the limit, and the truncated image would be answered
+    as ``invalid_image`` instead of ``payload_too_large``.
+    """
+    parts = []
+    while block := request.stream.read(chunk):
+        parts.append(block)
+    return b"".join(parts)
 
 
 def param(name: str, default: str | None = None) -> str | None:
