@@ -144,3 +144,12 @@ def test_u2netp_finds_the_astronaut_and_nothing_on_a_flat_image(u2netp_app, samp
     assert inst.mask.shape == (512, 512) and inst.mask.dtype == np.float32
     assert inst.mask[130, 220] > 0.9 and inst.mask[5, 500] < 0.1
     assert backend.predict(grey_photo, ["person"], 0.6) == []
+
+
+def test_coco_names_equal_torchvisions() -> None:
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    from segmentation_api import coco
+
+    assert tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]) == coco.CATEGORIES
+    assert len(coco.class_names()) == 80 and coco.label_ids(["person", "dog"]) == [1, 18]
