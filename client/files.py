@@ -11,16 +11,24 @@ from pathlib import Path
 from .options import IMAGE_EXTS
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either complete or absent.
 
     The bytes go to a temporary file in the same folder, which is then renamed over
     ``path`` (an atomic step on POSIX and Windows). An interrupted run leaves at most a
-    hidden ``.*.tmp`` file, never a half-written ``path``.
+    hidden ``.*.tmp`` file, never a half-written ``path``. The file gets the permissions of
+    any new file (``0666`` less the umask), not ``mkstemp``'s private ``0600``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

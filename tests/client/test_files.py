@@ -43,3 +43,17 @@ def test_same_file(tmp_path: Path):
     assert same_file(a, link)
     assert same_file(a, tmp_path / "." / "a.png")
     assert not same_file(a, tmp_path / "b.png")
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    from client.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "out.png", b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o644
