@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from pathlib import Path
 from .options import IMAGE_EXTS
 
 
+@functools.cache
 def _umask() -> int:
+    """The process umask, read once (reading it means setting it: not from worker threads)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -49,11 +49,13 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path) -> None:
     import os
     import stat
 
-    from client.files import atomic_write
+    from client.files import _umask, atomic_write
 
+    _umask.cache_clear()
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "out.png", b"data")
     finally:
         os.umask(old)
+        _umask.cache_clear()
     assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o644
