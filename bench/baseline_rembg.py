@@ -5,10 +5,16 @@
   min-max normalised, quantised to 8 bits, resized back with Lanczos).
 * :func:`rembg_alpha_matting`: rembg's "alpha matting" option on that mask: trimap
   foreground where mask > 240, background where mask < 10, both eroded by a 10x10 square,
-  then pymatting's closed-form alpha and ML foreground estimation; on pymatting's
-  ``ValueError`` (e.g. no foreground) rembg falls back to the plain mask, so do we.
+  then pymatting's closed-form alpha (default parameters) and ML foreground estimation;
+  rembg stores ``clip(alpha * 255)`` truncated to uint8 in its RGBA cutout, so the alpha
+  returned here has the same 8-bit steps; on pymatting's ``ValueError`` (e.g. no
+  foreground) rembg falls back to the plain mask, so do we.
 * :func:`closed_form_alpha`: pymatting's closed-form matting on a given trimap, the
   reference for the matting stage alone.
+
+Sources of these facts: rembg's documented ``remove()`` defaults (``alpha_matting=False``,
+thresholds 240 / 10, ``alpha_matting_erode_size=10``, ``post_process_mask=False``) and its
+public U^2-Net-p session (320 x 320 input, ImageNet statistics). Not rembg's code.
 
 Arrays: images ``H x W x 3`` uint8 RGB; masks and alphas ``H x W`` float64 in [0, 1].
 """
@@ -70,9 +76,16 @@ def closed_form_alpha(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     return np.clip(estimate_alpha_cf(rgb.astype(np.float64) / 255.0, trimap), 0.0, 1.0)
 
 
+def to_8bit(alpha: np.ndarray, rounding: bool = True) -> np.ndarray:
+    """``alpha`` (float, any range) stored in 8 bits and read back: ``H x W`` float64 in
+    [0, 1] with steps of 1/255; ``rounding=False`` truncates (NumPy's ``astype(uint8)``)."""
+    scaled = np.clip(alpha * 255.0, 0.0, 255.0)
+    return (np.round(scaled) if rounding else np.floor(scaled)) / 255.0
+
+
 def rembg_alpha_matting(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """rembg's alpha matting result (alpha only) for ``mask``."""
+    """rembg's alpha matting result (alpha only, 8-bit steps, truncated) for ``mask``."""
     try:
-        return closed_form_alpha(rgb, rembg_trimap(mask))
+        return to_8bit(closed_form_alpha(rgb, rembg_trimap(mask)), rounding=False)
     except ValueError:
         return mask

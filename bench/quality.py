@@ -3,14 +3,20 @@
     .venv/bin/python bench/quality.py [--data ../shared/data/dev] [--limit N] [--server URL]
 
 Starts both services with gunicorn (offline default backends unless told otherwise; or uses
-``--server`` / ``--seg-server``) and, per image of the data folder (``images/``, ``alpha/``,
-optional ``trimap/``, names matching):
+the matting service at ``--server``) and, per image of the data folder (``images/``,
+``alpha/``, optional ``trimap/``, names matching; mattes are 8-bit greyscale):
 
 * **stage**: the matting stage alone: the given trimap is sent with the request; SAD, MSE,
   Grad, Conn over the trimap's unknown region;
 * **e2e**: the whole pipeline (automatic trimap): the same metrics over the whole image,
-  plus IoU at 0.5;
-* seconds per image for each.
+  plus IoU at 0.5. The figures mean something only where the ground truth's subject is
+  what the pipeline is asked to find: the offline U^2-Net-p backend finds the salient
+  object (classes ignored), which is the subject of every dev photo; with a class-based
+  backend pass ``--classes``;
+* seconds per image for each (ours: the HTTP request, wall clock; baselines: in process).
+
+Metric conventions: :mod:`bench.metrics`. Every matte is compared in 8-bit steps, as a user
+gets it (ours: the PNG answer; rembg: its truncated uint8 alpha; pymatting: rounded).
 
 In the same process and on the same images it runs the baselines: pymatting's closed-form
 matting on the given trimap (stage), and rembg's recipe (U^2-Net-p mask; mask + closed-form
@@ -65,14 +71,18 @@ def _gray(path_or_bytes: Path | bytes) -> np.ndarray:
     return np.asarray(Image.open(src).convert("L"), dtype=np.float64) / 255.0
 
 
-def matte_over_http(server: str, image: bytes, trimap: bytes | None) -> tuple[np.ndarray | None, float, dict]:
-    """Alpha from /v1/matte (channels=alpha, PNG); ``None`` on no_subject."""
+def matte_over_http(server: str, image: bytes, trimap: bytes | None,
+                    classes: str | None) -> tuple[np.ndarray | None, float, dict]:
+    """Alpha (``H x W`` float64 in [0, 1]) from /v1/matte (channels=alpha, PNG), the
+    request's wall-clock seconds and the answer's headers; alpha ``None`` on no_subject."""
     files = {"image": ("image.png", image, "image/png")}
     if trimap is not None:
         files["trimap"] = ("trimap.png", trimap, "image/png")
+    form = {"channels": "alpha", "format": "png"}
+    if classes:
+        form["classes"] = classes
     started = time.perf_counter()
-    resp = requests.post(server + "/v1/matte", files=files,
-                         data={"channels": "alpha", "format": "png"}, timeout=600)
+    resp = requests.post(server + "/v1/matte", files=files, data=form, timeout=600)
     seconds = time.perf_counter() - started
     if resp.status_code == 422:
         return None, seconds, dict(resp.headers)
@@ -117,17 +127,18 @@ def run(args: argparse.Namespace, server: str) -> dict:
         if pair.trimap is not None and not args.skip_stage:
             tri = np.asarray(Image.open(pair.trimap).convert("L"))
             unknown = (tri > 0) & (tri < 255)
-            ours, secs, _ = matte_over_http(server, image_bytes, pair.trimap.read_bytes())
+            ours, secs, _ = matte_over_http(server, image_bytes, pair.trimap.read_bytes(), None)
             ours = ours if ours is not None else np.zeros_like(gt)
             started = time.perf_counter()
-            cf = baseline_rembg.closed_form_alpha(rgb, np.where(unknown, 0.5, tri / 255.0))
+            cf = baseline_rembg.to_8bit(
+                baseline_rembg.closed_form_alpha(rgb, np.where(unknown, 0.5, tri / 255.0)))
             cf_secs = time.perf_counter() - started
             stage_rows[pair.name] = {
                 "ours": {**_pick(metrics.all_metrics(ours, gt, unknown)), "s": secs},
                 "pymatting-cf": {**_pick(metrics.all_metrics(cf, gt, unknown)), "s": cf_secs},
             }
 
-        ours, secs, headers = matte_over_http(server, image_bytes, None)
+        ours, secs, headers = matte_over_http(server, image_bytes, None, args.classes)
         ours = ours if ours is not None else np.zeros_like(gt)
         started = time.perf_counter()
         mask = baseline_rembg.u2netp_mask(rgb, model)
@@ -149,7 +160,7 @@ def run(args: argparse.Namespace, server: str) -> dict:
         _print_table("Matting stage with the given trimaps (unknown region)", stage_rows, keys_stage)
     _print_table("End to end, automatic trimap (whole image)", e2e_rows, keys_e2e)
 
-    summary: dict = {"images": len(pairs)}
+    summary: dict = {"images": [p.name for p in pairs], "per_image": {"stage": stage_rows, "e2e": e2e_rows}}
     print("\n## Ratios ours / baseline (mean; < 1 is better)")
     if stage_rows:
         ours_m, base_m = _means(stage_rows, "ours"), _means(stage_rows, "pymatting-cf")
@@ -163,7 +174,22 @@ def run(args: argparse.Namespace, server: str) -> dict:
         summary["e2e"][base] = base_m
         print(f"e2e vs {base}: " + "  ".join(
             f"{k} {ours_m[k] / base_m[k]:.3f}" for k in METRICS if base_m[k]))
+    print("\n## Means as a Markdown table\n")
+    print(markdown_means(summary))
     return summary
+
+
+def markdown_means(summary: dict) -> str:
+    """The mean of every system as Markdown table rows (stage, then end to end)."""
+    head = "| part | system | SAD | MSE | Grad | Conn | IoU | s / image |"
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|"]
+    parts = (("stage", "stage (given trimap, unknown region)"), ("e2e", "end to end (whole image)"))
+    for part, label in parts:
+        for system, m in summary.get(part, {}).items():
+            iou = f"{m['iou']:.4f}" if "iou" in m else ""
+            lines.append(f"| {label} | {system} | {m['sad']:.2f} | {m['mse']:.2f} | {m['grad']:.2f} "
+                         f"| {m['conn']:.2f} | {iou} | {m['s']:.2f} |")
+    return "\n".join(lines)
 
 
 def _pick(values: dict[str, float]) -> dict[str, float]:
@@ -181,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seg-backend", default="u2netp")
     parser.add_argument("--matting-backend", default="closed_form")
     parser.add_argument("--skip-stage", action="store_true", help="only the end-to-end figures")
-    parser.add_argument("--json", type=Path, default=None, help="also write the means here")
+    parser.add_argument("--classes", default=None,
+                        help="classes sent with the end-to-end requests (class-based backends)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the per-image figures and the means here")
     args = parser.parse_args(argv)
 
     if args.server:

@@ -64,3 +64,21 @@ def test_shapes_are_checked() -> None:
         metrics.sad(np.zeros((2, 2)), np.zeros((2, 3)))
     with pytest.raises(ValueError):
         metrics.mse(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((3, 3), bool))
+
+
+def test_conn_uses_4_connected_components() -> None:
+    # pixel (1, 2) touches the top pair only diagonally: with 4-connectivity it is never in
+    # the largest component, so its level is 0: phi_pred = 1 - 1 = 0, phi_gt = 1 (d = 0.12
+    # < 0.15) -> error 1. (8-connectivity would give level 0.1 and an error of 0.9.)
+    pred = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    gt = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.12]])
+    assert metrics.conn(pred, gt) == pytest.approx(1 / 1000)
+
+
+def test_conn_thresholds_are_exact_decimals() -> None:
+    # pred 0.6 (8-bit 153) stays in the component at t = 0.6 and drops at 0.7: level 0.6,
+    # phi_pred = 1 (d = 0), phi_gt = 1 - 0.4 = 0.6 -> error 0.4. A threshold of
+    # 0.6000000000000001 would drop it at 0.6: level 0.5 and an error of 0.5.
+    pred = np.array([[1.0, 153 / 255]])
+    gt = np.array([[1.0, 1.0]])
+    assert metrics.conn(pred, gt) == pytest.approx(0.4 / 1000)
