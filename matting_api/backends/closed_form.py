@@ -50,6 +50,9 @@ CONTEXT_MARGIN = 8
 _NUMBA_PARALLEL_LOCK = threading.Lock()
 
 
+#: Smallest side the closed-form solver is given (thinner crops are padded, then cropped back).
+MIN_SOLVE_SIDE = 5
+
 class ClosedFormBackend:
     """Closed-form matting restricted to the trimap's unknown band.
 
@@ -173,6 +176,13 @@ class ClosedFormBackend:
             work_tri = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
             if not ((work_tri == 255).any() and (work_tri == 0).any() and (work_tri == 128).any()):
                 work_rgb, work_tri, scale = rgb, trimap, 1.0  # too thin to survive: full size
+        # The Laplacian's 3x3 windows need a few pixels each way: a thinner image (a 2 px
+        # strip) gives a singular system that never converges. Pad by replication, crop back.
+        work_h, work_w = work_tri.shape
+        pad = ((0, max(0, MIN_SOLVE_SIDE - work_h)), (0, max(0, MIN_SOLVE_SIDE - work_w)))
+        if pad[0][1] or pad[1][1]:
+            work_rgb = np.pad(work_rgb, (*pad, (0, 0)), mode="edge")
+            work_tri = np.pad(work_tri, pad, mode="edge")
         image = work_rgb.astype(np.float64) / 255.0
         tri = work_tri.astype(np.float64) / 255.0
         a = estimate_alpha_cf(
@@ -182,8 +192,8 @@ class ClosedFormBackend:
         )
         with _NUMBA_PARALLEL_LOCK:
             f = estimate_foreground_ml(image, a)
-        a = np.clip(a, 0.0, 1.0).astype(np.float32)
-        f = np.clip(f, 0.0, 1.0).astype(np.float32)
+        a = np.clip(a[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
+        f = np.clip(f[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         if scale < 1.0:
             a = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
             f = cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)

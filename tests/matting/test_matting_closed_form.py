@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from matting_api import compositing as comp
 from matting_api.backends import load_matting_backend
@@ -79,3 +80,18 @@ def test_registry_falls_back_to_closed_form_loudly(tmp_path, caplog):
     assert backend.name == "closed_form" and backend.device == "cpu"
     assert backend.info()["warmed_up"] is True
     assert any("FBA.pth" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+@pytest.mark.parametrize("shape", [(48, 2), (2, 48), (1, 30), (3, 3)])
+def test_strips_thinner_than_the_laplacian_window_are_solved(shape) -> None:
+    backend = ClosedFormBackend.from_settings(Settings())
+    rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    line = np.full(max(shape), 128, np.uint8)  # background, unknown, foreground thirds
+    line[: max(shape) // 3] = 0
+    line[-(max(shape) // 3):] = 255
+    along_rows = shape[0] >= shape[1]
+    trimap = np.ascontiguousarray(np.broadcast_to(line[:, None] if along_rows else line[None, :], shape))
+    fg, alpha = backend.matte(rgb, trimap)
+    assert alpha.shape == shape and fg.shape == (*shape, 3)
+    assert alpha[trimap == 0].max(initial=0) == 0 and alpha[trimap == 255].min(initial=1) == 1
+    assert np.isfinite(alpha).all() and alpha.min() >= 0 and alpha.max() <= 1

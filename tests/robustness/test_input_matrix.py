@@ -353,7 +353,7 @@ KNOWN_BUGS: dict[str, tuple[Case, str]] = {
 }
 
 
-OPEN_BUGS = {"matte-2px-wide-image"}
+OPEN_BUGS: set[str] = set()
 
 
 @pytest.mark.parametrize(
