@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matting_api import compositing as comp
-from matting_api.backends import load_matting_backend
+from matting_api.backends import load_matting_backend, nonlocal_cf
 from matting_api.backends.closed_form import ClosedFormBackend
 from service_common.config import Settings
 
@@ -95,3 +95,53 @@ def test_strips_thinner_than_the_laplacian_window_are_solved(shape) -> None:
     assert alpha.shape == shape and fg.shape == (*shape, 3)
     assert alpha[trimap == 0].max(initial=0) == 0 and alpha[trimap == 255].min(initial=1) == 1
     assert np.isfinite(alpha).all() and alpha.min() >= 0 and alpha.max() <= 1
+
+
+def _holed_disc() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A white disc with a hole showing the green background, and a trimap whose unknown
+    region around the hole touches sure foreground only (``rgb``, ``trimap``, ``hole``)."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:64, :64]
+    dist = np.hypot(yy - 32, xx - 32)
+    subject = (dist <= 24) & (dist > 5)
+    rgb = np.where(subject[..., None], (235, 235, 230), (40, 170, 60)).astype(np.float64)
+    rgb = np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+    trimap = np.zeros((64, 64), np.uint8)
+    trimap[dist <= 27] = 128  # the outer band
+    trimap[(dist <= 21) & (dist > 9)] = 255
+    return rgb, trimap, dist <= 4
+
+
+def test_nonlocal_term_finds_a_hole_that_local_diffusion_fills() -> None:
+    """Plain closed-form matting sees only sure foreground around the hole and fills it
+    (alpha 1 costs nothing there); the non-local term ties the hole's green pixels to the
+    green background next to the outer band."""
+    rgb, trimap, hole = _holed_disc()
+    _, plain = ClosedFormBackend(nonlocal_weight=0.0).matte(rgb, trimap)
+    _, nonlocal_ = ClosedFormBackend().matte(rgb, trimap)
+    assert plain[hole].mean() > 0.9
+    assert nonlocal_[hole].mean() < 0.1
+    ring = (trimap == 128) & ~hole & (np.hypot(*np.mgrid[-32:32, -32:32]) > 20)
+    subject = ring & (rgb[..., 0] > 150)
+    assert nonlocal_[subject].mean() > 0.9 and nonlocal_[ring & ~subject].mean() < 0.1
+
+
+def test_solver_without_the_nonlocal_term_is_pymatting_closed_form() -> None:
+    from pymatting import estimate_alpha_cf
+
+    rgb, trimap, _ = _holed_disc()
+    image = rgb.astype(np.float64) / 255.0
+    ours = nonlocal_cf.solve_alpha(image, trimap, nonlocal_weight=0.0, rtol=1e-7)
+    reference = estimate_alpha_cf(image, trimap / 255.0)
+    assert np.abs(ours - reference).max() < 1e-4
+
+
+def test_knn_laplacian_is_a_graph_laplacian_over_the_band() -> None:
+    rgb, trimap, _ = _holed_disc()
+    unknown = trimap == 128
+    lap = nonlocal_cf.knn_laplacian_near_band(rgb / 255.0, unknown, neighbors=5, ring=2)
+    assert abs(lap - lap.T).max() == 0
+    assert np.allclose(np.asarray(lap.sum(axis=1)).ravel(), 0.0)
+    assert (lap.diagonal()[unknown.ravel()] >= 5).all()  # each node keeps its 5 neighbours
+    far = ~(np.hypot(*np.mgrid[-32:32, -32:32]) <= 30)  # > 2 px from the unknown pixels
+    assert lap[far.ravel()].nnz == 0

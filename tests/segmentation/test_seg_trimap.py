@@ -64,11 +64,12 @@ def test_soft_mask_uncertain_region_is_unknown_and_dilated():
     result = build_trimap(mask, options)
     assert result is not None
     check_valid(result.trimap, mask, options)
-    uncertain = (mask >= 0.1) & (mask < 0.9)
+    uncertain = (mask >= options.bg_threshold) & (mask < options.fg_threshold)
     assert (result.trimap[uncertain] == UNKNOWN).all()
     # dilated: pixels just below bg_threshold but within r of the uncertain ring are unknown
     row, r = result.trimap[128], result.band_px
-    outer = 128 + 60 + 12  # where the ramp reaches 0.1
+    # last column where the ramp (0.5 at the radius, 1/30 per px) is still >= bg_threshold
+    outer = 128 + 60 + math.floor((0.5 - options.bg_threshold) * 30)
     assert row[outer + int(r) - 1] == UNKNOWN
     assert row[outer + int(r) + 2] == BACKGROUND
     assert row[128] == FOREGROUND
