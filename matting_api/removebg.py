@@ -60,6 +60,8 @@ from .options import (
     MatteOptions,
     SegmentationParams,
     SizeLimit,
+    _choice,
+    _invalid,
     parse_bool,
     parse_color,
     parse_crop_margin,
@@ -119,19 +121,6 @@ NOT_SUPPORTED = ("image_url", "bg_image_url")
 
 #: Our error code -> remove.bg's code where they differ.
 REMOVEBG_CODES = {"no_subject": "unknown_foreground"}
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError("invalid_parameter", f"{field}: {message}", field=field)
-
-
-def _choice(field: str, value: str | None, choices, default: str) -> str:
-    if value is None:
-        return default
-    low = value.strip().lower()
-    if low not in choices:
-        raise _invalid(field, f"{value!r} is not one of {', '.join(choices)}")
-    return low
 
 
 def parse_removebg_options(
