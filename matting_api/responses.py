@@ -20,6 +20,7 @@ def result_headers(result: MatteResult) -> dict[str, str]:
         "X-Foreground-Width": str(width),
         "X-Foreground-Height": str(height),
         "X-Segmentation-Backend": result.segmentation_backend,
+        "X-Segmentation-Reason": result.segmentation_reason,
         "X-Matting-Backend": result.matting_backend,
         "Server-Timing": result.server_timing(),
     }

@@ -1,4 +1,9 @@
-"""HTTP client of the segmentation service (``POST /v1/trimap``, ``GET /readyz``).
+"""HTTP client of the segmentation service (``POST /v1/mask``, ``GET /readyz``).
+
+The matting service asks for the subjects' *soft mask* (``/v1/mask``: a 16-bit greyscale PNG
+of the image's size), not for a trimap: the mask is the prior the matting stage refines, and
+the trimap it needs is derived from it here (:mod:`matting_api.prior`), so one model run and
+one decode give both.
 
 One :class:`SegmentationClient` per worker process, holding one pooled
 :class:`requests.Session`. Every call is bounded in time: connect and read timeouts come from
@@ -14,8 +19,8 @@ no (whole) answer within the timeouts                  504 ``segmentation_timeou
 422 ``no_subject``                                     422 ``no_subject`` (same message)
 4xx that is the client's fault (``invalid_parameter``,  the same code and message (and
 ``invalid_image``, ``image_too_large``, ...)           ``field``, if a forwarded parameter)
-anything else: not a PNG, wrong size, values other     502 ``segmentation_bad_response``
-than 0/128/255, 5xx, an unexpected 4xx
+anything else: not a PNG, wrong size, more than one    502 ``segmentation_bad_response``
+channel, no pixel >= 0.5, 5xx, an unexpected 4xx
 =====================================================  ====================================
 
 Only connection errors are retried (the request never reached the service, or a pooled
@@ -38,6 +43,7 @@ from PIL import Image
 from requests.adapters import HTTPAdapter
 
 from service_common.errors import ERROR_CODES, ApiError
+from service_common.images import decode_mask16
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +56,21 @@ PASS_THROUGH_CODES = frozenset({
 #: Parameters the matting service forwards: a ``field`` naming one of them is passed through.
 FORWARDED_FIELDS = frozenset({"classes", "score_threshold", "instances", "backend"})
 
-TRIMAP_VALUES = (0, 128, 255)
-
-
 @dataclass(frozen=True)
-class TrimapResult:
-    """A trimap from the segmentation service.
+class MaskResult:
+    """The subjects' soft mask from the segmentation service.
 
     Attributes:
-        trimap: ``H x W`` uint8 with values 0 (background), 128 (unknown), 255 (foreground).
-        backend: the ``X-Segmentation-Backend`` header (``u2netp``, ``maskrcnn``, ...).
+        mask: ``H x W`` float32 in ``[0, 1]`` (16-bit precision), at least one pixel >= 0.5.
+        backend: the ``X-Segmentation-Backend`` header (``modnet``, ``u2netp``, ``maskrcnn``, ...).
+        reason: the ``X-Segmentation-Reason`` header (why that backend), or ``""``.
         subjects: the ``X-Subjects`` header (number of instances kept), or ``None``.
         elapsed_ms: wall time of the call, including the retry.
     """
 
-    trimap: np.ndarray
+    mask: np.ndarray
     backend: str
+    reason: str
     subjects: int | None
     elapsed_ms: float
 
@@ -101,15 +106,15 @@ class SegmentationClient:
     def close(self) -> None:
         self.session.close()
 
-    # -------------------------------------------------------------- /v1/trimap
+    # -------------------------------------------------------------- /v1/mask
 
-    def trimap(
+    def mask(
         self,
         rgb: np.ndarray,
         params: dict[str, str] | None = None,
         request_id: str | None = None,
-    ) -> TrimapResult:
-        """Ask for the trimap of ``rgb`` (``H x W x 3`` uint8, sent as lossless PNG).
+    ) -> MaskResult:
+        """Ask for the soft mask of ``rgb`` (``H x W x 3`` uint8, sent as lossless PNG).
 
         Args:
             rgb: the image exactly as the matting step will see it (after EXIF, resizing).
@@ -125,15 +130,16 @@ class SegmentationClient:
         if request_id:
             headers["X-Request-Id"] = request_id
         started = time.perf_counter()
-        max_bytes = 2 * width * height + (1 << 20)  # an 8-bit PNG never needs more
+        max_bytes = 3 * width * height + (1 << 20)  # a 16-bit PNG never needs more
         resp, content = self._post(body, params or {}, headers, max_bytes)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         if resp.status_code != 200:
             raise self._error_from(resp, content)
-        trimap = self._parse_trimap(resp, content, width, height)
-        return TrimapResult(
-            trimap=trimap,
+        mask = self._parse_mask(resp, content, width, height)
+        return MaskResult(
+            mask=mask,
             backend=resp.headers.get("X-Segmentation-Backend", "unknown")[:64],
+            reason=resp.headers.get("X-Segmentation-Reason", "")[:300],
             subjects=_int_or_none(resp.headers.get("X-Subjects")),
             elapsed_ms=elapsed_ms,
         )
@@ -141,7 +147,7 @@ class SegmentationClient:
     def _post(
         self, body: bytes, params: dict[str, str], headers: dict[str, str], max_bytes: int
     ) -> tuple[requests.Response, bytes]:
-        url = self.base_url + "/v1/trimap"
+        url = self.base_url + "/v1/mask"
         files = {"image": ("image.png", body, "image/png")}
         for attempt in (1, 2):
             try:
@@ -252,15 +258,15 @@ class SegmentationClient:
         )
 
     @staticmethod
-    def _parse_trimap(
+    def _parse_mask(
         resp: requests.Response, content: bytes, width: int, height: int
     ) -> np.ndarray:
-        """Decode and check a trimap answer; 502 ``segmentation_bad_response`` if unusable."""
+        """Decode and check a mask answer; 502 ``segmentation_bad_response`` if unusable."""
 
         def bad(why: str) -> ApiError:
-            log.warning("unusable trimap from segmentation: %s", why)
+            log.warning("unusable mask from segmentation: %s", why)
             return ApiError("segmentation_bad_response",
-                            f"the segmentation service answered an unusable trimap: {why}")
+                            f"the segmentation service answered an unusable mask: {why}")
 
         if not content.startswith(b"\x89PNG\r\n\x1a\n"):
             ctype = resp.headers.get("Content-Type", "?")
@@ -270,18 +276,16 @@ class SegmentationClient:
             if img.size != (width, height):
                 raise bad(f"size {img.size[0]}x{img.size[1]}, expected {width}x{height}")
             img.load()
-            if img.mode not in ("L", "P", "1"):
-                raise bad(f"mode {img.mode}, expected a single channel (L)")
-            trimap = np.asarray(img.convert("L"))
+            mask = decode_mask16(img)
         except ApiError:
             raise
+        except ValueError as exc:
+            raise bad(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad answer
             raise bad(f"cannot decode the PNG ({exc})") from exc
-        values = np.unique(trimap)
-        if not np.isin(values, TRIMAP_VALUES).all():
-            others = [int(v) for v in values if v not in TRIMAP_VALUES][:5]
-            raise bad(f"values other than 0/128/255 ({others})")
-        return np.ascontiguousarray(trimap)
+        if not (mask >= 0.5).any():
+            raise bad("no pixel of the subject (none >= 0.5), yet no no_subject error")
+        return np.ascontiguousarray(mask)
 
     # -------------------------------------------------------------- /readyz
 
@@ -299,7 +303,7 @@ class SegmentationClient:
             body = {}
         info: dict[str, Any] = {"url": self.base_url, "http_status": resp.status_code}
         if isinstance(body, dict):
-            for key in ("status", "backend", "device", "backends"):
+            for key in ("status", "backend", "device", "backends", "policy"):
                 if key in body:
                     info[key] = body[key]
         ready = resp.status_code == 200

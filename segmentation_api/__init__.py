@@ -43,10 +43,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     init_app(app, settings)
-    backends = load_backends(settings, default=backend, extra=extra_backends)
-    default = next(iter(backends.values()))
-    attach(app, SegmentationState(backends=backends, default=default.name))
+    backends, policy = load_backends(settings, default=backend, extra=extra_backends)
+    state = SegmentationState(backends=backends, policy=policy)
+    attach(app, state)
     app.register_blueprint(bp)
-    log.info("segmentation service ready: backend %s on %s; loaded: %s",
-             default.name, default.device, ", ".join(backends))
+    log.info("segmentation service ready: backend %s on %s; loaded: %s; %s",
+             state.default.name, state.default.device, ", ".join(backends), policy.why)
     return app

@@ -1,18 +1,19 @@
-"""Image -> instances -> trimap, with timings. No HTTP here.
+"""Image -> instances -> soft mask (-> trimap), with timings. No HTTP here.
 
-:func:`segment` runs a backend on an RGB image, keeps the requested instances and builds
-the trimap; the route turns the result into an HTTP answer.
+:func:`segment` runs a backend on an RGB image, keeps the requested instances and combines
+their soft masks (the answer of ``/v1/mask``); :func:`with_trimap` adds the trimap built from
+them (the answer of ``/v1/trimap``). The routes turn the result into an HTTP answer.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .backends import Backend, Instance
-from .trimap import Trimap, TrimapOptions, build_trimap
+from .trimap import Trimap, TrimapOptions, build_trimap, combine_masks
 
 INSTANCE_MODES = ("all", "largest")
 
@@ -40,13 +41,22 @@ class SegmentResult:
 
     Attributes:
         instances: the instances kept (empty when nothing was found).
-        trimap: the trimap, or ``None`` when there is no subject.
-        timings_ms: ``{"model": ..., "trimap": ...}`` in milliseconds.
+        mask: their combined soft mask (per-pixel maximum), ``H x W`` float32 in [0, 1];
+            ``None`` when there is no subject.
+        trimap: the trimap (:func:`with_trimap`), or ``None`` (no subject, or not built).
+        timings_ms: ``{"model": ...}`` (the model, selecting and combining the instances),
+            plus ``"trimap"`` after :func:`with_trimap`, in milliseconds.
     """
 
     instances: list[Instance]
-    trimap: Trimap | None
+    mask: np.ndarray | None
     timings_ms: dict[str, float]
+    trimap: Trimap | None = None
+
+    @property
+    def found(self) -> bool:
+        """Whether a subject was found."""
+        return self.mask is not None
 
 
 def select_instances(instances: list[Instance], mode: str) -> list[Instance]:
@@ -59,15 +69,29 @@ def select_instances(instances: list[Instance], mode: str) -> list[Instance]:
 
 
 def segment(backend: Backend, rgb: np.ndarray, params: SegmentParams) -> SegmentResult:
-    """Find the subjects of ``rgb`` (``H x W x 3`` uint8) and build their trimap."""
+    """Find the subjects of ``rgb`` (``H x W x 3`` uint8) and combine their soft masks.
+
+    No subject (no instance kept, or none with a pixel at or above 0.5) gives a result with
+    ``mask is None``.
+    """
     started = time.perf_counter()
     found = backend.predict(rgb, list(params.classes), params.score_threshold)
-    model_done = time.perf_counter()
     kept = select_instances(found, params.instances)
-    trimap = build_trimap(np.stack([inst.mask for inst in kept]), params.trimap) if kept else None
-    done = time.perf_counter()
+    mask = combine_masks(np.stack([inst.mask for inst in kept])) if kept else None
+    if mask is not None and not (mask >= params.trimap.subject_level).any():
+        mask = None
     return SegmentResult(
-        instances=kept if trimap is not None else [],
-        trimap=trimap,
-        timings_ms={"model": (model_done - started) * 1000.0, "trimap": (done - model_done) * 1000.0},
+        instances=kept if mask is not None else [],
+        mask=mask,
+        timings_ms={"model": (time.perf_counter() - started) * 1000.0},
     )
+
+
+def with_trimap(result: SegmentResult, options: TrimapOptions) -> SegmentResult:
+    """``result`` with its trimap (:func:`~segmentation_api.trimap.build_trimap`) and the time it took."""
+    if result.mask is None:
+        return result
+    started = time.perf_counter()
+    trimap = build_trimap(result.mask, options)
+    timings = {**result.timings_ms, "trimap": (time.perf_counter() - started) * 1000.0}
+    return replace(result, trimap=trimap, timings_ms=timings)

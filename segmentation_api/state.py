@@ -1,4 +1,4 @@
-"""What a segmentation app holds between requests: its loaded backends."""
+"""What a segmentation app holds between requests: its loaded backends and the policy."""
 
 from __future__ import annotations
 
@@ -6,26 +6,32 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from .backends import Backend
+from .backends import Backend, Policy
 
 EXTENSION_KEY = "backdrop_segmentation"
 
 
 @dataclass(frozen=True)
 class SegmentationState:
-    """The loaded backends (name -> backend) and which one is the default.
+    """The loaded backends (name -> backend) and the policy for requests that name none.
 
     Attributes:
         backends: every loaded backend by name (each knows the class names it accepts).
-        default: name of the backend used when a request does not choose one.
+        policy: which of them serves a request by its classes (``auto``), or always the
+            same one.
     """
 
     backends: dict[str, Backend]
-    default: str
+    policy: Policy
+
+    @property
+    def default(self) -> Backend:
+        """The backend serving requests for people (the default classes)."""
+        return self.backends[self.policy.person]
 
     def backend(self, name: str | None = None) -> Backend:
         """The backend called ``name`` (the default one for ``None``)."""
-        return self.backends[name or self.default]
+        return self.backends[name] if name else self.default
 
 
 def attach(app: Flask, state: SegmentationState) -> None:

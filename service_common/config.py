@@ -19,15 +19,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_MODELS_DIR": ("<repo>/models", "folder holding model weights"),
     "BACKDROP_DEVICE": ("auto", "torch device: auto (CUDA when available), cpu, cuda, cuda:N"),
-    "BACKDROP_TORCH_THREADS": ("0", "CPU threads for torch; 0 = torch's default"),
+    "BACKDROP_TORCH_THREADS": (
+        "0", "CPU threads of each model (torch and onnxruntime); 0 = the library's default"
+    ),
     "BACKDROP_LOG_LEVEL": ("INFO", "DEBUG, INFO, WARNING or ERROR"),
     "BACKDROP_MAX_UPLOAD_MB": ("50", "largest request body accepted, in MB (413 above)"),
     "BACKDROP_MAX_PIXELS": (
         "40000000", "largest image accepted, in pixels (checked before decoding)"
     ),
     "BACKDROP_SEGMENTATION_BACKEND": (
-        "auto", "auto, maskrcnn, maskrcnn_v2, u2netp, deeplabv3 (DeepLabV3 ResNet-101) or "
-        "deeplabv3_mobilenet (DeepLabV3 MobileNetV3-Large)"
+        "auto", "auto (Mask R-CNN when its weights are present, else MODNet for people and "
+        "U^2-Net-p for other classes), maskrcnn, maskrcnn_v2, modnet, u2netp, deeplabv3 "
+        "(DeepLabV3 ResNet-101) or deeplabv3_mobilenet (DeepLabV3 MobileNetV3-Large)"
     ),
     "BACKDROP_SEGMENTATION_URL": (
         "http://127.0.0.1:3000", "where the matting service finds the segmentation service"
@@ -62,6 +65,9 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "BACKDROP_DEEPLABV3_SIZE": (
         "520", "DeepLabV3 input: shorter side resized to this, in px (520 as torchvision's weights)"
+    ),
+    "BACKDROP_MODNET_SIZE": (
+        "512", "MODNet input: shorter side resized to this, in px (512 as the reference)"
     ),
     "BACKDROP_FBA_CROP_MARGIN": (
         "0", "FBA: run only on the unknown band's box plus this margin, px; 0 = whole image (exact). "
@@ -121,7 +127,8 @@ def _choices(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> tup
     return tuple(dict.fromkeys(values))
 
 
-SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "u2netp", "deeplabv3", "deeplabv3_mobilenet")
+SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
+                         "deeplabv3_mobilenet")
 MATTING_BACKENDS = ("auto", "fba", "closed_form")
 
 
@@ -155,6 +162,7 @@ class Settings:
     closed_form_max_unknown: int = 80_000
     segmentation_preload: tuple[str, ...] = ()
     deeplabv3_size: int = 520
+    modnet_size: int = 512
     fba_crop_margin: int = 0
 
     @classmethod
@@ -191,6 +199,7 @@ class Settings:
             closed_form_max_unknown=_int(env, "BACKDROP_CLOSED_FORM_MAX_UNKNOWN"),
             segmentation_preload=_choices(env, "BACKDROP_SEGMENTATION_PRELOAD", SEGMENTATION_BACKENDS[1:]),
             deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),
+            modnet_size=_int(env, "BACKDROP_MODNET_SIZE", minimum=32),
             fba_crop_margin=_int(env, "BACKDROP_FBA_CROP_MARGIN"),
         )
 

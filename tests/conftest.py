@@ -3,9 +3,11 @@
 * ``sample_photo`` / ``sample_photo_bytes``: the shipped portrait (samples/astronaut.png).
 * ``encode_png``: numpy array -> PNG bytes, to post real image files.
 * ``offline_services``: both services under a real gunicorn on free ports, with the
-  offline default backends (U^2-Net-p segmentation, closed-form matting). Started once per
-  test session, stopped at the end. It needs ``models/u2netp.onnx``: ``make test`` fetches
-  it first (``make weights``); without it the fixture fails and says so.
+  offline defaults as a user gets them (segmentation ``auto`` without Mask R-CNN weights:
+  MODNet for people, U^2-Net-p for other classes; closed-form matting). Started once per
+  test session, stopped at the end. It needs ``models/u2netp.onnx`` and
+  ``models/modnet.onnx``: ``make test`` fetches them first (``make models-offline``);
+  without them the fixture fails and says so.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from PIL import Image
 
 from service_common.config import REPO_ROOT
 from service_common.serve import Service, free_port, running
-from service_common.weights import U2NETP, missing_message
+from service_common.weights import MODNET, U2NETP, missing_message
 
 SAMPLE_PHOTO = REPO_ROOT / "samples" / "astronaut.png"
 
@@ -50,10 +52,11 @@ def encode_png() -> Callable[..., bytes]:
 
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    """The repository's models folder, with the offline segmentation model in it."""
+    """The repository's models folder, with the offline segmentation models in it."""
     path = REPO_ROOT / "models"
-    if not U2NETP.path(path).exists():
-        pytest.fail(missing_message(U2NETP, path) + " (`make test` fetches it for you)")
+    for weights in (U2NETP, MODNET):
+        if not weights.path(path).exists():
+            pytest.fail(missing_message(weights, path) + " (`make test` fetches it for you)")
     return path
 
 
@@ -62,13 +65,15 @@ def offline_services(models_dir: Path, tmp_path_factory) -> Iterator[tuple[Servi
     """(segmentation, matting) gunicorn services with the offline default backends."""
     logs = tmp_path_factory.mktemp("service-logs")
     common = {
+        # an empty hub cache: Mask R-CNN weights cached on this machine must not change `auto`
+        "TORCH_HOME": str(tmp_path_factory.mktemp("torch-home")),
         "BACKDROP_MODELS_DIR": str(models_dir),
         "BACKDROP_LOG_LEVEL": "WARNING",
         "BACKDROP_TORCH_THREADS": "1",
     }
     seg = Service(
         "segmentation", free_port(), timeout=120, log_path=logs / "segmentation.log",
-        env={**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp"},
+        env={**common, "BACKDROP_SEGMENTATION_BACKEND": "auto"},
     )
     mat = Service(
         "matting", free_port(), threads=4, timeout=120, log_path=logs / "matting.log",

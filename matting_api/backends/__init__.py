@@ -4,10 +4,14 @@ A backend turns an image and its trimap into a matte and the subject's colours:
 
 * ``name``: ``"fba"`` or ``"closed_form"`` (the ``X-Matting-Backend`` header);
 * ``device``: ``"cpu"``, ``"cuda"``, ...;
-* ``matte(rgb, trimap) -> (fg, alpha)`` with ``rgb`` ``H x W x 3`` uint8, ``trimap``
-  ``H x W`` uint8 in {0, 128, 255}; ``fg`` ``H x W x 3`` float32 ``[0, 1]`` (the predicted
-  foreground colour), ``alpha`` ``H x W`` float32 ``[0, 1]``. Known trimap regions come back
-  exactly: alpha 0 where the trimap is 0, alpha 1 and ``fg == rgb / 255`` where it is 255.
+* ``matte(rgb, trimap, prior=None) -> (fg, alpha)`` with ``rgb`` ``H x W x 3`` uint8,
+  ``trimap`` ``H x W`` uint8 in {0, 128, 255} and ``prior`` the segmentation's soft mask
+  (``H x W`` float32 ``[0, 1]``) when the trimap was derived from it
+  (:func:`matting_api.prior.prior_trimap`), ``None`` for a user's trimap; ``fg``
+  ``H x W x 3`` float32 ``[0, 1]`` (the predicted foreground colour), ``alpha`` ``H x W``
+  float32 ``[0, 1]``. Known trimap regions come back exactly: alpha 0 where the trimap is
+  0, alpha 1 and ``fg == rgb / 255`` where it is 255. Closed-form matting refines the prior
+  in the unknown band; FBA uses the trimap only.
 * ``info() -> dict``: what ``/readyz`` shows.
 
 :func:`load_matting_backend` reads ``BACKDROP_MATTING_BACKEND``: ``auto`` takes FBA when
@@ -35,7 +39,9 @@ class MattingBackend(Protocol):
     name: str
     device: str
 
-    def matte(self, rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def matte(
+        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def info(self) -> dict[str, Any]: ...
 

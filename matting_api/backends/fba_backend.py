@@ -103,12 +103,15 @@ class FBABackend:
         self.warmup_ms = (time.perf_counter() - started) * 1000.0
         log.info("FBA warmed up in %.0f ms", self.warmup_ms)
 
-    def matte(self, rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def matte(
+        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Alpha and foreground colour; see :mod:`matting_api.backends` for the contract.
 
         Args:
             rgb: ``H x W x 3`` uint8.
-            trimap: ``H x W`` uint8, 0 / 128 / 255.
+            trimap: ``H x W`` uint8, 0 / 128 / 255 (derived from the prior, or the user's).
+            prior: not used: FBA predicts alpha in the trimap's unknown band from the image.
 
         Returns:
             ``(fg H x W x 3 float32 [0, 1], alpha H x W float32 [0, 1])``; known regions exact.

@@ -3,12 +3,18 @@
 ``BACKDROP_SEGMENTATION_BACKEND`` names the default backend:
 
 * ``auto`` (default): Mask R-CNN when ``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth`` is in the
-  models folder (or in torch hub's cache), else the offline U^2-Net-p, with a WARNING
-  naming the missing file;
+  models folder (or in torch hub's cache), for every request. Otherwise the offline models,
+  chosen per request by what it asks for: **MODNet** (portrait matting) when the requested
+  classes are people only (the default, ``person``), **U^2-Net-p** (salient object) for any
+  other classes. A WARNING at start names the missing Mask R-CNN file;
 * ``maskrcnn`` / ``maskrcnn_v2``: that Mask R-CNN (80 COCO classes; instances);
 * ``deeplabv3`` / ``deeplabv3_mobilenet``: DeepLabV3 with a ResNet-101 / MobileNetV3-Large
   backbone (20 VOC classes; one region per class, no instances);
-* ``u2netp``: the offline salient-object model.
+* ``modnet``: the offline portrait matting model (people only);
+* ``u2netp``: the offline salient-object model (classes ignored).
+
+Which backend served a request and why is in the answer's ``X-Segmentation-Backend`` and
+``X-Segmentation-Reason`` headers; ``/readyz`` shows the whole :class:`Policy`.
 
 A named backend whose weights are missing or wrong is an error (the message names the
 file). ``BACKDROP_SEGMENTATION_PRELOAD`` (comma-separated names) loads more backends at
@@ -21,37 +27,68 @@ Backend modules are imported only when chosen (torch is not imported by this pac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 from service_common.config import SEGMENTATION_BACKENDS, Settings
-from service_common.weights import MASKRCNN
+from service_common.weights import MASKRCNN, MODNET, U2NETP, missing_message
 
 from .base import Backend, BackendError, Instance, box_of_mask
 
-__all__ = ["BACKEND_NAMES", "Backend", "BackendError", "Instance", "box_of_mask", "load_backend",
-           "load_backends", "resolve_name"]
+__all__ = ["BACKEND_NAMES", "Backend", "BackendError", "Instance", "Policy", "box_of_mask",
+           "load_backend", "load_backends", "plan", "resolve_name"]
 
 log = logging.getLogger(__name__)
 
 #: Every backend name (``auto`` excluded).
 BACKEND_NAMES: tuple[str, ...] = tuple(n for n in SEGMENTATION_BACKENDS if n != "auto")
 
+#: The class of the people models.
+PERSON = "person"
 
-def resolve_name(settings: Settings) -> str:
-    """The backend ``settings`` asks for, with ``auto`` resolved (``maskrcnn`` or ``u2netp``)."""
-    choice = settings.segmentation_backend
-    if choice != "auto":
-        return choice
-    from .files import find_weights, not_found_message
 
-    if find_weights(MASKRCNN, settings.models_dir) is not None:
-        return "maskrcnn"
-    log.warning(
-        "BACKDROP_SEGMENTATION_BACKEND=auto: Mask R-CNN weights missing, falling back to the "
-        "offline U^2-Net-p salient-object backend (it ignores the requested classes). %s",
-        not_found_message(MASKRCNN, settings.models_dir),
-    )
-    return "u2netp"
+@dataclass(frozen=True)
+class Policy:
+    """Which loaded backend serves a request that does not name one.
+
+    Attributes:
+        person: the backend for requests whose classes are all ``person``.
+        other: the backend for every other request; ``None`` when none is loaded (such a
+            request is refused, saying which file is missing).
+        why: a sentence saying how this policy came about (shown by ``/readyz`` and in the
+            reason header).
+        missing: for ``other is None``: the message naming the missing file.
+    """
+
+    person: str
+    other: str | None
+    why: str
+    missing: str = ""
+
+    @classmethod
+    def single(cls, name: str, why: str) -> Policy:
+        """Every request to backend ``name``."""
+        return cls(person=name, other=name, why=why)
+
+    @property
+    def mode(self) -> str:
+        """``"by-class"`` when people and other classes go to different backends, else ``"single"``."""
+        return "single" if self.person == self.other else "by-class"
+
+    def choose(self, classes: Collection[str]) -> tuple[str | None, str]:
+        """``(backend name, reason)`` for a request asking for ``classes``.
+
+        The name is ``None`` when no loaded backend serves those classes (see ``missing``).
+        """
+        if self.mode == "single":
+            return self.person, self.why
+        wanted = ",".join(classes)
+        if set(classes) <= {PERSON}:
+            return self.person, f"classes={wanted}: people, so {self.person}; {self.why}"
+        return self.other, f"classes={wanted}: not people only, so {self.other}; {self.why}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"mode": self.mode, "person": self.person, "other": self.other, "why": self.why}
 
 
 def _maskrcnn(settings: Settings, name: str) -> Backend:
@@ -72,22 +109,25 @@ def _u2netp(settings: Settings, name: str) -> Backend:
     return U2NetPBackend.from_settings(settings)
 
 
+def _modnet(settings: Settings, name: str) -> Backend:
+    from .modnet import MODNetBackend
+
+    return MODNetBackend.from_settings(settings)
+
+
 _LOADERS: dict[str, Callable[[Settings, str], Backend]] = {
     "maskrcnn": _maskrcnn,
     "maskrcnn_v2": _maskrcnn,
     "deeplabv3": _deeplab,
     "deeplabv3_mobilenet": _deeplab,
+    "modnet": _modnet,
     "u2netp": _u2netp,
 }
 
 
 def load_backend(settings: Settings, name: str | None = None) -> Backend:
-    """Build one backend; call once per process.
-
-    Args:
-        settings: the configuration (models folder, device, threads, model options).
-        name: which backend (one of :data:`BACKEND_NAMES`); ``None`` = the default one
-            (:func:`resolve_name`).
+    """Build the backend called ``name`` (one of :data:`BACKEND_NAMES`; ``None`` = the one
+    serving people under ``settings``, :func:`resolve_name`); call once per process.
 
     Raises:
         BackendError: unknown name, or its weights file is missing or unusable (the message
@@ -100,28 +140,77 @@ def load_backend(settings: Settings, name: str | None = None) -> Backend:
     return loader(settings, name)
 
 
+def _auto_offline(settings: Settings, why_maskrcnn: str) -> tuple[list[str], Policy]:
+    """The offline backends ``auto`` loads (MODNet and U^2-Net-p, those present) and their
+    policy. With neither file present both are planned, and loading names the missing file."""
+    have_modnet = MODNET.path(settings.models_dir).exists()
+    have_u2netp = U2NETP.path(settings.models_dir).exists()
+    if have_u2netp and not have_modnet:
+        log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: %s", missing_message(MODNET, settings.models_dir))
+        why = f"{why_maskrcnn} and {MODNET.filename} missing: U^2-Net-p (salient object) for everything"
+        return ["u2netp"], Policy.single("u2netp", why)
+    if have_modnet and not have_u2netp:
+        missing = missing_message(U2NETP, settings.models_dir)
+        log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: %s", missing)
+        why = f"{why_maskrcnn} and {U2NETP.filename} missing: MODNet for people, nothing for other classes"
+        return ["modnet"], Policy("modnet", None, why, missing=missing)
+    why = (f"{why_maskrcnn}: MODNet (portrait matting) for people, "
+           "U^2-Net-p (salient object) for other classes")
+    return ["modnet", "u2netp"], Policy("modnet", "u2netp", why)
+
+
+def plan(settings: Settings, with_preload: bool = True) -> tuple[list[str], Policy]:
+    """The backends ``settings`` asks to load (the policy's first, then the preloaded ones
+    unless ``with_preload`` is false) and the policy that picks among them."""
+    choice = settings.segmentation_backend
+    if choice != "auto":
+        names, policy = [choice], Policy.single(choice, f"BACKDROP_SEGMENTATION_BACKEND={choice}")
+    else:
+        from .files import find_weights, not_found_message
+
+        found = find_weights(MASKRCNN, settings.models_dir)
+        if found is not None:
+            why = f"auto: Mask R-CNN weights found at {found}"
+            names, policy = ["maskrcnn"], Policy.single("maskrcnn", why)
+        else:
+            log.warning(
+                "BACKDROP_SEGMENTATION_BACKEND=auto: Mask R-CNN weights missing, using the offline "
+                "models (MODNet for people, U^2-Net-p for other classes; both ignore instances). %s",
+                not_found_message(MASKRCNN, settings.models_dir),
+            )
+            names, policy = _auto_offline(settings, "auto: Mask R-CNN weights missing")
+    for extra in settings.segmentation_preload if with_preload else ():
+        if extra not in names:
+            names.append(extra)
+    return names, policy
+
+
+def resolve_name(settings: Settings) -> str:
+    """The backend that serves a request for people under ``settings`` (``auto`` resolved)."""
+    return plan(settings)[1].person
+
+
 def load_backends(settings: Settings, default: Backend | None = None,
-                  extra: list[Backend] | None = None) -> dict[str, Backend]:
-    """The default backend and the preloaded ones, by name, the default first.
+                  extra: list[Backend] | None = None) -> tuple[dict[str, Backend], Policy]:
+    """The loaded backends by name (the policy's first) and the policy that picks among them.
 
     Args:
-        settings: ``segmentation_backend`` names the default, ``segmentation_preload`` the
-            others.
-        default: an already built default backend (tests inject one); loaded from
-            ``settings`` when ``None``.
+        settings: ``segmentation_backend`` names the default (``auto``: see the module
+            docstring), ``segmentation_preload`` the others.
+        default: an already built backend (tests inject one): it serves every request that
+            names no backend.
         extra: already built extra backends, used instead of loading
             ``settings.segmentation_preload``.
 
     Raises:
         BackendError: a backend cannot be loaded (the message names its file).
     """
-    first = default if default is not None else load_backend(settings)
-    backends: dict[str, Backend] = {first.name: first}
-    if extra is not None:
-        for backend in extra:
-            backends.setdefault(backend.name, backend)
-        return backends
-    for name in settings.segmentation_preload:
-        if name not in backends:
-            backends[name] = load_backend(settings, name)
-    return backends
+    if default is not None:
+        backends: dict[str, Backend] = {default.name: default}
+        policy = Policy.single(default.name, f"backend {default.name} given to create_app")
+    else:
+        names, policy = plan(settings, with_preload=extra is None)
+        backends = {name: load_backend(settings, name) for name in names}
+    for backend in extra or []:
+        backends.setdefault(backend.name, backend)
+    return backends, policy

@@ -35,10 +35,11 @@ import numpy as np
 from PIL import Image
 
 from service_common.config import Settings
-from service_common.weights import U2NETP, missing_message
+from service_common.weights import U2NETP
 
 from .. import coco
-from .base import BackendError, Instance, box_of_mask
+from .base import Instance, box_of_mask
+from .onnx_common import open_session
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +75,7 @@ class U2NetPBackend:
     class_aliases = MappingProxyType({})
 
     def __init__(self, path: Path, threads: int = 0):
-        import onnxruntime as ort  # local: only this backend needs it
-
-        path = Path(path)
-        if not path.is_file():
-            raise BackendError(missing_message(U2NETP, path.parent))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads > 0:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - any onnxruntime load failure
-            raise BackendError(f"{path} is not a usable ONNX model ({exc}); "
-                               + missing_message(U2NETP, path.parent)) from exc
+        self.session = open_session(path, U2NETP, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.device = "cpu"
 

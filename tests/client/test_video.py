@@ -25,6 +25,7 @@ def test_colour_background_alpha_outputs_and_smoothing(offline_services, subject
     result = process_video(VideoJob(
         subject_clip, out, color="#00ff00", smooth=0.5, alpha_sequence=seq,
         alpha_video=alpha_video if ffmpeg_exe() else None, jobs=3,
+        backend="u2netp",  # a disk is a salient object, not a person
         server=offline_services[1].url), progress=False)
     assert (result.frames, result.fps, result.size) == (6, 12.0, CLIP_SIZE)
     frames, fps, size = read_all(out)

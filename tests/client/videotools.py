@@ -1,7 +1,8 @@
 """Helpers of the client tests: tiny generated video clips, read back with OpenCV.
 
 The subject clip is a bright disk moving over a plain dark background (a salient object
-for the u2netp backend), small enough that every frame is matted in a fraction of a second.
+for the u2netp backend, which the tests that look at the pixels ask for), small
+enough that every frame is matted in a fraction of a second.
 """
 
 from __future__ import annotations

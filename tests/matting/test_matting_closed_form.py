@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matting_api import compositing as comp
-from matting_api.backends import load_matting_backend, nonlocal_cf
+from matting_api.backends import cf_solver, load_matting_backend
 from matting_api.backends.closed_form import ClosedFormBackend
 from service_common.config import Settings
 
@@ -112,36 +112,63 @@ def _holed_disc() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rgb, trimap, dist <= 4
 
 
-def test_nonlocal_term_finds_a_hole_that_local_diffusion_fills() -> None:
-    """Plain closed-form matting sees only sure foreground around the hole and fills it
-    (alpha 1 costs nothing there); the non-local term ties the hole's green pixels to the
-    green background next to the outer band."""
-    rgb, trimap, hole = _holed_disc()
-    _, plain = ClosedFormBackend(nonlocal_weight=0.0).matte(rgb, trimap)
-    _, nonlocal_ = ClosedFormBackend().matte(rgb, trimap)
-    assert plain[hole].mean() > 0.9
-    assert nonlocal_[hole].mean() < 0.1
-    ring = (trimap == 128) & ~hole & (np.hypot(*np.mgrid[-32:32, -32:32]) > 20)
-    subject = ring & (rgb[..., 0] > 150)
-    assert nonlocal_[subject].mean() > 0.9 and nonlocal_[ring & ~subject].mean() < 0.1
-
-
-def test_solver_without_the_nonlocal_term_is_pymatting_closed_form() -> None:
+def test_solver_without_a_prior_is_pymatting_closed_form() -> None:
     from pymatting import estimate_alpha_cf
 
     rgb, trimap, _ = _holed_disc()
     image = rgb.astype(np.float64) / 255.0
-    ours = nonlocal_cf.solve_alpha(image, trimap, nonlocal_weight=0.0, rtol=1e-7)
+    ours = cf_solver.solve_alpha(image, trimap, rtol=1e-7)
     reference = estimate_alpha_cf(image, trimap / 255.0)
     assert np.abs(ours - reference).max() < 1e-4
 
 
-def test_knn_laplacian_is_a_graph_laplacian_over_the_band() -> None:
-    rgb, trimap, _ = _holed_disc()
-    unknown = trimap == 128
-    lap = nonlocal_cf.knn_laplacian_near_band(rgb / 255.0, unknown, neighbors=5, ring=2)
-    assert abs(lap - lap.T).max() == 0
-    assert np.allclose(np.asarray(lap.sum(axis=1)).ravel(), 0.0)
-    assert (lap.diagonal()[unknown.ravel()] >= 5).all()  # each node keeps its 5 neighbours
-    far = ~(np.hypot(*np.mgrid[-32:32, -32:32]) <= 30)  # > 2 px from the unknown pixels
-    assert lap[far.ravel()].nnz == 0
+def test_band_laplacian_rows_equal_pymatting_laplacian() -> None:
+    from pymatting import cf_laplacian
+
+    rng = np.random.default_rng(3)
+    image = rng.random((30, 40, 3))
+    unknown = np.zeros((30, 40), bool)
+    unknown[0:12, 5:20] = True  # touching the border
+    unknown[20:26, 30:38] = True
+    lap, nodes = cf_solver.matting_laplacian(image, unknown)
+    assert abs(lap - lap.T).max() < 1e-12
+    reference = cf_laplacian(image, 1e-7, 1, is_known=~unknown).tocsr()[unknown.ravel()]
+    rows = np.zeros((int(unknown.sum()), unknown.size))
+    rows[:, nodes] = lap[np.searchsorted(nodes, np.flatnonzero(unknown))].toarray()
+    assert np.abs(rows - reference.toarray()).max() < 1e-10
+
+
+def test_prior_data_term_pulls_alpha_towards_the_prior() -> None:
+    """On a flat grey image the Laplacian only asks for smoothness: with the default (weak)
+    data term alpha is a smooth ramp across the band, centred where the prior crosses 0.5;
+    with a strong one it is the prior."""
+    rgb = np.full((40, 40, 3), 128, np.uint8)
+    prior = np.zeros((40, 40), np.float32)
+    prior[:, 20:] = 1.0
+    prior[:, 18:22] = (0.02, 0.3, 0.7, 0.98)
+    trimap = np.where(prior >= 0.5, 255, 0).astype(np.uint8)
+    trimap[:, 16:24] = 128
+    _, weak = ClosedFormBackend().matte(rgb, trimap, prior)
+    assert (np.diff(weak[:, 15:25], axis=1) > 0).all()  # a ramp
+    assert abs(weak[:, 19:21].mean() - 0.5) < 0.02
+    _, strong = ClosedFormBackend(prior_weight=1e3).matte(rgb, trimap, prior)
+    assert np.abs(strong[:, 16:24] - prior[:, 16:24]).max() < 0.01
+    assert (strong[:, :16] == 0).all() and (strong[:, 24:] == 1).all()
+
+
+def test_refinement_recovers_a_soft_edge_from_a_blurred_shifted_prior(closed_form, scene) -> None:
+    """The scene's true matte, moved 2 px and blurred as a low-resolution model would give
+    it: the refinement in the band it implies is closer to the truth than the prior."""
+    import cv2
+
+    from matting_api.prior import prior_trimap
+
+    shifted = np.roll(scene.alpha, 2, axis=1)
+    prior = cv2.GaussianBlur(cv2.resize(cv2.resize(shifted, (16, 16), interpolation=cv2.INTER_AREA),
+                                        (64, 64), interpolation=cv2.INTER_LINEAR), (0, 0), 1.0)
+    trimap = prior_trimap(prior)
+    fg, alpha = closed_form.matte(scene.rgb, trimap, prior)
+    _check_contract(scene.rgb, trimap, fg, alpha)
+    prior_error = np.abs(prior - scene.alpha).sum()
+    refined_error = np.abs(alpha - scene.alpha).sum()
+    assert refined_error < 0.5 * prior_error, (refined_error, prior_error)

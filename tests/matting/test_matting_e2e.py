@@ -28,7 +28,11 @@ def test_readyz_names_both_sides(offline_services):
     assert body["backend"] == "closed_form" and body["device"] == "cpu"
     assert body["matting"]["warmed_up"] is True
     assert body["segmentation"]["status"] == "ready"
-    assert body["segmentation"]["backend"] == "u2netp"
+    assert body["segmentation"]["backend"] == "modnet"  # people: the auto policy's choice
+    assert body["segmentation"]["policy"] == {
+        "mode": "by-class", "person": "modnet", "other": "u2netp",
+        "why": "auto: Mask R-CNN weights missing: MODNet (portrait matting) for people, "
+               "U^2-Net-p (salient object) for other classes"}
     assert requests.get(mat.url + "/healthz", timeout=10).json() == {"status": "ok"}
 
 
@@ -45,7 +49,8 @@ def test_colour_background(offline_services, sample_photo, sample_photo_bytes):
     changed = (out != sample_photo).any(axis=2).mean()
     assert 0.2 < changed < 0.8  # the background went, the person stayed
     h = resp.headers
-    assert h["X-Segmentation-Backend"] == "u2netp" and h["X-Matting-Backend"] == "closed_form"
+    assert h["X-Segmentation-Backend"] == "modnet" and h["X-Matting-Backend"] == "closed_form"
+    assert h["X-Segmentation-Reason"].startswith("classes=person: people, so modnet; auto:")
     assert (h["X-Width"], h["X-Height"]) == ("512", "512")
     timing = h["Server-Timing"]
     assert all(f"{s};dur=" in timing for s in ("decode", "segmentation", "matting",

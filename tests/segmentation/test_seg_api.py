@@ -84,7 +84,9 @@ def test_flat_image_has_no_subject(u2netp_client, grey_photo, encode_png, post, 
 def test_health_and_readiness(u2netp_client):
     assert u2netp_client.get("/healthz").get_json() == {"status": "ok"}
     ready = u2netp_client.get("/readyz").get_json()
-    assert ready == {"status": "ready", "backend": "u2netp", "device": "cpu", "backends": ["u2netp"]}
+    assert ready == {"status": "ready", "backend": "u2netp", "device": "cpu", "backends": ["u2netp"],
+                     "policy": {"mode": "single", "person": "u2netp", "other": "u2netp",
+                                "why": "BACKDROP_SEGMENTATION_BACKEND=u2netp"}}
 
 
 def test_create_app_without_arguments_reads_the_environment(monkeypatch, models_dir):

@@ -300,7 +300,7 @@ def test_maskrcnn_weights_in_the_hub_cache_are_used(tmp_path, monkeypatch, make_
     empty.mkdir()
     settings = make_settings(empty, segmentation_backend="auto")
     with caplog.at_level(logging.WARNING, logger="segmentation_api.backends"):
-        assert resolve_name(settings) == "u2netp"  # the tests' empty TORCH_HOME
+        assert resolve_name(settings) == "modnet"  # the tests' empty TORCH_HOME: offline
     assert "torch hub's cache" in caplog.text and MASKRCNN.filename in caplog.text
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     assert resolve_name(settings) == "maskrcnn"
@@ -343,8 +343,11 @@ def photo_png(deeplab_photo, encode_png) -> bytes:
 
 def test_trimap_of_the_configured_deeplab(deeplab_app, photo_png, post, read_trimap):
     client = deeplab_app.test_client()
-    assert client.get("/readyz").get_json() == {"status": "ready", "backend": "deeplabv3_mobilenet",
-                                                "device": "cpu", "backends": ["deeplabv3_mobilenet"]}
+    name = "deeplabv3_mobilenet"
+    assert client.get("/readyz").get_json() == {
+        "status": "ready", "backend": name, "device": "cpu", "backends": [name],
+        "policy": {"mode": "single", "person": name, "other": name,
+                   "why": f"BACKDROP_SEGMENTATION_BACKEND={name}"}}
     response = post(client, photo_png)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.headers["X-Segmentation-Backend"] == "deeplabv3_mobilenet"

@@ -14,7 +14,10 @@ import requests
 def test_ready_with_maskrcnn(maskrcnn_service):
     assert requests.get(maskrcnn_service.url + "/healthz", timeout=10).json() == {"status": "ok"}
     ready = requests.get(maskrcnn_service.url + "/readyz", timeout=10).json()
+    policy = ready.pop("policy")
     assert ready == {"status": "ready", "backend": "maskrcnn", "device": "cpu", "backends": ["maskrcnn"]}
+    assert policy["mode"] == "single" and policy["person"] == policy["other"] == "maskrcnn"
+    assert policy["why"].startswith("auto: Mask R-CNN weights found at ")
 
 
 def test_trimap_over_http(maskrcnn_service, sample_photo_bytes, read_trimap):

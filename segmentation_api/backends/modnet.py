@@ -1,0 +1,141 @@
+"""MODNet (portrait matting, ONNX) as the offline default backend for people.
+
+MODNet (Ke et al., "MODNet: Real-Time Trimap-Free Portrait Matting via Objective
+Decomposition", AAAI 2022; code and models under Apache-2.0) predicts a soft alpha matte of
+the people in a photo, hair included. It needs only ``models/modnet.onnx`` (25.9 MB) and
+onnxruntime on the CPU. It knows one class, ``person``: the ``auto`` policy sends it the
+requests whose classes are people (the default) and sends the others to U^2-Net-p.
+
+Model facts (the ONNX file's own signature and the reference inference script): input
+``input``, float32 ``1 x 3 x H x W``, RGB scaled ``(x - 127.5) / 127.5`` to ``[-1, 1]``,
+``H`` and ``W`` multiples of 32; the reference resizes the photo so that its shorter side
+is 512 px, with area interpolation. Output ``output``, ``1 x 1 x H x W`` alpha in ``[0, 1]``.
+
+Here the photo is resized so that its shorter side is ``short_side`` px
+(``BACKDROP_MODNET_SIZE``, default 512), each side rounded to a multiple of 32, the longer
+side capped at :data:`MAX_LONG_SIDE` (a panorama would otherwise cost minutes); the alpha is
+resized back to the photo's size (bilinear). It is returned as it is: the matting service
+refines it against the photo's own colours (``matting_api.refine``).
+
+Score: the mean alpha over the pixels with alpha >= 0.5 (about 0.99 for a person). MODNet
+always answers something, so a region of less than :data:`MIN_AREA_FRACTION` of the image
+counts as no subject (score 0): a blank wall, the sky or the Hubble deep field give no
+region at all, a beach 1.7 % (false alarms of that size are left to ``score_threshold`` and
+to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from types import MappingProxyType
+
+import cv2
+import numpy as np
+
+from service_common.config import Settings
+from service_common.weights import MODNET
+
+from .base import Instance, box_of_mask
+from .onnx_common import open_session
+
+log = logging.getLogger(__name__)
+
+#: The one class MODNet finds.
+LABEL = "person"
+#: The reference working size: shorter side in px.
+DEFAULT_SHORT_SIDE = 512
+#: Sides of the network input are multiples of this (the encoder's stride).
+STRIDE = 32
+#: Cap on the network input's longer side, px.
+MAX_LONG_SIDE = 2048
+#: A region (alpha >= 0.5) smaller than this share of the image is no subject.
+MIN_AREA_FRACTION = 0.005
+
+
+def input_size(height: int, width: int, short_side: int = DEFAULT_SHORT_SIDE) -> tuple[int, int]:
+    """The network input's ``(height, width)`` for a ``height x width`` photo.
+
+    The shorter side becomes ``short_side`` (the longer one at most :data:`MAX_LONG_SIDE`),
+    the aspect ratio is kept and each side is rounded to a multiple of :data:`STRIDE`
+    (at least one stride).
+    """
+    scale = min(short_side / min(height, width), MAX_LONG_SIDE / max(height, width))
+
+    def side(n: int) -> int:
+        return max(STRIDE, int(round(n * scale / STRIDE)) * STRIDE)
+
+    return side(height), side(width)
+
+
+def preprocess(rgb: np.ndarray, short_side: int = DEFAULT_SHORT_SIDE) -> np.ndarray:
+    """``H x W x 3`` uint8 RGB -> ``1 x 3 x h x w`` float32 in ``[-1, 1]`` (see :func:`input_size`)."""
+    height, width = rgb.shape[:2]
+    h, w = input_size(height, width, short_side)
+    interpolation = cv2.INTER_AREA if h * w < height * width else cv2.INTER_LINEAR
+    small = cv2.resize(rgb, (w, h), interpolation=interpolation).astype(np.float32)
+    x = (small - 127.5) / 127.5
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def postprocess(raw: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The network's ``h x w`` alpha -> ``height x width`` float32 in ``[0, 1]`` (bilinear)."""
+    full = cv2.resize(raw.astype(np.float32, copy=False), (width, height),
+                      interpolation=cv2.INTER_LINEAR)
+    return np.clip(full, 0.0, 1.0)
+
+
+def score_of(alpha: np.ndarray) -> float:
+    """Mean alpha over ``alpha >= 0.5``; 0 when that region is under :data:`MIN_AREA_FRACTION`."""
+    region = alpha >= 0.5
+    if np.count_nonzero(region) < MIN_AREA_FRACTION * alpha.size:
+        return 0.0
+    return float(alpha[region].mean())
+
+
+class MODNetBackend:
+    """A loaded MODNet ONNX session; :meth:`predict` returns the people as one instance.
+
+    Args:
+        path: the ``modnet.onnx`` file.
+        threads: onnxruntime intra-op threads (0 = its default).
+        short_side: the network input's shorter side, px (512 as the reference).
+    """
+
+    name = "modnet"
+    device = "cpu"
+    classes_used = True
+    class_names: tuple[str, ...] = (LABEL,)
+    class_aliases = MappingProxyType({})
+
+    def __init__(self, path: Path, threads: int = 0, short_side: int = DEFAULT_SHORT_SIDE):
+        self.session = open_session(path, MODNET, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.short_side = int(short_side)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MODNetBackend:
+        path = MODNET.path(settings.models_dir)
+        started = time.perf_counter()
+        backend = cls(path, threads=settings.torch_threads, short_side=settings.modnet_size)
+        log.info("loaded modnet from %s in %.2f s", path, time.perf_counter() - started)
+        return backend
+
+    def alpha(self, rgb: np.ndarray) -> np.ndarray:
+        """MODNet's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        outputs = self.session.run(None, {self.input_name: preprocess(rgb, self.short_side)})
+        return postprocess(np.asarray(outputs[0])[0, 0], rgb.shape[0], rgb.shape[1])
+
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+        """The people of ``rgb`` as one ``person`` instance; none when the score is
+        ``<= score_threshold`` (see the module docstring). ``classes`` can only be
+        ``["person"]`` (the request parser refuses others for this backend)."""
+        mask = self.alpha(rgb)
+        score = score_of(mask)
+        box = box_of_mask(mask)
+        if score <= score_threshold or box[2] == 0:
+            return []
+        return [Instance(mask=mask, label=LABEL, score=score, box=box)]

@@ -1,0 +1,126 @@
+"""The ``auto`` policy (MODNet for people, U^2-Net-p for other classes) and ``POST /v1/mask``,
+through the real app with the real offline models."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from conftest import build_settings
+from PIL import Image
+
+from segmentation_api import create_app
+from service_common.weights import MODNET, U2NETP
+
+WHY = ("auto: Mask R-CNN weights missing: MODNet (portrait matting) for people, "
+       "U^2-Net-p (salient object) for other classes")
+
+
+@pytest.fixture(scope="module")
+def auto_client(models_dir):
+    return create_app(build_settings(models_dir, segmentation_backend="auto")).test_client()
+
+
+def _only(models_dir, tmp_path, *weights):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for w in weights:
+        w.path(folder).symlink_to(w.path(models_dir))
+    return create_app(build_settings(folder, segmentation_backend="auto")).test_client()
+
+
+def _mask_of(response) -> np.ndarray:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "image/png"
+    img = Image.open(io.BytesIO(response.data))
+    assert img.mode == "I;16"
+    return np.asarray(img, dtype=np.float64) / 65535.0
+
+
+def test_readyz_shows_the_policy(auto_client):
+    ready = auto_client.get("/readyz").get_json()
+    assert ready == {"status": "ready", "backend": "modnet", "device": "cpu",
+                     "backends": ["modnet", "u2netp"],
+                     "policy": {"mode": "by-class", "person": "modnet", "other": "u2netp",
+                                "why": WHY}}
+
+
+@pytest.mark.parametrize(("query", "backend", "reason"), [
+    ("", "modnet", "classes=person: people, so modnet; " + WHY),
+    ("?classes=Person", "modnet", "classes=person: people, so modnet; " + WHY),
+    ("?classes=dog", "u2netp", "classes=dog: not people only, so u2netp; " + WHY),
+    ("?classes=person,teddy%20bear", "u2netp",
+     "classes=person,teddy bear: not people only, so u2netp; " + WHY),
+    ("?backend=u2netp", "u2netp", "requested backend=u2netp"),
+])
+def test_auto_picks_by_what_is_asked(auto_client, sample_photo_bytes, query, backend, reason):
+    response = auto_client.post("/v1/mask" + query, data=sample_photo_bytes, content_type="image/png")
+    _mask_of(response)
+    assert response.headers["X-Segmentation-Backend"] == backend
+    assert response.headers["X-Segmentation-Reason"] == reason
+
+
+def test_mask_is_the_soft_matte_of_the_input_size(auto_client, sample_photo_bytes, post, read_trimap):
+    response = auto_client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png")
+    mask = _mask_of(response)
+    assert mask.shape == (512, 512)
+    assert mask[:200, :80].max() < 0.05 and mask[100:150, 190:250].min() > 0.95  # flag, face
+    soft = (mask > 0.02) & (mask < 0.98)
+    assert 0.005 < soft.mean() < 0.1  # a soft edge (hair), not a binary mask
+    assert len(np.unique(mask[soft])) > 1000  # 16 bits, not 8
+    left, top, width, height = (int(v) for v in response.headers["X-Subject-Box"].split(","))
+    ys, xs = np.nonzero(mask >= 0.5)
+    assert (left, top, left + width - 1, top + height - 1) == (xs.min(), ys.min(), xs.max(), ys.max())
+    timings = [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")]
+    assert timings == ["decode", "model", "encode"]
+    # the trimap of the same request comes from the same model
+    trimap = read_trimap(post(auto_client, sample_photo_bytes))
+    assert (trimap[mask >= 0.9] != 0).all() and (trimap[mask < 0.01] != 255).all()
+
+
+def test_mask_as_json(auto_client, sample_photo_bytes):
+    response = auto_client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png",
+                                headers={"Accept": "application/json"})
+    body = response.get_json()
+    assert body["backend"] == "modnet" and body["reason"].startswith("classes=person")
+    assert body["subjects"] == 1 and body["instances"][0]["label"] == "person"
+    png = base64.b64decode(body["mask_png16_base64"])
+    assert Image.open(io.BytesIO(png)).mode == "I;16"
+    assert set(body["timing_ms"]) == {"decode", "model", "encode", "total"}
+
+
+def test_modnet_refuses_other_classes_when_named(auto_client, sample_photo_bytes, error_of):
+    response = auto_client.post("/v1/mask?backend=modnet&classes=dog", data=sample_photo_bytes,
+                                content_type="image/png")
+    error = error_of(response, 400, "invalid_parameter")
+    assert error["field"] == "classes" and error["valid"] == ["person"]
+    assert response.headers["X-Segmentation-Backend"] == "modnet"
+
+
+def test_no_person_is_422_from_modnet(auto_client, grey_photo, encode_png, error_of):
+    response = auto_client.post("/v1/mask", data=encode_png(grey_photo), content_type="image/png")
+    error = error_of(response, 422, "no_subject")
+    assert "person" in error["message"] and error["backend"] == "modnet"
+
+
+def test_without_modnet_u2netp_serves_everything(models_dir, tmp_path, sample_photo_bytes, caplog):
+    client = _only(models_dir, tmp_path, U2NETP)
+    assert MODNET.filename in caplog.text
+    ready = client.get("/readyz").get_json()
+    assert ready["backends"] == ["u2netp"] and ready["policy"]["mode"] == "single"
+    response = client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png")
+    _mask_of(response)
+    assert response.headers["X-Segmentation-Backend"] == "u2netp"
+    assert f"{MODNET.filename} missing" in response.headers["X-Segmentation-Reason"]
+
+
+def test_without_u2netp_other_classes_say_which_file_is_missing(models_dir, tmp_path,
+                                                                sample_photo_bytes, error_of):
+    client = _only(models_dir, tmp_path, MODNET)
+    ok = client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png")
+    assert ok.status_code == 200 and ok.headers["X-Segmentation-Backend"] == "modnet"
+    refused = client.post("/v1/mask?classes=dog", data=sample_photo_bytes, content_type="image/png")
+    error = error_of(refused, 503, "not_ready")
+    assert U2NETP.filename in error["message"] and "make weights WEIGHTS=u2netp" in error["message"]
