@@ -10,13 +10,15 @@ uses its own thread pool, its size is printed), and as a ratio to alpha composit
 same size in the same run.
 
 The picture: by default the shipped portrait (samples/astronaut.png) with its real matte,
-made once at 512 x 512 the offline way (U^2-Net-p trimap in-process, closed-form matting),
+made once at 512 x 512 the offline way (MODNet prior in-process, closed-form refinement),
 then photo, foreground and matte scaled (bicubic / bilinear) to each size in megapixels.
 ``--synthetic`` uses a soft-edged disc on a gradient instead (no model needed).
 
-``--figure PATH`` writes the side-by-side figure of docs/poisson_blending.md instead: rows
-plain colour, Hubble Deep Field, the photo's own scene dimmed; columns alpha, poisson,
-poisson_mixed; and prints the mean tint (poisson minus alpha) over the subject per row.
+``--figure PATH`` writes the before/after figure of docs/poisson_blending.md instead: rows
+plain colour, Hubble Deep Field, the photo's own scene dimmed; columns alpha, poisson as it
+was (the whole subject solved in the gradient domain), poisson and poisson_mixed as they
+are (the correction only in the edge band); and prints the mean change against alpha over
+the face, over the subject's interior and over the edge band, per row.
 """
 
 from __future__ import annotations
@@ -46,18 +48,13 @@ BLENDS = ("alpha", "poisson", "poisson_mixed")
 def real_matte() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The portrait, its foreground colours and matte, made the offline service's way."""
     from matting_api.backends.closed_form import ClosedFormBackend
-    from segmentation_api.backends.u2netp import U2NetPBackend
-    from segmentation_api.pipeline import SegmentParams, segment
-    from segmentation_api.trimap import TrimapOptions
-    from service_common.weights import U2NETP
+    from matting_api.prior import prior_trimap
+    from segmentation_api.backends.modnet import MODNetBackend
+    from service_common.weights import MODNET
 
     rgb = np.asarray(Image.open(PHOTO).convert("RGB"))
-    seg = U2NetPBackend(U2NETP.path(REPO / "models"), threads=1)
-    found = segment(seg, rgb, SegmentParams(classes=("person",), score_threshold=0.6,
-                                            instances="all", trimap=TrimapOptions()))
-    if found.trimap is None:
-        raise SystemExit("no subject found in the sample portrait")
-    fg, alpha = ClosedFormBackend().matte(rgb, found.trimap.trimap)
+    prior = MODNetBackend(MODNET.path(REPO / "models"), threads=1).alpha(rgb)
+    fg, alpha = ClosedFormBackend().matte(rgb, prior_trimap(prior), prior)
     return rgb, fg, alpha
 
 
@@ -122,6 +119,10 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(img)
 
 
+#: The face of the 512 x 512 sample portrait (rows, columns).
+FACE = (slice(100, 150), slice(190, 250))
+
+
 def write_figure(path: Path, rgb, fg, alpha, tile: int) -> None:
     h, w = alpha.shape
     backgrounds = {
@@ -130,28 +131,31 @@ def write_figure(path: Path, rgb, fg, alpha, tile: int) -> None:
             np.asarray(Image.open(HUBBLE).convert("RGB")), w, h),
         "own scene, dimmed": dimmed_scene(rgb, alpha),
     }
-    subject = alpha > 0.5
+    weight = blending.edge_weight(alpha)
+    interior = (alpha >= blending.OPAQUE_ALPHA) & (weight == 0)
+    band = (alpha > 0.5) & (weight > 0)
+    columns = {
+        "alpha": lambda bg: comp.composite(fg, alpha, bg),
+        "poisson, before": lambda bg: blending.poisson_composite(rgb, fg, alpha, bg, edge_only=False),
+        "poisson": lambda bg: blending.poisson_composite(rgb, fg, alpha, bg),
+        "poisson_mixed": lambda bg: blending.poisson_composite(rgb, fg, alpha, bg, mixed=True),
+    }
     rows = []
     for name, background in backgrounds.items():
-        tiles = []
-        results = {}
-        for blend in BLENDS:
-            out = (comp.composite(fg, alpha, background) if blend == "alpha" else
-                   blending.poisson_composite(rgb, fg, alpha, background,
-                                              mixed=blend == "poisson_mixed"))
-            results[blend] = out
+        tiles, results = [], {}
+        for column, make in columns.items():
+            out = make(background)
+            results[column] = out
             small = cv2.resize(out, (tile, tile), interpolation=cv2.INTER_AREA)
-            tiles.append(_label(small, f"{blend} / {name}" if blend == "alpha" else blend))
+            tiles.append(_label(small, f"{column} / {name}" if column == "alpha" else column))
         rows.append(np.concatenate(tiles, axis=1))
-        for blend in BLENDS[1:]:
-            tint = (results[blend].astype(np.float32) - results["alpha"])[subject].mean(axis=0)
-            print(f"{name:>18} {blend:>13}: mean tint over the subject (R, G, B) "
-                  + ", ".join(f"{v:+.0f}" for v in tint))
-        raw = blending.poisson_composite(rgb, fg, alpha, background, matte_finish=False)
-        margin = (blending.clone_mask(alpha) > 0) & (alpha == 0)
-        halo = np.abs(raw.astype(np.int16) - background)[margin]
-        print(f"{name:>18} raw clone (no matte finish): |clone - background| where alpha = 0 "
-              f"inside the clone region: mean {halo.mean():.1f}, max {halo.max()}")
+        base = results["alpha"].astype(np.float32)
+        for column in list(columns)[1:]:
+            diff = results[column].astype(np.float32) - base
+            parts = {"face": diff[FACE].reshape(-1, 3), "interior": diff[interior], "edge band": diff[band]}
+            print(f"{name:>18} {column:>16}: mean change vs alpha (R, G, B): " + "; ".join(
+                f"{part} " + ", ".join(f"{v:+.0f}" for v in values.mean(axis=0))
+                for part, values in parts.items()))
     figure = np.concatenate(rows, axis=0)
     image = Image.fromarray(figure).quantize(colors=256, method=Image.Quantize.MEDIANCUT,
                                              dither=Image.Dither.FLOYDSTEINBERG)

@@ -73,6 +73,14 @@ MASK_DILATION_PX = OPENCV_EROSION_PX + 3
 #: Reflection padding (px) on every side while cloning (keeps the region off the border).
 PAD_PX = 16
 
+#: Alpha at or above which a pixel is the subject's opaque part (the edge band's inside).
+OPAQUE_ALPHA = 0.99
+#: Depth of the blend inside the opaque part: this share of the image's shorter side (3 px
+#: at 512 px, 6.5 px at 1080p; docs/poisson_blending.md compares 1, 3 and 6 px) ...
+EDGE_BAND_FRACTION = 0.006
+#: ... and at least this many px.
+EDGE_BAND_MIN_PX = 2.0
+
 #: ``blend`` value -> OpenCV cloning flag.
 CLONE_FLAGS = {"poisson": cv2.NORMAL_CLONE, "poisson_mixed": cv2.MIXED_CLONE}
 
@@ -197,6 +205,7 @@ def poisson_composite(
     *,
     mixed: bool = False,
     matte_finish: bool = True,
+    edge_only: bool = True,
 ) -> np.ndarray:
     """The subject Poisson-blended into ``background``.
 
@@ -206,8 +215,11 @@ def poisson_composite(
         alpha: ``H x W`` float32 ``[0, 1]``.
         background: ``H x W x 3`` uint8, the new (opaque) background.
         mixed: ``MIXED_CLONE`` instead of ``NORMAL_CLONE``.
-        matte_finish: composite ``F + (clone - rgb)`` with the matte (the service's
+        matte_finish: composite ``F + w (clone - rgb)`` with the matte (the service's
             behaviour); ``False`` returns the raw clone (for comparisons).
+        edge_only: ``w`` = :func:`edge_weight` (the service's behaviour: the correction
+            blends the edge band, the subject's interior keeps its own colours); ``False``:
+            ``w = 1``, the whole subject takes the correction (classic seamless cloning).
 
     Returns:
         ``H x W x 3`` uint8. With ``matte_finish``: equal to ``background`` where
@@ -229,8 +241,35 @@ def poisson_composite(
     if not matte_finish:
         return cloned
     delta = (cloned.astype(np.float32) - rgb.astype(np.float32)) / 255.0
+    if edge_only:
+        delta *= edge_weight(alpha)[..., None]
     shifted = np.clip(fg + delta, 0.0, 1.0)
     return comp.composite(shifted, alpha, background)
+
+
+def edge_weight(alpha: np.ndarray, width_px: float | None = None) -> np.ndarray:
+    """How much of the Poisson correction each pixel takes: 1 on the soft edge and outside
+    the subject, falling linearly to 0 at ``width_px`` inside its opaque part.
+
+    Args:
+        alpha: ``H x W`` float ``[0, 1]``.
+        width_px: depth of the blend inside the opaque part; ``None`` =
+            :func:`edge_band_px` of the image. The image border is not an edge (a body cut by
+            the frame keeps its colours there).
+
+    Returns:
+        ``H x W`` float32 in ``[0, 1]``.
+    """
+    width = edge_band_px(*alpha.shape) if width_px is None else width_px
+    opaque = (alpha >= OPAQUE_ALPHA).astype(np.uint8)
+    depth = cv2.distanceTransform(opaque, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.clip(1.0 - depth / max(width, 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def edge_band_px(height: int, width: int) -> float:
+    """The blend's depth inside the subject: :data:`EDGE_BAND_FRACTION` of the shorter side,
+    at least :data:`EDGE_BAND_MIN_PX`."""
+    return max(EDGE_BAND_MIN_PX, EDGE_BAND_FRACTION * min(height, width))
 
 
 def render(

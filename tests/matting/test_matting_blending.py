@@ -102,12 +102,13 @@ def test_the_clone_stays_exactly_in_place(mixed, top, left):
 
 
 def test_a_border_touching_subject_gets_the_same_colour_as_an_inner_one():
-    """poisson: a flat subject shifted by (new - old) background; where the frame cuts it,
-    the frame imposes no colour of its own (no pull toward the new background there)."""
+    """The clone (whole subject, ``edge_only=False``): a flat subject shifted by (new - old)
+    background; where the frame cuts it, the frame imposes no colour of its own (no pull
+    toward the new background there)."""
     expected = SUBJECT + NEW_BG - OLD_BG
     for top, left in [(10, 20), (10, 0), (10, 40), (-5, -5)]:
         rgb, fg, alpha, background, spot = square_scene(top=top, left=left)
-        out = bl.poisson_composite(rgb, fg, alpha, background)
+        out = bl.poisson_composite(rgb, fg, alpha, background, edge_only=False)
         subject = (alpha == 1.0)
         subject[spot] = False
         values = out[subject].astype(np.float32)
@@ -182,11 +183,29 @@ def test_mixed_lets_the_background_texture_through_a_flat_subject():
     inner = np.zeros(alpha.shape, bool)
     inner[13:27, 23:37] = True
     inner[spot] = False
-    normal = bl.poisson_composite(rgb, fg, alpha, stripes)
-    mixed = bl.poisson_composite(rgb, fg, alpha, stripes, mixed=True)
+    normal = bl.poisson_composite(rgb, fg, alpha, stripes, edge_only=False)
+    mixed = bl.poisson_composite(rgb, fg, alpha, stripes, mixed=True, edge_only=False)
     normal_texture = np.abs(np.diff(normal[..., 0].astype(int), axis=1))[inner[:, 1:]].mean()
     mixed_texture = np.abs(np.diff(mixed[..., 0].astype(int), axis=1))[inner[:, 1:]].mean()
     assert normal_texture < 2 < 20 < mixed_texture
+    # the service's edge band: the texture stays out of the subject's interior
+    banded = bl.poisson_composite(rgb, fg, alpha, stripes, mixed=True)
+    deep = inner & (bl.edge_weight(alpha) == 0)
+    assert deep.any() and np.array_equal(banded[deep], comp.composite(fg, alpha, stripes)[deep])
+
+
+def test_edge_band_weight():
+    """1 on the soft edge and outside, 0 deep inside, linear in between; the frame border
+    is no edge."""
+    alpha = np.zeros((40, 60), np.float32)
+    alpha[:, 20:] = 1.0  # a subject cut by the top, bottom and right borders
+    alpha[:, 19] = 0.5
+    w = bl.edge_weight(alpha, width_px=4.0)
+    assert (w[:, :20] == 1).all()
+    assert np.allclose(w[20, 20:25], [0.75, 0.5, 0.25, 0.0, 0.0])
+    assert (w[:, 24:] == 0).all()  # the top, bottom and right borders do not count
+    assert bl.edge_band_px(512, 512) == pytest.approx(3.072)
+    assert bl.edge_band_px(100, 100) == bl.EDGE_BAND_MIN_PX
 
 
 def test_bad_inputs_are_refused():
@@ -269,7 +288,7 @@ def post(client, scene, png):
     return _post
 
 
-def test_poisson_over_http_tints_the_subject_and_keeps_the_background(post, scene, decode):
+def test_poisson_over_http_blends_the_edge_and_keeps_the_subject(post, scene, decode):
     plain = post(bg_color="c81e1e", format="png")
     blended = post(bg_color="c81e1e", format="png", blend="poisson")
     assert plain.status_code == blended.status_code == 200, blended.get_json()
@@ -279,10 +298,11 @@ def test_poisson_over_http_tints_the_subject_and_keeps_the_background(post, scen
     assert (p[background] == (0xC8, 0x1E, 0x1E)).all()
     assert blended.headers["X-Segmentation-Backend"] == "given-trimap"
     assert "compositing;dur=" in blended.headers["Server-Timing"]
-    # the white disc moves toward the red background: it loses green and blue
-    centre_alpha, centre_poisson = a[32, 32].astype(int), p[32, 32].astype(int)
-    assert tuple(centre_alpha) == (255, 255, 255)
-    assert centre_poisson[0] > 200 and centre_poisson[1] < 200 and centre_poisson[2] < 200
+    # the white disc keeps its colour inside; its soft edge moves toward the red background
+    assert tuple(a[32, 32]) == tuple(p[32, 32]) == (255, 255, 255)
+    edge = (scene.alpha > 0.3) & (scene.alpha < 0.7)
+    shift = p[edge].astype(int) - a[edge].astype(int)
+    assert shift[:, 1].mean() < -5 and shift[:, 2].mean() < -5  # loses green and blue
 
 
 @pytest.mark.parametrize("fields", [

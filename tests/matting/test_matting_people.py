@@ -66,3 +66,19 @@ def test_demo_composite_has_no_trace_of_the_flag(offline_services, sample_photo,
     assert np.abs(out[FLAG] - bg[FLAG]).mean() < 8
     assert np.abs(out[FLAG] - flag_red).mean() > 60
     assert np.abs(out[FACE] - sample_photo[FACE].astype(int)).max() <= 1
+
+
+def test_poisson_over_a_dark_background_keeps_the_face(offline_services, sample_photo,
+                                                        sample_photo_bytes):
+    """blend=poisson over the Hubble Deep Field: the face keeps its mean colour (the classic
+    whole-subject clone turned it nearly black: -167, -145, -135 levels)."""
+    _, mat = offline_services
+    background = (REPO_ROOT / "samples" / "hubble_deep_field.jpg").read_bytes()
+    resp = requests.post(mat.url + "/v1/matte", timeout=120, data={"format": "png", "blend": "poisson"},
+                         files={"image": ("astronaut.png", sample_photo_bytes, "image/png"),
+                                "bg_image": ("bg.jpg", background, "image/jpeg")})
+    assert resp.status_code == 200, resp.text
+    out = np.asarray(Image.open(io.BytesIO(resp.content))).astype(np.float64)
+    face_now = out[FACE].reshape(-1, 3).mean(axis=0)
+    face_then = sample_photo[FACE].reshape(-1, 3).astype(np.float64).mean(axis=0)
+    assert np.abs(face_now - face_then).max() < 3, (face_now, face_then)
