@@ -1,6 +1,6 @@
 """Matte quality on real photos with ground-truth alpha, as a user would run the pipeline.
 
-    .venv/bin/python bench/quality.py [--data ../shared/data/dev] [--limit N] [--server URL]
+    .venv/bin/python bench/quality.py [--data ../shared/data/dev] [--split report] [--server URL]
 
 Starts both services with gunicorn (offline default backends unless told otherwise; or uses
 the matting service at ``--server``) and, per image of the data folder (``images/``,
@@ -8,14 +8,16 @@ the matting service at ``--server``) and, per image of the data folder (``images
 
 * **stage**: the matting stage alone: the given trimap is sent with the request; SAD, MSE,
   Grad, Conn over the trimap's unknown region;
-* **e2e**: the whole pipeline (automatic trimap): the same metrics over the whole image,
-  plus IoU at 0.5. The figures mean something only where the ground truth's subject is
-  what the pipeline is asked to find: the offline U^2-Net-p backend finds the salient
-  object (classes ignored), which is the subject of every dev photo; with a class-based
-  backend pass ``--classes``;
+* **e2e**: the whole pipeline (the segmentation's soft mask refined by the matting stage):
+  the same metrics over the whole image, plus IoU at 0.5. The figures mean something only
+  where the ground truth's subject is what the pipeline is asked to find: the dev photos
+  are objects, so the segmentation runs U^2-Net-p (``--seg-backend``, default ``u2netp``:
+  the salient object, classes ignored; the ``auto`` policy would pick it for any non-person
+  class); with a class-based backend pass ``--classes``;
 * seconds per image for each (ours: the HTTP request, wall clock; baselines: in process).
 
-Metric conventions: :mod:`bench.metrics`. Every matte is compared in 8-bit steps, as a user
+Photos: the ``--split`` of :mod:`bench.split` (default ``report``, the half no parameter was
+tuned on). Metric conventions: :mod:`bench.metrics`. Every matte is compared in 8-bit steps, as a user
 gets it (ours: the PNG answer; rembg: its truncated uint8 alpha; pymatting: rounded).
 
 In the same process and on the same images it runs the baselines: pymatting's closed-form
@@ -40,7 +42,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench import baseline_rembg, metrics  # noqa: E402
+from bench import baseline_rembg, metrics, split  # noqa: E402
 from service_common.serve import Service, free_port, running  # noqa: E402
 from service_common.weights import U2NETP  # noqa: E402
 
@@ -112,9 +114,12 @@ def _means(rows: dict[str, dict[str, dict[str, float]]], system: str) -> dict[st
 
 
 def run(args: argparse.Namespace, server: str) -> dict:
-    pairs = find_pairs(args.data)[: args.limit or None]
+    pairs = find_pairs(args.data)
     if not pairs:
-        raise SystemExit(f"no image/alpha pairs under {args.data}")
+        raise SystemExit(split.missing_data_message(args.data))
+    chosen = set(split.select([p.name for p in pairs], args.split))
+    pairs = [p for p in pairs if p.name in chosen][: args.limit or None]
+    print(f"split {args.split}: {', '.join(p.name for p in pairs)}", flush=True)
     stage_rows: dict[str, dict[str, dict[str, float]]] = {}
     e2e_rows: dict[str, dict[str, dict[str, float]]] = {}
     model = args.models_dir / U2NETP.filename
@@ -160,7 +165,8 @@ def run(args: argparse.Namespace, server: str) -> dict:
         _print_table("Matting stage with the given trimaps (unknown region)", stage_rows, keys_stage)
     _print_table("End to end, automatic trimap (whole image)", e2e_rows, keys_e2e)
 
-    summary: dict = {"images": [p.name for p in pairs], "per_image": {"stage": stage_rows, "e2e": e2e_rows}}
+    summary: dict = {"split": args.split, "images": [p.name for p in pairs],
+                     "per_image": {"stage": stage_rows, "e2e": e2e_rows}}
     print("\n## Ratios ours / baseline (mean; < 1 is better)")
     if stage_rows:
         ours_m, base_m = _means(stage_rows, "ours"), _means(stage_rows, "pymatting-cf")
@@ -201,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "dev")
+    parser.add_argument("--split", choices=split.SPLITS, default="report",
+                        help="which photos (bench/split.py): publish 'report', tune on 'tune'")
     parser.add_argument("--limit", type=int, default=0, help="only the first N images")
     parser.add_argument("--server", default=None, help="use this running matting service")
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")

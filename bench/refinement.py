@@ -20,7 +20,7 @@ resolution would give it, and the systems below start from that prior:
 * systems: ``prior`` (the degraded matte as it is); ``cf-trimap`` (the matting of a plain
   trimap: the segmentation service's trimap rule on the prior, then closed-form matting
   without the prior: the pipeline before the refinement); ``refined`` (ours: the prior's
-  band, :func:`matting_api.prior.prior_trimap`, and closed-form matting pulled towards the
+  band, :func:`trimap.from_prior.prior_trimap`, and closed-form matting pulled towards the
   prior, :class:`matting_api.backends.closed_form.ClosedFormBackend`).
 
 Metrics over the whole image, 8-bit mattes (:mod:`bench.metrics`): SAD, MSE, Grad. The photos
@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO))
 from bench import metrics, split  # noqa: E402
 from matting_api import compositing as comp  # noqa: E402
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
-from matting_api.prior import PriorBand, prior_trimap  # noqa: E402
-from segmentation_api.trimap import build_trimap  # noqa: E402
+from trimap.from_masks import build_trimap  # noqa: E402
+from trimap.from_prior import PriorBand, prior_trimap  # noqa: E402
 
 FACTORS = (2.0, 4.0)
 CONDITIONS = ("lab", "comp")

@@ -2,7 +2,7 @@
 
 The matting service asks for the subjects' *soft mask* (``/v1/mask``: a 16-bit greyscale PNG
 of the image's size), not for a trimap: the mask is the prior the matting stage refines, and
-the trimap it needs is derived from it here (:mod:`matting_api.prior`), so one model run and
+the trimap it needs is derived from it in this service (:mod:`trimap`), so one model run and
 one decode give both.
 
 One :class:`SegmentationClient` per worker process, holding one pooled
@@ -45,6 +45,9 @@ from requests.adapters import HTTPAdapter
 from service_common.errors import ERROR_CODES, ApiError
 from service_common.images import decode_mask16
 
+#: Values of ``X-Mask-Kind`` (the segmentation backends' ``mask_kind``).
+MASK_KINDS = ("matte", "segmentation")
+
 log = logging.getLogger(__name__)
 
 #: Error codes of the segmentation service that are the caller's fault: passed through.
@@ -62,6 +65,9 @@ class MaskResult:
 
     Attributes:
         mask: ``H x W`` float32 in ``[0, 1]`` (16-bit precision), at least one pixel >= 0.5.
+        kind: the ``X-Mask-Kind`` header: ``"matte"`` (a matting model's alpha, refined in
+            its own narrow band) or ``"segmentation"`` (a segmentation mask; also when the
+            header is missing or unknown).
         backend: the ``X-Segmentation-Backend`` header (``modnet``, ``u2netp``, ``maskrcnn``, ...).
         reason: the ``X-Segmentation-Reason`` header (why that backend), or ``""``.
         subjects: the ``X-Subjects`` header (number of instances kept), or ``None``.
@@ -69,6 +75,7 @@ class MaskResult:
     """
 
     mask: np.ndarray
+    kind: str
     backend: str
     reason: str
     subjects: int | None
@@ -136,8 +143,10 @@ class SegmentationClient:
         if resp.status_code != 200:
             raise self._error_from(resp, content)
         mask = self._parse_mask(resp, content, width, height)
+        kind = resp.headers.get("X-Mask-Kind", "segmentation")
         return MaskResult(
             mask=mask,
+            kind=kind if kind in MASK_KINDS else "segmentation",
             backend=resp.headers.get("X-Segmentation-Backend", "unknown")[:64],
             reason=resp.headers.get("X-Segmentation-Reason", "")[:300],
             subjects=_int_or_none(resp.headers.get("X-Subjects")),

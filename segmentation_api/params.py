@@ -12,9 +12,9 @@ from collections.abc import Callable, Collection, Mapping
 
 from service_common.config import SEGMENTATION_BACKENDS
 from service_common.errors import ApiError
+from trimap.from_masks import TrimapOptions
 
 from .pipeline import INSTANCE_MODES, SegmentParams
-from .trimap import TrimapOptions
 
 #: Values of the ``backend`` parameter (``auto`` = the service's default backend).
 BACKEND_CHOICES = SEGMENTATION_BACKENDS

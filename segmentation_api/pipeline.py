@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from trimap.from_masks import Trimap, TrimapOptions, build_trimap, combine_masks
+
 from .backends import Backend, Instance
-from .trimap import Trimap, TrimapOptions, build_trimap, combine_masks
 
 INSTANCE_MODES = ("all", "largest")
 
@@ -88,7 +89,7 @@ def segment(backend: Backend, rgb: np.ndarray, params: SegmentParams) -> Segment
 
 
 def with_trimap(result: SegmentResult, options: TrimapOptions) -> SegmentResult:
-    """``result`` with its trimap (:func:`~segmentation_api.trimap.build_trimap`) and the time it took."""
+    """``result`` with its trimap (:func:`~trimap.from_masks.build_trimap`) and the time it took."""
     if result.mask is None:
         return result
     started = time.perf_counter()

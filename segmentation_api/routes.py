@@ -133,6 +133,7 @@ def _answer(body: bytes, payload: dict | None, backend: Backend, result: Segment
         height, width = shape
         payload.update({
             "backend": backend.name,
+            "mask_kind": backend.mask_kind,
             "reason": g.segmentation_reason,
             "device": backend.device,
             "width": width,
@@ -151,6 +152,7 @@ def _answer(body: bytes, payload: dict | None, backend: Backend, result: Segment
     else:
         response = Response(body, mimetype=mime_type("png"))
     response.headers["X-Subjects"] = str(len(result.instances))
+    response.headers["X-Mask-Kind"] = backend.mask_kind
     response.headers["X-Subject-Box"] = _box_text(box)
     response.headers["X-Processing-Ms"] = f"{total_ms:.1f}"
     response.headers["Server-Timing"] = ", ".join(f"{k};dur={v:.1f}" for k, v in timings.items())
@@ -173,7 +175,8 @@ def trimap() -> Response:
 @bp.post("/v1/mask")
 def mask() -> Response:
     """The subjects' combined soft mask: a single-channel 16-bit PNG of the input's size,
-    ``value / 65535`` in ``[0, 1]``. ``X-Subject-Box`` is the box of the pixels >= 0.5."""
+    ``value / 65535`` in ``[0, 1]``. ``X-Subject-Box`` is the box of the pixels >= 0.5,
+    ``X-Mask-Kind`` says whether it is a matte or a segmentation mask."""
     as_json = _wants_json()
     backend, _params, result, timings = _segment()
     assert result.mask is not None

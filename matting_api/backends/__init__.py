@@ -7,7 +7,7 @@ A backend turns an image and its trimap into a matte and the subject's colours:
 * ``matte(rgb, trimap, prior=None) -> (fg, alpha)`` with ``rgb`` ``H x W x 3`` uint8,
   ``trimap`` ``H x W`` uint8 in {0, 128, 255} and ``prior`` the segmentation's soft mask
   (``H x W`` float32 ``[0, 1]``) when the trimap was derived from it
-  (:func:`matting_api.prior.prior_trimap`), ``None`` for a user's trimap; ``fg``
+  (:func:`trimap.from_prior.prior_trimap`), ``None`` for a user's trimap; ``fg``
   ``H x W x 3`` float32 ``[0, 1]`` (the predicted foreground colour), ``alpha`` ``H x W``
   float32 ``[0, 1]``. Known trimap regions come back exactly: alpha 0 where the trimap is
   0, alpha 1 and ``fg == rgb / 255`` where it is 255. Closed-form matting refines the prior

@@ -3,7 +3,7 @@
 Two uses, one solver (:func:`matting_api.backends.cf_solver.solve_alpha`):
 
 * **refinement** (the pipeline's default): the segmentation's soft mask is the prior; in the
-  band the trimap marks unknown (:func:`matting_api.prior.prior_trimap`) alpha minimises the
+  band the trimap marks unknown (:func:`trimap.from_prior.prior_trimap`) alpha minimises the
   matting Laplacian plus a data term pulling towards the prior, outside it the prior stands;
 * **a user's trimap** (no prior): plain closed-form matting of the unknown region.
 

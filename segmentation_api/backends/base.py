@@ -1,7 +1,7 @@
 """What every segmentation backend is and returns.
 
 A backend is an object with ``name``, ``device``, ``classes_used``, ``class_names``,
-``class_aliases`` and ``predict(rgb, classes, score_threshold) -> list[Instance]``, built
+``class_aliases``, ``mask_kind`` and ``predict(rgb, classes, score_threshold) -> list[Instance]``, built
 once per worker process and then called for each request. Nothing here imports torch.
 """
 
@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+#: Values of ``Backend.mask_kind``.
+MASK_KINDS = ("matte", "segmentation")
 
 
 class BackendError(RuntimeError):
@@ -53,6 +56,12 @@ class Backend(Protocol):
         class_names: the class names a request may ask for (COCO's 80 for Mask R-CNN,
             VOC's 20 for DeepLabV3); a request naming another one is refused.
         class_aliases: other accepted spellings -> one of ``class_names`` (may be empty).
+        mask_kind: what its soft masks are: ``"matte"`` (a matting model's alpha, accurate
+            to the hair: MODNet) or ``"segmentation"`` (a segmentation or saliency model's
+            mask, right in the large but not at the edge: Mask R-CNN, DeepLabV3,
+            U^2-Net-p). The matting service refines a matte in a narrow band around its own
+            soft edge and decides a segmentation mask's edge itself in a wide band
+            (:mod:`trimap`); ``/v1/mask`` says which in ``X-Mask-Kind``.
     """
 
     name: str
@@ -60,6 +69,7 @@ class Backend(Protocol):
     classes_used: bool
     class_names: tuple[str, ...]
     class_aliases: Mapping[str, str]
+    mask_kind: str
 
     def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
         """Find the subjects in ``rgb``.

@@ -158,6 +158,7 @@ class DeepLabV3Backend:
     """
 
     classes_used = True
+    mask_kind = "segmentation"
     class_aliases = MappingProxyType(voc.COCO_SPELLINGS)
 
     def __init__(self, model: DeepLabV3, name: str = "deeplabv3", device: torch.device | None = None,

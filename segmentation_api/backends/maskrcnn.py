@@ -97,6 +97,7 @@ class MaskRCNNBackend:
     """
 
     classes_used = True
+    mask_kind = "segmentation"
     class_aliases = MappingProxyType({})
 
     def __init__(self, model: MaskRCNN, name: str = "maskrcnn", device: torch.device | None = None):

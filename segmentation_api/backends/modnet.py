@@ -106,6 +106,7 @@ class MODNetBackend:
     name = "modnet"
     device = "cpu"
     classes_used = True
+    mask_kind = "matte"
     class_names: tuple[str, ...] = (LABEL,)
     class_aliases = MappingProxyType({})
 
@@ -119,7 +120,9 @@ class MODNetBackend:
         path = MODNET.path(settings.models_dir)
         started = time.perf_counter()
         backend = cls(path, threads=settings.torch_threads, short_side=settings.modnet_size)
-        log.info("loaded modnet from %s in %.2f s", path, time.perf_counter() - started)
+        backend.alpha(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first run costs ~0.3 s more
+        log.info("loaded modnet from %s in %.2f s (warm-up included)", path,
+                 time.perf_counter() - started)
         return backend
 
     def alpha(self, rgb: np.ndarray) -> np.ndarray:

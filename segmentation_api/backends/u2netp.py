@@ -72,6 +72,7 @@ class U2NetPBackend:
 
     name = "u2netp"
     classes_used = False
+    mask_kind = "segmentation"
     class_aliases = MappingProxyType({})
 
     def __init__(self, path: Path, threads: int = 0):

@@ -161,7 +161,7 @@ def test_refinement_recovers_a_soft_edge_from_a_blurred_shifted_prior(closed_for
     it: the refinement in the band it implies is closer to the truth than the prior."""
     import cv2
 
-    from matting_api.prior import prior_trimap
+    from trimap.from_prior import prior_trimap
 
     shifted = np.roll(scene.alpha, 2, axis=1)
     prior = cv2.GaussianBlur(cv2.resize(cv2.resize(shifted, (16, 16), interpolation=cv2.INTER_AREA),

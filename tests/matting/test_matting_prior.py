@@ -1,4 +1,4 @@
-"""The refinement band of a prior (matting_api.prior): pure numpy on synthetic masks."""
+"""The refinement band of a prior (trimap.from_prior): pure numpy on synthetic masks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from matting_api.prior import PriorBand, band_radius, prior_trimap, transition_width
+from trimap.from_prior import PriorBand, band_radius, prior_trimap, transition_width
 
 
 def _disc(size: int = 80, radius: float = 24.0, soft: float = 0.0) -> np.ndarray:
@@ -63,3 +63,16 @@ def test_edge_cases():
         PriorBand(low=0.6)
     with pytest.raises(ValueError):
         PriorBand(min_px=0)
+
+
+def test_pipeline_guide_refines_a_matte_and_decides_a_segmentation_mask():
+    """A matte is the prior (the band of its own soft edge); a segmentation mask gets the
+    segmentation rule's band and no prior."""
+    from matting_api.pipeline import guide
+    from trimap.from_masks import build_trimap
+
+    mask = _disc(soft=4.0)
+    trimap, prior = guide(mask, "matte")
+    assert prior is mask and np.array_equal(trimap, prior_trimap(mask))
+    trimap, prior = guide(mask, "segmentation")
+    assert prior is None and np.array_equal(trimap, build_trimap(mask).trimap)

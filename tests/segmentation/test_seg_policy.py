@@ -60,6 +60,7 @@ def test_auto_picks_by_what_is_asked(auto_client, sample_photo_bytes, query, bac
     _mask_of(response)
     assert response.headers["X-Segmentation-Backend"] == backend
     assert response.headers["X-Segmentation-Reason"] == reason
+    assert response.headers["X-Mask-Kind"] == ("matte" if backend == "modnet" else "segmentation")
 
 
 def test_mask_is_the_soft_matte_of_the_input_size(auto_client, sample_photo_bytes, post, read_trimap):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from segmentation_api.trimap import (
+from trimap.from_masks import (
     BACKGROUND,
     FOREGROUND,
     UNKNOWN,

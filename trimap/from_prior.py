@@ -20,7 +20,7 @@ The band (:func:`prior_trimap`):
 3. **trimap**: the band is unknown (128); outside it ``p >= 0.5`` is foreground (255), the
    rest background (0).
 
-Defaults (``low`` 0.02, ``high`` 0.98, ``width_factor`` 0.25, ``min_px`` 2) were tuned with
+Defaults (``low`` 0.02, ``high`` 0.98, ``width_factor`` 0.5, ``min_px`` 2) were tuned with
 ``bench/refinement.py`` on the tuning half of the dev photos (see docs/refinement.md).
 """
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
+from .encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class PriorBand:
 
     low: float = 0.02
     high: float = 0.98
-    width_factor: float = 0.25
+    width_factor: float = 0.5
     min_px: float = 2.0
 
     def __post_init__(self) -> None:

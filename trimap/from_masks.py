@@ -75,10 +75,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: Trimap values.
-BACKGROUND = 0
-UNKNOWN = 128
-FOREGROUND = 255
+from .encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 
 @dataclass(frozen=True)
