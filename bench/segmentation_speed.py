@@ -10,7 +10,7 @@ JPEG of the shipped portrait resized to each size. Per request the server's
 of the client's wall time (upload, multipart parsing, Flask, download). Numbers are the
 median of ``--repeats`` requests after one warm-up request.
 
-* ``u2netp`` runs the real model (models/u2netp.onnx).
+* ``modnet`` and ``u2netp`` run the real models (models/modnet.onnx, models/u2netp.onnx).
 * ``maskrcnn`` runs torchvision's Mask R-CNN with RANDOM weights (seeded), saved to a
   temporary models folder under the real file name: the architecture's speed does not
   depend on the weight values. Only the last layers are set, so that every region
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed requests per size (median)")
     parser.add_argument("--sizes", default="0.5,1,2", help="megapixels, comma-separated")
-    parser.add_argument("--backends", default="u2netp,maskrcnn,deeplabv3_mobilenet,deeplabv3",
-                        help="comma-separated: u2netp, maskrcnn, deeplabv3_mobilenet, deeplabv3")
+    parser.add_argument("--backends", default="modnet,u2netp,maskrcnn,deeplabv3_mobilenet,deeplabv3",
+                        help="comma-separated: modnet, u2netp, maskrcnn, deeplabv3_mobilenet, deeplabv3")
     parser.add_argument("--threads", type=int, default=0, help="BACKDROP_TORCH_THREADS (0 = default)")
     parser.add_argument("--maskrcnn-detections", type=int, default=3,
                         help="detections per image for the random Mask R-CNN")
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         for name in backends:
-            if name == "u2netp":
-                env = {**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp",
+            if name in ("u2netp", "modnet"):
+                env = {**common, "BACKDROP_SEGMENTATION_BACKEND": name,
                        "BACKDROP_MODELS_DIR": str(Settings.from_env().models_dir)}
             elif name == "maskrcnn":
                 models = tmp_dir / "models"

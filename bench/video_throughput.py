@@ -78,14 +78,15 @@ def load_frames(path: Path, n: int, size: tuple[int, int]) -> list[np.ndarray]:
 
 
 def bare_models(frames: list[np.ndarray], threads: int) -> dict[str, float]:
-    """Mean ms per frame of segmentation (+ trimap) and closed-form matting, in-process."""
+    """Mean ms per frame of segmentation (the people model, as the stack's ``auto`` picks it)
+    and closed-form matting of its guide (trimap, prior), in-process."""
     from matting_api.backends.closed_form import ClosedFormBackend
+    from matting_api.pipeline import guide
     from segmentation_api.backends import load_backend
     from segmentation_api.pipeline import SegmentParams, segment
 
-    settings = Settings.from_env({**os.environ, "BACKDROP_SEGMENTATION_BACKEND": "u2netp",
-                                  "BACKDROP_TORCH_THREADS": str(threads)})
-    seg_backend = load_backend(settings)
+    settings = Settings.from_env({**os.environ, "BACKDROP_TORCH_THREADS": str(threads)})
+    seg_backend = load_backend(settings)  # auto: the backend serving people
     matting = ClosedFormBackend.from_settings(settings)  # warms up numba
     segment(seg_backend, frames[0], SegmentParams())  # warm-up of onnxruntime
     seg_ms, mat_ms = [], []
@@ -94,9 +95,10 @@ def bare_models(frames: list[np.ndarray], threads: int) -> dict[str, float]:
         result = segment(seg_backend, rgb, SegmentParams())
         t1 = time.perf_counter()
         seg_ms.append((t1 - t0) * 1000.0)
-        if result.trimap is None:
+        if result.mask is None:
             continue  # no subject: the service answers 422 at once, no matting either
-        matting.matte(rgb, result.trimap.trimap)
+        trimap, prior = guide(result.mask, seg_backend.mask_kind)
+        matting.matte(rgb, trimap, prior)
         mat_ms.append((time.perf_counter() - t1) * 1000.0)
     seg = float(np.mean(seg_ms))
     mat = float(np.mean(mat_ms)) if mat_ms else 0.0
