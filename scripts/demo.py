@@ -42,6 +42,7 @@ def _port(preferred: int, host: str) -> int:
 
 
 OFFLINE_NOTES = {
+    "modnet": " (offline default for people; Mask R-CNN needs `make weights WEIGHTS=maskrcnn`)",
     "u2netp": " (offline default; Mask R-CNN needs `make weights WEIGHTS=maskrcnn`)",
     "closed_form": " (offline default; FBA Matting needs `make weights WEIGHTS=fba`)",
 }
