@@ -4,7 +4,7 @@
     .venv/bin/python bench/blending_speed.py --figure docs/poisson_blending.png
 
 Only the compositing step is timed, in-process, as the service runs it
-(:func:`matting_api.blending.render` with ``bg_mode=color``): ``blend=alpha``,
+(:func:`matting_api.render_image` with ``bg_mode=color``): ``blend=alpha``,
 ``poisson`` and ``poisson_mixed``, each the median of ``--repeat`` runs (wall time; OpenCV
 uses its own thread pool, its size is printed), and as a ratio to alpha compositing at the
 same size in the same run.
@@ -33,11 +33,17 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from render import (
+    backgrounds,  # noqa: E402
+    colour,  # noqa: E402
+    poisson,  # noqa: E402
+)
+from render import composite as compositing  # noqa: E402
+from render import render as render_image  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from matting_api import blending  # noqa: E402
-from matting_api import compositing as comp  # noqa: E402
 
 PHOTO = REPO / "samples" / "astronaut.png"
 HUBBLE = REPO / "samples" / "hubble_deep_field.jpg"
@@ -66,7 +72,7 @@ def synthetic_matte(size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray
     fg = np.empty((size, size, 3), np.float32)
     fg[:] = (0.9, 0.8, 0.6)
     bg = np.dstack([np.zeros_like(xx), yy / size, xx / size]).astype(np.float32)
-    rgb = comp.to_u8(alpha[..., None] * fg + (1 - alpha[..., None]) * bg)
+    rgb = colour.to_u8(alpha[..., None] * fg + (1 - alpha[..., None]) * bg)
     return rgb, fg, alpha
 
 
@@ -97,7 +103,7 @@ def run_speed(rgb, fg, alpha, sizes: list[float], repeat: int) -> None:
         r, f, a = scaled(rgb, fg, alpha, mp)
         cells = {}
         for blend in BLENDS:
-            cells[blend] = median_ms(lambda b=blend, r=r, f=f, a=a: blending.render(
+            cells[blend] = median_ms(lambda b=blend, r=r, f=f, a=a: render_image(
                 r, f, a, bg_mode="color", bg_color=COLOUR, blend=b), repeat)
         base = cells["alpha"]
         print(f"{mp:>4g} {a.shape[1]:>5}x{a.shape[0]:<5} {base:>9.1f} "
@@ -107,8 +113,8 @@ def run_speed(rgb, fg, alpha, sizes: list[float], repeat: int) -> None:
 def dimmed_scene(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The photo's own background (subject masked out, blurred a little) at half the light."""
     h, w = alpha.shape
-    scene = comp.blur_background(rgb, alpha, comp.default_blur_radius(w, h))
-    return comp.linear_to_u8(comp.u8_to_linear(scene) * 0.35)
+    scene = backgrounds.blur_background(rgb, alpha, backgrounds.default_blur_radius(w, h))
+    return colour.linear_to_u8(colour.u8_to_linear(scene) * 0.35)
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
@@ -125,23 +131,23 @@ FACE = (slice(100, 150), slice(190, 250))
 
 def write_figure(path: Path, rgb, fg, alpha, tile: int) -> None:
     h, w = alpha.shape
-    backgrounds = {
-        "plain colour": comp.solid_background(COLOUR, w, h),
-        "Hubble Deep Field": comp.cover_resize(
+    scenes = {
+        "plain colour": backgrounds.solid_background(COLOUR, w, h),
+        "Hubble Deep Field": backgrounds.cover_resize(
             np.asarray(Image.open(HUBBLE).convert("RGB")), w, h),
         "own scene, dimmed": dimmed_scene(rgb, alpha),
     }
-    weight = blending.edge_weight(alpha)
-    interior = (alpha >= blending.OPAQUE_ALPHA) & (weight == 0)
+    weight = poisson.edge_weight(alpha)
+    interior = (alpha >= poisson.OPAQUE_ALPHA) & (weight == 0)
     band = (alpha > 0.5) & (weight > 0)
     columns = {
-        "alpha": lambda bg: comp.composite(fg, alpha, bg),
-        "poisson, before": lambda bg: blending.poisson_composite(rgb, fg, alpha, bg, edge_only=False),
-        "poisson": lambda bg: blending.poisson_composite(rgb, fg, alpha, bg),
-        "poisson_mixed": lambda bg: blending.poisson_composite(rgb, fg, alpha, bg, mixed=True),
+        "alpha": lambda bg: compositing.composite(fg, alpha, bg),
+        "poisson, before": lambda bg: poisson.poisson_composite(rgb, fg, alpha, bg, edge_only=False),
+        "poisson": lambda bg: poisson.poisson_composite(rgb, fg, alpha, bg),
+        "poisson_mixed": lambda bg: poisson.poisson_composite(rgb, fg, alpha, bg, mixed=True),
     }
     rows = []
-    for name, background in backgrounds.items():
+    for name, background in scenes.items():
         tiles, results = [], {}
         for column, make in columns.items():
             out = make(background)

@@ -39,9 +39,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from matting_api import compositing as comp  # noqa: E402
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
 from matting_api.pipeline import encode_result  # noqa: E402
+from render import composite as compositing  # noqa: E402
+from render import render as render_image  # noqa: E402
 from service_common.config import Settings  # noqa: E402
 from service_common.serve import Service, free_port, running  # noqa: E402
 
@@ -95,10 +96,10 @@ def bench_one(backend: ClosedFormBackend, rgb: np.ndarray, trimap: np.ndarray,
     """One table row: matting, compositing (colour, blur) and encoding (PNG, JPEG) times."""
     h, w = trimap.shape
     m_cpu, m_wall, (fg, alpha) = measure(lambda: backend.matte(rgb, trimap), repeat)
-    c_cpu, c_wall, composite = measure(lambda: comp.render(
+    c_cpu, c_wall, composite = measure(lambda: render_image(
         rgb, fg, alpha, bg_mode="color", bg_color=(129, 212, 250, 255)), repeat)
-    b_cpu, b_wall, _ = measure(lambda: comp.render(rgb, fg, alpha, bg_mode="blur"), repeat)
-    cut = comp.transparent(fg, alpha)
+    b_cpu, b_wall, _ = measure(lambda: render_image(rgb, fg, alpha, bg_mode="blur"), repeat)
+    cut = compositing.transparent(fg, alpha)
     p_cpu, p_wall, _ = measure(lambda: encode_result(cut, "png"), repeat)
     j_cpu, j_wall, _ = measure(lambda: encode_result(composite, "jpg"), repeat)
     bw, bh = unknown_box_size(trimap)

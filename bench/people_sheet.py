@@ -27,8 +27,9 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from matting_api import compositing as comp  # noqa: E402
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
+from render import backgrounds  # noqa: E402
+from render import composite as compositing  # noqa: E402
 from segmentation_api.backends.modnet import MODNetBackend  # noqa: E402
 from segmentation_api.backends.u2netp import U2NetPBackend  # noqa: E402
 from service_common.weights import MODNET, U2NETP  # noqa: E402
@@ -69,7 +70,7 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 
 def row(rgb: np.ndarray, name: str, modnet, u2netp, matting, tile: int) -> np.ndarray:
     h, w = rgb.shape[:2]
-    green = comp.solid_background(GREEN, w, h)
+    green = backgrounds.solid_background(GREEN, w, h)
     _, mask = u2netp.saliency(rgb)
     old = build_trimap(mask)
     fg_old, a_old = matting.matte(rgb, old.trimap) if old is not None else (rgb / 255.0, mask * 0)
@@ -77,10 +78,10 @@ def row(rgb: np.ndarray, name: str, modnet, u2netp, matting, tile: int) -> np.nd
     fg_new, a_new = matting.matte(rgb, prior_trimap(prior), prior)
     images = [
         rgb,
-        comp.composite(fg_old.astype(np.float32), a_old.astype(np.float32), green),
-        comp.composite(rgb.astype(np.float32) / 255.0, prior, green),
-        comp.composite(fg_new, a_new, green),
-        np.repeat(comp.matte(a_new)[..., None], 3, axis=2),
+        compositing.composite(fg_old.astype(np.float32), a_old.astype(np.float32), green),
+        compositing.composite(rgb.astype(np.float32) / 255.0, prior, green),
+        compositing.composite(fg_new, a_new, green),
+        np.repeat(compositing.matte(a_new)[..., None], 3, axis=2),
     ]
     height = round(tile * h / w)
     tiles = []

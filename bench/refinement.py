@@ -45,8 +45,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import metrics, split  # noqa: E402
-from matting_api import compositing as comp  # noqa: E402
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
+from render.backgrounds import cover_resize  # noqa: E402
 from trimap.from_masks import build_trimap  # noqa: E402
 from trimap.from_prior import PriorBand, prior_trimap  # noqa: E402
 
@@ -76,7 +76,7 @@ def degrade(alpha: np.ndarray, factor: float, seed: int, strand_px: int = 5) -> 
     return np.clip(cv2.GaussianBlur(a, (0, 0), 0.4 * factor), 0.0, 1.0)
 
 
-def backgrounds(data: Path) -> list[np.ndarray]:
+def real_backgrounds(data: Path) -> list[np.ndarray]:
     """The real backgrounds of the ``comp`` condition (RGB uint8)."""
     found = [np.asarray(Image.open(data / "background" / "beach.png").convert("RGB")),
              np.asarray(Image.open(REPO / "samples" / "hubble_deep_field.jpg").convert("RGB"))]
@@ -94,7 +94,7 @@ def composite_over(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -
     from pymatting import estimate_foreground_ml
 
     fg = estimate_foreground_ml(rgb / 255.0, alpha.astype(np.float64))
-    bg = comp.cover_resize(background, rgb.shape[1], rgb.shape[0]) / 255.0
+    bg = cover_resize(background, rgb.shape[1], rgb.shape[0]) / 255.0
     a = alpha[..., None]
     return np.round(np.clip(a * fg + (1 - a) * bg, 0, 1) * 255).astype(np.uint8)
 
@@ -105,7 +105,7 @@ def _u8(alpha: np.ndarray) -> np.ndarray:
 
 def cases(data: Path, names: list[str], all_names: list[str], factors: tuple[float, ...]):
     """``(label, rgb, true alpha, prior)`` for every photo, condition and factor."""
-    bgs = backgrounds(data)
+    bgs = real_backgrounds(data)
     for name in names:
         index = all_names.index(name)
         rgb = np.asarray(Image.open(data / "images" / f"{name}.png").convert("RGB"))

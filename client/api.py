@@ -24,19 +24,16 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from contract.vocab import MATTE_FIELDS
+
 log = logging.getLogger(__name__)
 
 #: Where the CLI looks when neither ``--server`` nor ``BACKDROP_SERVER`` says otherwise.
 DEFAULT_SERVER = "http://127.0.0.1:5000"
 
-#: Form fields of ``POST /v1/matte`` (see notes/api_contract.md). Values are sent as text;
-#: ``True``/``False`` become ``"true"``/``"false"``; ``None`` means "not sent".
-FORM_FIELDS = frozenset({
-    "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
-    "classes", "score_threshold", "instances", "backend", "blend",
-})
-#: File fields besides ``image``.
-FILE_FIELDS = frozenset({"bg_image", "trimap"})
+#: Form fields of ``POST /v1/matte`` (:data:`contract.vocab.MATTE_FIELDS`). Values are sent as
+#: text; ``True``/``False`` become ``"true"``/``"false"``; ``None`` means "not sent".
+FORM_FIELDS = frozenset(MATTE_FIELDS)
 
 #: Answers worth one more try: the service (or the one behind it) is momentarily away.
 RETRY_STATUSES = frozenset({503, 504})

@@ -25,19 +25,14 @@ from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from contract.parse import parse_color, parse_crop_margin, parse_number, parse_size
+from contract.values import MAX_BLUR_RADIUS
+from contract.vocab import BLEND_MODES, FORMATS
+
 from .api import DEFAULT_SERVER, UNREACHABLE_HINT, MattingClient, default_server
 from .batch import BatchReport, FileError, Task, TaskFailed, plan_folder, run_task, run_tasks
 from .files import same_file
-from .options import (
-    BLEND_MODES,
-    format_for_output,
-    parse_backend,
-    parse_classes,
-    parse_color,
-    parse_crop_margin,
-    parse_fraction,
-    parse_size,
-)
+from .options import add_subject_arguments, arg, format_for_output, subject_fields
 
 log = logging.getLogger("client")
 
@@ -62,16 +57,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _backend(text: str) -> str:
-    try:
-        return parse_backend(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_radius = arg(parse_number, "blur_radius", low=0.0, high=MAX_BLUR_RADIUS, low_open=True)
 
 
-def _blur_radius(text: str) -> float | str:
-    """``--blur``'s value: a radius > 0, or ``auto`` (argparse also converts the ``const``)."""
-    return "auto" if text == "auto" else _positive_float(text)
+def blur_radius(text: str) -> float | str:
+    """``--blur``'s value: a radius in px, or ``auto`` (argparse also converts the ``const``)."""
+    return "auto" if text == "auto" else _radius(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,42 +83,35 @@ def build_parser() -> argparse.ArgumentParser:
     bg = p.add_argument_group("background (pick one; default: transparent)")
     one = bg.add_mutually_exclusive_group()
     one.add_argument("--background", type=Path, metavar="FILE", help="an image to put behind")
-    one.add_argument("--color", metavar="HEX|NAME", help="a colour: 81d4fa, #fff, skyblue")
+    one.add_argument("--color", type=arg(parse_color, keep_text=True), metavar="HEX|NAME",
+                     help="a colour: 81d4fa, #fff, 81d4fa80 (with alpha), skyblue")
     one.add_argument("--transparent", action="store_true", help="transparent background (RGBA)")
-    one.add_argument("--blur", type=_blur_radius, nargs="?", const="auto", metavar="RADIUS",
+    one.add_argument("--blur", type=blur_radius, nargs="?", const="auto", metavar="RADIUS",
                      help="blur the original background (radius in px; default: 2%% of the "
                      "long side)")
     one.add_argument("--grayscale", action="store_true",
                      help="keep the background, in grey (colour splash)")
     bg.add_argument("--blend", choices=BLEND_MODES, default=None,
                     help="how the subject meets the new background: alpha (default: "
-                    "compositing with the matte), poisson (seamless cloning: the subject "
-                    "takes on the background's tint), poisson_mixed (the background's "
-                    "texture also shows through flat parts); poisson needs --background, "
+                    "compositing with the matte), poisson (seamless cloning of the edge band: "
+                    "the edge takes on the background's tone), poisson_mixed (the background's "
+                    "texture also reaches into the edge); poisson needs --background, "
                     "--color, --blur or --grayscale")
     out = p.add_argument_group("output")
     out.add_argument("--alpha", action="store_true", help="write the alpha matte only (grey)")
-    out.add_argument("--format", choices=("png", "jpg", "webp", "auto"), default=None,
+    out.add_argument("--format", choices=FORMATS, default=None,
                      help="output format (default: from OUTPUT's extension, else auto: PNG "
                      "with transparency, else JPEG)")
-    out.add_argument("--size", type=parse_size, default=None, metavar="N|full",
+    out.add_argument("--size", type=arg(parse_size), default=None, metavar="N|full",
                      help="cap on the output's long side in px, or full (default)")
     out.add_argument("--crop", action="store_true", help="crop to the subject")
-    out.add_argument("--crop-margin", type=parse_crop_margin, default=None, metavar="10px|5%",
+    out.add_argument("--crop-margin", type=arg(parse_crop_margin), default=None, metavar="10px|5%",
                      help="margin around the subject with --crop")
     seg = p.add_argument_group("subject")
     seg.add_argument("--trimap", type=Path, metavar="FILE",
                      help="a trimap (0/128/255, same size) instead of segmentation; for a "
                      "folder INPUT, a folder of trimaps with the same names")
-    seg.add_argument("--classes", type=parse_classes, metavar="person,dog",
-                     help="COCO classes to keep (default person; ignored by the u2netp backend)")
-    seg.add_argument("--score-threshold", type=lambda t: parse_fraction(t, "--score-threshold"),
-                     metavar="0..1", help="keep detections scoring above this (default 0.6)")
-    seg.add_argument("--instances", choices=("all", "largest"), help="keep all subjects or the largest")
-    seg.add_argument("--backend", type=_backend, metavar="NAME",
-                     help="segmentation backend for these requests: auto (the service's "
-                     "default), u2netp, maskrcnn, maskrcnn_v2, deeplabv3, deeplabv3_mobilenet; "
-                     "the segmentation service must have it loaded")
+    add_subject_arguments(seg)
     run = p.add_argument_group("running")
     run.add_argument("--jobs", type=_positive_int, default=4, help="requests in flight (folder)")
     run.add_argument("--skip-existing", action="store_true",
@@ -145,11 +129,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.background is not None:
         opts["bg_mode"] = "image"
     elif args.color is not None:
-        try:
-            parse_color(args.color)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        opts.update(bg_mode="color", bg_color=args.color.strip())
+        opts.update(bg_mode="color", bg_color=args.color)
     elif args.transparent:
         opts["bg_mode"] = "transparent"
     elif args.blur is not None:
@@ -176,11 +156,10 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.crop:
         opts["crop"] = True
         if args.crop_margin is not None:
-            opts["crop_margin"] = args.crop_margin
-    for name in ("size", "classes", "score_threshold", "instances", "backend"):
-        value = getattr(args, name)
-        if value is not None:
-            opts[name] = value
+            opts["crop_margin"] = args.crop_margin.text()
+    if args.size is not None:
+        opts["size"] = args.size.text()
+    opts.update(subject_fields(args))
     return opts
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# The pure compositing functions of the service (numpy + OpenCV; no HTTP, no torch): one
-# implementation of cover-resizing and linear-light blending for the service and the client.
-from matting_api import compositing as service_compositing
+# The shared render package (numpy + OpenCV; no HTTP, no torch): one implementation of
+# cover-resizing and linear-light blending for the service and the client.
+from render.backgrounds import cover_resize
+from render.composite import composite as composite_linear
 
 
 def fit_cover(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -28,7 +29,7 @@ def fit_cover(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     if img.shape[1] == w and img.shape[0] == h:
         return img
-    return np.ascontiguousarray(service_compositing.cover_resize(img, w, h))
+    return np.ascontiguousarray(cover_resize(img, w, h))
 
 
 def solid(color_bgr: tuple[int, int, int], size: tuple[int, int]) -> np.ndarray:
@@ -52,7 +53,7 @@ def vertical_gradient(top_bgr: tuple[int, int, int], bottom_bgr: tuple[int, int,
 
 def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """``alpha * fg + (1 - alpha) * bg``, blended in linear light by the matting service's
-    own compositing (so a locally composited frame equals the service's composite).
+    own compositing (:mod:`render`: a locally composited frame equals the service's composite).
 
     Args:
         fg: ``H x W x 3`` uint8 foreground colours (straight, not premultiplied), sRGB.
@@ -65,7 +66,7 @@ def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """
     if fg.shape != bg.shape or alpha.shape != fg.shape[:2]:
         raise ValueError(f"shape mismatch: fg {fg.shape}, alpha {alpha.shape}, bg {bg.shape}")
-    return service_compositing.composite(
+    return composite_linear(
         fg.astype(np.float32) / 255.0, np.clip(alpha, 0.0, 1.0).astype(np.float32), bg
     )
 

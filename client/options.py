@@ -1,16 +1,23 @@
-"""Parse and check command-line values before anything is sent (pure functions).
+"""Command-line values of the clients: the shared parsers adapted to argparse, and the
+client's own rules (output names, extensions, video sizes). Pure functions.
 
-Every parser raises :class:`ValueError` with a sentence for people; the CLIs turn it into
-a usage error (exit code 2). Values are checked here so that a typo fails at once, not
-after a folder's worth of requests.
+The values the API takes are parsed by :mod:`contract.parse`, the same code the services
+run, so a typo fails at once with the service's own sentence, not after a folder's worth of
+requests. :func:`arg` turns a parser into an argparse ``type``: argparse then prints
+``argument --size: 'abc' is neither 'full' nor a whole number of pixels (such as 1024)``
+and exits with code 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PIL import ImageColor
+from contract.parse import InvalidValue, parse_backend, parse_classes, parse_number
+from contract.vocab import INSTANCES
 
 #: File extension -> output format name of the API.
 FORMAT_BY_EXT: dict[str, str] = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
@@ -22,94 +29,74 @@ EXT_BY_MIME: dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image
 #: Files treated as images when INPUT is a folder.
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
-#: Values of the API's ``blend`` (alpha compositing, Poisson blending).
-BLEND_MODES = ("alpha", "poisson", "poisson_mixed")
-#: Segmentation backends a request may name (``auto``: the service's default); the
-#: segmentation service must have loaded the one named. Mirrors the services' list.
-SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
-                         "deeplabv3_mobilenet")
-
-_HEX = re.compile(r"^#?(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
-_MARGIN = re.compile(r"^\d+(?:\.\d+)?(?:px|%)?$")
 _VIDEO_SIZE = re.compile(r"^(\d+)[xX](\d+)$")
 
 
-def parse_color(text: str) -> tuple[int, int, int, int]:
-    """A colour as the API takes it: hex with 3, 4, 6 or 8 digits (``81d4fa``, ``#fff``,
-    ``81d4fa80``; the 4th/8th digits are alpha), a CSS name (``skyblue``) or ``rgb(...)``.
+def arg(parse: Callable[..., Any], *args: Any, keep_text: bool = False,
+        **kwargs: Any) -> Callable[[str], Any]:
+    """An argparse ``type`` from a parser of :mod:`contract.parse` (or any function raising
+    :class:`ValueError` with a sentence): the sentence becomes argparse's error.
 
-    Returns:
-        ``(r, g, b, a)``, each 0..255 (``a`` is 255 unless 8 hex digits were given).
+    Args:
+        parse: ``parse(text, *args, **kwargs) -> value``.
+        keep_text: return the text (stripped) instead of the parsed value: the value is
+            only checked (a colour is sent as the user wrote it).
     """
-    value = text.strip()
-    if _HEX.match(value):
-        value = "#" + value.lstrip("#")
-    try:
-        rgb = ImageColor.getrgb(value.lower())
-    except ValueError:
-        raise ValueError(
-            f"unknown colour {text!r}: give hex (81d4fa, #fff, 81d4fa80) or a CSS name (skyblue)"
-        ) from None
-    return (rgb[0], rgb[1], rgb[2], rgb[3] if len(rgb) == 4 else 255)
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text, *args, **kwargs)
+        except InvalidValue as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text.strip() if keep_text else value
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
 
 
-def parse_crop_margin(text: str) -> str:
-    """The API's CSS-like margin: 1, 2 or 4 values, each ``10px``, ``10`` (px) or ``5%``.
-
-    Returns the values normalised to lower case and single spaces (``"10px 5%"``).
-    """
-    tokens = text.replace(",", " ").lower().split()
-    if len(tokens) not in (1, 2, 4) or not all(_MARGIN.match(t) for t in tokens):
-        raise ValueError(f"bad crop margin {text!r}: give pixels (10px) or a percentage (5%), "
-                         "or 2 or 4 of them (top/bottom left/right; top right bottom left)")
-    return " ".join(tokens)
+def fraction(field: str, *, closed_top: bool = True) -> Callable[[str], float]:
+    """An argparse ``type``: a number in ``[0, 1]`` (``[0, 1)`` when not ``closed_top``)."""
+    return arg(parse_number, field, low=0.0, high=1.0, high_open=not closed_top)
 
 
-def parse_size(text: str) -> str:
-    """``full`` or a positive whole number of pixels (cap on the long side)."""
-    value = text.strip().lower()
-    if value == "full":
-        return value
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"bad size {text!r}: give 'full' or a whole number of pixels, e.g. 1024")
-    return str(int(value))
+def add_subject_arguments(group: Any) -> None:
+    """``--classes``, ``--score-threshold``, ``--instances``, ``--backend`` (passed to the
+    segmentation service), shared by the image and the video client."""
+    group.add_argument("--classes", type=arg(parse_classes), metavar="person,dog",
+                       help="classes to keep (default person: MODNet offline; other classes: "
+                       "Mask R-CNN when installed, else the salient object, U^2-Net-p)")
+    group.add_argument("--score-threshold", type=fraction("score_threshold"), metavar="0..1",
+                       help="keep detections scoring above this (default 0.6)")
+    group.add_argument("--instances", choices=INSTANCES, help="keep all subjects or the largest")
+    group.add_argument("--backend", type=arg(parse_backend), metavar="NAME",
+                       help="segmentation backend: auto (the service's policy, default), modnet, "
+                       "u2netp, maskrcnn, maskrcnn_v2, deeplabv3, deeplabv3_mobilenet; the "
+                       "segmentation service must have it loaded")
+
+
+def subject_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The form fields of :func:`add_subject_arguments`' options that were given."""
+    fields: dict[str, str] = {}
+    if args.classes is not None:
+        fields["classes"] = ",".join(args.classes)
+    if args.score_threshold is not None:
+        fields["score_threshold"] = f"{args.score_threshold:g}"
+    if args.instances is not None:
+        fields["instances"] = args.instances
+    if args.backend is not None:
+        fields["backend"] = args.backend
+    return fields
 
 
 def parse_video_size(text: str) -> tuple[int, int]:
     """``WxH`` (e.g. ``640x360``) -> ``(width, height)``, both >= 2."""
     match = _VIDEO_SIZE.match(text.strip())
     if not match or int(match[1]) < 2 or int(match[2]) < 2:
-        raise ValueError(f"bad size {text!r}: give WIDTHxHEIGHT, e.g. 640x360")
+        raise InvalidValue("size", f"{text!r} is not WIDTHxHEIGHT with sides of 2 px or more, "
+                           "such as 640x360")
     return int(match[1]), int(match[2])
-
-
-def parse_classes(text: str) -> str:
-    """Comma-separated class names, spaces removed (``person, dog`` -> ``person,dog``)."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise ValueError("--classes needs at least one class name, e.g. person,dog")
-    return ",".join(names)
-
-
-def parse_backend(text: str) -> str:
-    """A segmentation backend name of :data:`SEGMENTATION_BACKENDS` (case-insensitive)."""
-    value = text.strip().lower()
-    if value not in SEGMENTATION_BACKENDS:
-        raise ValueError(f"unknown segmentation backend {text!r}: give one of "
-                         + ", ".join(SEGMENTATION_BACKENDS))
-    return value
-
-
-def parse_fraction(text: str, what: str, *, closed_top: bool = True) -> float:
-    """A number in ``[0, 1]`` (``[0, 1)`` when ``closed_top`` is false)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{what} must be a number between 0 and 1, not {text!r}") from None
-    if not (0.0 <= value <= 1.0) or (not closed_top and value >= 1.0):
-        top = "1" if closed_top else "below 1"
-        raise ValueError(f"{what} must be between 0 and {top}, not {text}")
-    return value
 
 
 def format_for_output(output: Path | None, fmt: str | None) -> str | None:

@@ -48,10 +48,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from contract.parse import parse_color
+
 from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
 from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
 from .files import same_file
-from .options import parse_backend, parse_classes, parse_color, parse_fraction, parse_video_size
+from .options import add_subject_arguments, arg, fraction, parse_video_size
 from .pipeline import ordered_map
 from .temporal import AlphaSmoother
 from .video_io import (
@@ -371,18 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     bg = p.add_mutually_exclusive_group()
     bg.add_argument("--background", type=Path, metavar="FILE",
                     help="background image, or video (.mp4, .mov, .mkv, .webm, ...)")
-    bg.add_argument("--color", metavar="HEX|NAME", help="background colour: 1e88e5, #fff, skyblue")
-    bg.add_argument("--gradient", type=_arg(parse_gradient), metavar="TOP,BOTTOM",
+    bg.add_argument("--color", type=arg(parse_color, keep_text=True), metavar="HEX|NAME",
+                    help="background colour: 1e88e5, #fff, skyblue")
+    bg.add_argument("--gradient", type=arg(parse_gradient), metavar="TOP,BOTTOM",
                     help="vertical gradient background between two colours, e.g. 0d47a1,90caf9")
     bg.add_argument("--transparent", action="store_true",
                     help="no background: OUTPUT keeps alpha (.mov or .webm)")
     p.add_argument("--bg-video-end", choices=("loop", "hold"), default="loop",
                    help="a background video shorter than the subject: loop it or hold its last "
                    "frame (default loop); a longer one is cut to the subject's length")
-    p.add_argument("--size", type=_arg(parse_video_size), metavar="WxH",
+    p.add_argument("--size", type=arg(parse_video_size), metavar="WxH",
                    help="output size (default: the input's); scaled to cover, centre-cropped")
-    p.add_argument("--smooth", type=_arg(lambda t: parse_fraction(t, "--smooth", closed_top=False)),
-                   default=0.0, metavar="S",
+    p.add_argument("--smooth", type=fraction("smooth", closed_top=False), default=0.0, metavar="S",
                    help="temporal smoothing of alpha on still pixels, 0 (off, default) to <1; "
                    "0.5 is a good start")
     p.add_argument("--alpha-sequence", type=Path, metavar="DIR",
@@ -395,30 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--writer", choices=("auto", "ffmpeg", "opencv"), default="auto",
                    help="encoder: ffmpeg (H.264, audio) when installed, else OpenCV (mp4v)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51, lower is better")
-    p.add_argument("--classes", type=_arg(parse_classes), metavar="person,dog",
-                   help="COCO classes to keep (ignored by the u2netp backend)")
-    p.add_argument("--score-threshold", type=_arg(lambda t: parse_fraction(t, "--score-threshold")),
-                   metavar="0..1")
-    p.add_argument("--instances", choices=("all", "largest"))
-    p.add_argument("--backend", type=_arg(parse_backend), metavar="NAME",
-                   help="segmentation backend for every frame: auto (the service's default), "
-                   "u2netp, maskrcnn, ... (the segmentation service must have it loaded)")
+    add_subject_arguments(p)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
-
-
-def _arg(parse):
-    """Wrap a ValueError-raising parser for argparse (its message becomes the error)."""
-
-    def convert(text: str):
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 def parse_gradient(text: str) -> tuple[str, str]:
@@ -438,7 +421,8 @@ def job_from_args(args: argparse.Namespace) -> VideoJob:
         gradient=args.gradient, transparent=args.transparent, bg_video_end=args.bg_video_end, size=args.size,
         smooth=args.smooth, alpha_sequence=args.alpha_sequence,
         alpha_video=args.output_alpha_video, jobs=args.jobs, max_frames=args.max_frames,
-        audio=not args.no_audio, writer=args.writer, crf=args.crf, classes=args.classes,
+        audio=not args.no_audio, writer=args.writer, crf=args.crf,
+        classes=None if args.classes is None else ",".join(args.classes),
         score_threshold=args.score_threshold, instances=args.instances, backend=args.backend,
         server=args.server, timeout=args.timeout,
     )

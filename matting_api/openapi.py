@@ -12,10 +12,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from service_common.config import SEGMENTATION_BACKENDS
+from contract import values, vocab
 from service_common.errors import ERROR_CODES
 
-from . import options as opt
 from . import removebg as rb
 
 bp = Blueprint("openapi", __name__)
@@ -78,18 +77,18 @@ SEGMENTATION_FIELDS: dict[str, Any] = {
     "score_threshold": _prop("detections with a score above this are kept (default 0.6)",
                              type="number", minimum=0, maximum=1),
     "instances": _prop("all (default) or only the largest instance", type="string",
-                       enum=list(opt.INSTANCES)),
+                       enum=list(vocab.INSTANCES)),
     "backend": _prop("the segmentation service's backend for this request (default auto: "
                      "its default one); it must be loaded there, else 400 invalid_parameter",
-                     type="string", enum=list(SEGMENTATION_BACKENDS), default="auto"),
+                     type="string", enum=list(vocab.SEGMENTATION_BACKENDS), default="auto"),
 }
 
-_BOOL = {"type": "string", "enum": [*opt.TRUE_WORDS, *opt.FALSE_WORDS]}
+_BOOL = {"type": "string", "enum": [*vocab.TRUE_WORDS, *vocab.FALSE_WORDS]}
 _COLOR = _prop("hex with 3, 4, 6 or 8 digits, with or without # (the 4th/8th are alpha), "
                "or a CSS colour name", type="string", examples=["81d4fa", "#fff", "81d4fa80",
                                                                 "skyblue"])
 _MARGIN = _prop("with crop=true: 1, 2 or 4 values (CSS order) in px or % of the subject, "
-                f"at most {opt.MAX_MARGIN_PX}px / {opt.MAX_MARGIN_PERCENT:g}%",
+                f"at most {values.MAX_MARGIN_PX}px / {values.MAX_MARGIN_PERCENT:g}%",
                 type="string", examples=["30px", "10%", "10px 20px"])
 
 MATTE_FORM: dict[str, Any] = {
@@ -99,15 +98,15 @@ MATTE_FORM: dict[str, Any] = {
     "trimap": _prop("0/128/255 trimap of the image's size; skips the segmentation service",
                     **_BINARY),
     "bg_mode": _prop("default: image if bg_image, else color if bg_color, else transparent",
-                     type="string", enum=list(opt.BG_MODES)),
+                     type="string", enum=list(vocab.BG_MODES)),
     "bg_color": {**_COLOR, "description": _COLOR["description"] + " (bg_mode=color: white)"},
     "blur_radius": _prop("bg_mode=blur: Gaussian sigma in px (default 2% of the long side)",
-                         type="number", exclusiveMinimum=0, maximum=opt.MAX_BLUR_RADIUS),
+                         type="number", exclusiveMinimum=0, maximum=values.MAX_BLUR_RADIUS),
     "channels": _prop("rgba: the picture; alpha: the greyscale matte only", type="string",
-                      enum=list(opt.CHANNELS), default="rgba"),
+                      enum=list(vocab.CHANNELS), default="rgba"),
     "format": _prop("auto: PNG with transparency (or a matte), else JPEG", type="string",
-                    enum=[*opt.FORMATS, "jpeg"], default="auto"),
-    "size": _prop(f"full, or the cap on the result's long side in px (>= {opt.MIN_SIZE})",
+                    enum=[*vocab.FORMATS, "jpeg"], default="auto"),
+    "size": _prop(f"full, or the cap on the result's long side in px (>= {values.MIN_SIZE})",
                   type="string", examples=["full", "1024"], default="full"),
     "crop": _prop("crop to the subject", **_BOOL, default="false"),
     "crop_margin": _MARGIN,
@@ -116,7 +115,7 @@ MATTE_FORM: dict[str, Any] = {
                    "poisson_mixed: MIXED_CLONE (the background's texture shows through flat "
                    "parts). Poisson tints the subject toward the new background; it needs "
                    "one (bg_image, an opaque bg_color, blur or grayscale) and channels=rgba, "
-                   "else 400 invalid_parameter", type="string", enum=list(opt.BLEND_MODES),
+                   "else 400 invalid_parameter", type="string", enum=list(vocab.BLEND_MODES),
                    default="alpha"),
     **SEGMENTATION_FIELDS,
 }
@@ -132,7 +131,7 @@ REMOVEBG_FORM: dict[str, Any] = {
     "type_level": _prop("accepted and ignored", type="string"),
     "format": _prop("auto: PNG with transparency, else JPEG; zip: color.jpg + alpha.png",
                     type="string", enum=[*rb.FORMATS, "jpeg"], default="auto"),
-    "channels": _prop("rgba or alpha", type="string", enum=list(opt.CHANNELS),
+    "channels": _prop("rgba or alpha", type="string", enum=list(vocab.CHANNELS),
                       default="rgba"),
     "bg_color": _COLOR,
     "bg_image_file": _prop("new background (not with bg_color)", **_BINARY),

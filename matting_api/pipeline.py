@@ -34,14 +34,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract.values import Box
+from render import render
+from render.composite import flatten, has_transparency
+from render.geometry import crop_box, fit_size, resize_image, resize_mask_nearest, subject_box
 from service_common.errors import ApiError
 from service_common.images import decode_image, decode_mask, encode_image, mime_type
 from trimap.encoding import FOREGROUND, normalise
 from trimap.from_masks import build_trimap
 from trimap.from_prior import prior_trimap
 
-from . import blending
-from . import compositing as comp
 from .backends import MattingBackend
 from .options import MatteOptions
 from .segmentation_client import SegmentationClient
@@ -92,7 +94,7 @@ class MatteResult:
     format: str
     width: int
     height: int
-    foreground: comp.Box
+    foreground: Box
     segmentation_backend: str
     segmentation_reason: str
     matting_backend: str
@@ -152,10 +154,10 @@ class Pipeline:
         given = None
         if req.trimap is not None:
             given = self._given_trimap(req.trimap, image.width, image.height)
-        width, height = comp.fit_size(image.width, image.height, opts.size)
-        rgb = comp.resize_image(rgb, width, height)
+        width, height = fit_size(image.width, image.height, opts.size)
+        rgb = resize_image(rgb, width, height)
         if given is not None:
-            given = comp.resize_mask_nearest(given, width, height)
+            given = resize_mask_nearest(given, width, height)
         t = timer.step("decode", t)
 
         if given is not None:
@@ -171,15 +173,16 @@ class Pipeline:
         fg, alpha = self.backend.matte(rgb, trimap, prior)
         t = timer.step("matting", t)
 
-        subject = comp.subject_box(alpha, VISIBLE_ALPHA)
+        subject = subject_box(alpha, VISIBLE_ALPHA)
         frame = None
         if opts.crop and subject is not None:
-            frame = comp.crop_box(subject, opts.crop_margin, (width, height))
-        pixels = blending.render(
+            frame = crop_box(subject, opts.crop_margin, (width, height))
+        pixels = render(
             rgb, fg, alpha, bg_mode=opts.bg_mode, blend=opts.blend, channels=opts.channels,
             bg_color=opts.bg_color, bg_image=bg_rgb, blur_radius=opts.blur_radius, box=frame,
         )
-        foreground = _box_in_frame(subject, frame)
+        foreground = Box(0, 0, 0, 0) if subject is None else (
+            subject if frame is None else subject.within(frame))
         t = timer.step("compositing", t)
 
         fmt, body = encode_result(pixels, opts.format)
@@ -228,24 +231,11 @@ def guide(mask: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
     return built.trimap, None
 
 
-def _box_in_frame(box: comp.Box | None, frame: comp.Box | None) -> comp.Box:
-    """``box`` in the coordinates of ``frame`` (clipped to it); zeros when there is none."""
-    if box is None:
-        return (0, 0, 0, 0)
-    if frame is None:
-        return box
-    left, top = box[0] - frame[0], box[1] - frame[1]
-    right = min(frame[2], left + box[2])
-    bottom = min(frame[3], top + box[3])
-    left, top = max(0, left), max(0, top)
-    return (left, top, max(0, right - left), max(0, bottom - top))
-
-
 def choose_format(pixels: np.ndarray, requested: str) -> str:
     """``auto`` -> PNG for a matte or an image with transparency, else JPEG."""
     if requested != "auto":
         return requested
-    if pixels.ndim == 2 or comp.has_transparency(pixels):
+    if pixels.ndim == 2 or has_transparency(pixels):
         return "png"
     return "jpg"
 
@@ -265,8 +255,8 @@ def encode_result(pixels: np.ndarray, requested: str) -> tuple[str, bytes]:
     if requested == "zip":
         return "zip", _zip(pixels)
     fmt = choose_format(pixels, requested)
-    if pixels.ndim == 3 and pixels.shape[2] == 4 and (fmt == "jpg" or not comp.has_transparency(pixels)):
-        pixels = comp.flatten(pixels) if comp.has_transparency(pixels) else pixels[..., :3]
+    if pixels.ndim == 3 and pixels.shape[2] == 4 and (fmt == "jpg" or not has_transparency(pixels)):
+        pixels = flatten(pixels) if has_transparency(pixels) else pixels[..., :3]
     if fmt == "webp" and pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)  # WebP has no greyscale mode
     return fmt, encode_image(np.ascontiguousarray(pixels), fmt)

@@ -52,20 +52,20 @@ import logging
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from service_common.errors import ApiError, api_error_from_http
-from service_common.web import param, read_upload
-
-from .options import (
-    CHANNELS,
-    MatteOptions,
-    SegmentationParams,
-    SizeLimit,
-    _choice,
-    _invalid,
+from contract.parse import (
+    InvalidValue,
     parse_bool,
+    parse_choice,
     parse_color,
     parse_crop_margin,
+    parse_format,
 )
+from contract.values import SizeLimit
+from contract.vocab import CHANNELS
+from service_common.errors import ApiError, api_error_from_http, invalid_parameter
+from service_common.web import param, read_upload
+
+from .options import MatteOptions, SegmentationParams
 from .pipeline import MatteRequest, MatteResult
 from .responses import image_response
 from .state import get_state
@@ -129,21 +129,20 @@ def parse_removebg_options(
     """remove.bg fields -> (:class:`MatteOptions`, the requested ``type``)."""
     for name in NOT_SUPPORTED:
         if params.get(name) is not None:
-            raise _invalid(name, "not supported by this server: upload the file instead")
+            raise InvalidValue(name, "not supported by this server: upload the file instead")
     for name, allowed in DEFAULT_ONLY.items():
         value = params.get(name)
         if value is not None and " ".join(value.lower().split()) not in allowed:
-            raise _invalid(name, "not supported by this server (only its default value is)")
-    kind = _choice("type", params.get("type"), tuple(TYPE_CLASSES), "auto")
-    size = _choice("size", params.get("size"), tuple(SIZES), DEFAULT_SIZE)
-    fmt = params.get("format")
-    fmt = _choice("format", "jpg" if fmt and fmt.lower() == "jpeg" else fmt, FORMATS, "auto")
-    channels = _choice("channels", params.get("channels"), CHANNELS, "rgba")
+            raise InvalidValue(name, "not supported by this server (only its default value is)")
+    kind = parse_choice(params.get("type"), "type", tuple(TYPE_CLASSES), "auto")
+    size = parse_choice(params.get("size"), "size", tuple(SIZES), DEFAULT_SIZE)
+    fmt = parse_format(params.get("format"), choices=FORMATS)
+    channels = parse_choice(params.get("channels"), "channels", CHANNELS, "rgba")
     if fmt == "zip" and channels == "alpha":
-        raise _invalid("format", "zip holds color.jpg and alpha.png: use channels=rgba")
+        raise InvalidValue("format", "zip holds color.jpg and alpha.png: use channels=rgba")
     raw_color = params.get("bg_color")
     if raw_color is not None and has_bg_image:
-        raise _invalid("bg_color", "give either bg_color or bg_image_file, not both")
+        raise InvalidValue("bg_color", "give either bg_color or bg_image_file, not both")
     color = parse_color(raw_color) if raw_color is not None else None
     bg_mode = "image" if has_bg_image else ("color" if color is not None else "transparent")
     options = MatteOptions(
@@ -169,13 +168,13 @@ def _image_bytes() -> bytes:
     b64 = param("image_file_b64")
     has_file = "image_file" in request.files or "image_file" in request.form
     if b64 is not None and has_file:
-        raise _invalid("image_file_b64", "give either image_file or image_file_b64, not both")
+        raise InvalidValue("image_file_b64", "give either image_file or image_file_b64, not both")
     if b64 is not None:
         try:
             data = base64.b64decode(b64.split(",", 1)[-1] if b64.startswith("data:") else b64,
                                     validate=False)
         except (binascii.Error, ValueError) as exc:
-            raise _invalid("image_file_b64", "not valid base64") from exc
+            raise InvalidValue("image_file_b64", "not valid base64") from exc
         if not data:
             raise ApiError("empty_body", "image_file_b64 decodes to nothing")
         return data
@@ -249,6 +248,11 @@ def removebg_error(error: ApiError):
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
     return removebg_error(exc)
+
+
+@bp.errorhandler(InvalidValue)
+def _invalid_value(exc: InvalidValue):
+    return removebg_error(invalid_parameter(exc))
 
 
 @bp.errorhandler(HTTPException)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
+from contract.vocab import MATTE_FIELDS
 from service_common.errors import ApiError
 from service_common.web import param, read_upload
 
-from .options import MATTE_FIELDS, parse_matte_options
+from .options import parse_matte_options
 from .pipeline import MatteRequest
 from .responses import image_response
 from .state import get_state

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from contract.vocab import INSTANCES
 from trimap.from_masks import Trimap, TrimapOptions, build_trimap, combine_masks
 
 from .backends import Backend, Instance
-
-INSTANCE_MODES = ("all", "largest")
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,8 @@ class SegmentResult:
 
 def select_instances(instances: list[Instance], mode: str) -> list[Instance]:
     """All instances, or only the one with the largest mask area (``mode="largest"``)."""
-    if mode not in INSTANCE_MODES:
-        raise ValueError(f"instances={mode!r}: expected one of {INSTANCE_MODES}")
+    if mode not in INSTANCES:
+        raise ValueError(f"instances={mode!r}: expected one of {INSTANCES}")
     if mode == "largest" and len(instances) > 1:
         return [max(instances, key=lambda inst: inst.area)]
     return list(instances)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from contract.vocab import MATTING_BACKENDS, SEGMENTATION_BACKENDS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: name -> (default as text, meaning). The README's configuration table mirrors this.
@@ -127,9 +129,6 @@ def _choices(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> tup
     return tuple(dict.fromkeys(values))
 
 
-SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
-                         "deeplabv3_mobilenet")
-MATTING_BACKENDS = ("auto", "fba", "closed_form")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
+from contract.parse import InvalidValue
+
 log = logging.getLogger(__name__)
 
 #: code -> (HTTP status, what it means). The OpenAPI documents are built from this table.
@@ -76,6 +78,12 @@ class ApiError(Exception):
         return {"error": body}
 
 
+def invalid_parameter(exc: InvalidValue) -> ApiError:
+    """The API's ``400 invalid_parameter`` for a value a :mod:`contract.parse` parser refused:
+    the message starts with the field's name, and ``field`` names it."""
+    return ApiError("invalid_parameter", f"{exc.field}: {exc.message}", field=exc.field, **exc.details)
+
+
 def error_response(error: ApiError):
     """The Flask response for ``error`` in the common format."""
     response = jsonify(error.to_dict(getattr(g, "request_id", None)))
@@ -102,6 +110,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc)
+
+    @app.errorhandler(InvalidValue)
+    def _invalid_value(exc: InvalidValue):
+        return error_response(invalid_parameter(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -30,7 +30,8 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from service_common.config import SEGMENTATION_BACKENDS, Settings
+from contract.vocab import SEGMENTATION_BACKENDS
+from service_common.config import Settings
 from service_common.weights import MASKRCNN, MODNET, U2NETP, missing_message
 
 from .base import Backend, BackendError, Instance, box_of_mask

@@ -12,14 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from client.api import FORM_FIELDS, MattingClient, MattingError
+from client.api import MattingClient, MattingError
 from client.cli import UsageError, build_parser, main, options_from_args
-from client.options import BLEND_MODES, SEGMENTATION_BACKENDS, parse_backend
 from client.video import VideoJob, job_from_args, process_video
 from client.video import build_parser as video_parser
-from matting_api import options as server_options
 from service_common.config import REPO_ROOT
-from service_common.config import SEGMENTATION_BACKENDS as SERVER_BACKENDS
 
 SKYBLUE = np.array([135, 206, 235])
 
@@ -33,12 +30,6 @@ def photo(tmp_path: Path, sample_photo: np.ndarray, encode_png) -> Path:
     return path
 
 
-def test_client_lists_match_the_services():
-    assert SEGMENTATION_BACKENDS == SERVER_BACKENDS
-    assert BLEND_MODES == server_options.BLEND_MODES
-    assert set(server_options.MATTE_FIELDS) == FORM_FIELDS
-
-
 def test_options_from_the_flags():
     args = build_parser().parse_args(["in.png", "--blur", "--blend", "poisson_mixed",
                                       "--backend", "U2NETP"])
@@ -46,9 +37,10 @@ def test_options_from_the_flags():
                                        "backend": "u2netp"}
     args = build_parser().parse_args(["in.png", "--transparent", "--blend", "alpha"])
     assert options_from_args(args) == {"bg_mode": "transparent", "blend": "alpha"}
-    assert parse_backend(" auto ") == "auto"
-    with pytest.raises(ValueError, match="unknown segmentation backend"):
-        parse_backend("sam2")
+    args = build_parser().parse_args(["in.png", "--size", "0640", "--crop", "--crop-margin", "5%,10px",
+                                      "--classes", "Person, Teddy Bear", "--score-threshold", ".5"])
+    assert options_from_args(args) == {"size": "640", "crop": True, "crop_margin": "5% 10px 5% 10px",
+                                       "classes": "person,teddy bear", "score_threshold": "0.5"}
 
 
 @pytest.mark.parametrize(("argv", "words"), [
@@ -68,8 +60,33 @@ def test_bad_flag_values_exit_2(photo: Path, capsys):
         with pytest.raises(SystemExit) as info:
             main([str(photo), *argv])
         assert info.value.code == 2
-    assert "unknown segmentation backend 'sam2'" in capsys.readouterr().err
+    assert "argument --backend: 'sam2' is not one of auto, maskrcnn" in capsys.readouterr().err
     assert main([str(photo), "--blend", "poisson", "--server", "http://127.0.0.1:9"]) == 2
+
+
+@pytest.mark.parametrize(("argv", "sentence"), [
+    (["--size", "abc"], "argument --size: 'abc' is neither 'full' nor a whole number of pixels"),
+    (["--score-threshold", "2"], "argument --score-threshold: '2' must be a number in [0, 1]"),
+    (["--blur", "-3"], "argument --blur: '-3' must be a number in (0, 1000]"),
+    (["--color", "rgb(999,0,0)"], "argument --color: 'rgb(999,0,0)': every channel must be within 0..255"),
+    (["--crop-margin", "ten"], "argument --crop-margin: 'ten' is not a margin like 30px"),
+    (["--classes", " , "], "argument --classes: no class name given"),
+])
+def test_value_errors_read_as_the_services_sentences(photo: Path, capsys, argv, sentence):
+    """The CLI parses with the services' own parsers: same verdict, same sentence (argparse
+    used to print 'invalid parse_size value' or 'invalid <lambda> value')."""
+    with pytest.raises(SystemExit) as info:
+        main([str(photo), *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert sentence in err and "invalid" not in err.split("error:")[1][:20]
+
+
+def test_blur_before_output_is_a_usage_error_in_words(photo: Path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(photo), "--blur", "out.png"])
+    err = capsys.readouterr().err
+    assert "argument --blur: 'out.png' is not a number" in err
 
 
 def test_cli_subprocess_poisson_with_the_u2netp_backend(offline_services, photo: Path,

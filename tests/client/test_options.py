@@ -1,66 +1,32 @@
-"""Command-line value parsing of the clients (pure functions)."""
+"""The clients' own command-line values (the shared parsers are tested in tests/contract)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from client.options import (
-    extension_for,
-    format_for_output,
-    parse_classes,
-    parse_color,
-    parse_crop_margin,
-    parse_fraction,
-    parse_size,
-    parse_video_size,
-)
+from client.options import arg, extension_for, format_for_output, fraction, parse_video_size
+from contract.parse import parse_color, parse_size
+from contract.values import SizeLimit
 
 
-@pytest.mark.parametrize(("text", "rgba"), [
-    ("81d4fa", (0x81, 0xD4, 0xFA, 255)),
-    ("#fff", (255, 255, 255, 255)),
-    ("81d4fa80", (0x81, 0xD4, 0xFA, 0x80)),
-    ("SkyBlue", (135, 206, 235, 255)),
-    ("rgb(1, 2, 3)", (1, 2, 3, 255)),
-])
-def test_parse_color_accepts_the_api_forms(text, rgba):
-    assert parse_color(text) == rgba
+def test_video_sizes():
+    assert parse_video_size("640x360") == (640, 360) == parse_video_size(" 640X360 ")
+    for bad in ("640", "1x360", "axb"):
+        with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+            parse_video_size(bad)
 
 
-@pytest.mark.parametrize("text", ["nocolour", "#12", "12345"])
-def test_parse_color_rejects_garbage(text):
-    with pytest.raises(ValueError, match="colour"):
-        parse_color(text)
-
-
-def test_crop_margin_forms():
-    assert parse_crop_margin("10PX") == "10px"
-    assert parse_crop_margin("5%") == "5%"
-    assert parse_crop_margin("10px, 5%") == "10px 5%"
-    assert parse_crop_margin("1 2 3 4") == "1 2 3 4"
-    for bad in ("ten", "1 2 3", "-5px", "5em"):
-        with pytest.raises(ValueError, match="crop margin"):
-            parse_crop_margin(bad)
-
-
-def test_sizes_classes_fractions():
-    assert parse_size("FULL") == "full"
-    assert parse_size("0640") == "640"
-    with pytest.raises(ValueError):
-        parse_size("0")
-    assert parse_video_size("640x360") == (640, 360)
-    with pytest.raises(ValueError):
-        parse_video_size("640")
-    assert parse_classes(" person, dog ,") == "person,dog"
-    with pytest.raises(ValueError):
-        parse_classes(" , ")
-    assert parse_fraction("0.25", "x") == 0.25
-    with pytest.raises(ValueError):
-        parse_fraction("1", "--smooth", closed_top=False)
-    with pytest.raises(ValueError):
-        parse_fraction("abc", "x")
+def test_argparse_adapter_keeps_the_sentence():
+    assert arg(parse_size)("1024") == SizeLimit(long_side=1024)
+    assert arg(parse_color, keep_text=True)(" SkyBlue ") == "SkyBlue"
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a colour"):
+        arg(parse_color)("nocolour")
+    assert fraction("smooth", closed_top=False)("0.5") == 0.5
+    with pytest.raises(argparse.ArgumentTypeError, match=r"in \[0, 1\)"):
+        fraction("smooth", closed_top=False)("1")
 
 
 def test_format_follows_the_extension_unless_given():

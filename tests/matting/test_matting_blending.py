@@ -1,5 +1,5 @@
 """Poisson blending (``blend=poisson`` / ``poisson_mixed``): the pure functions of
-:mod:`matting_api.blending` on small synthetic arrays, then ``POST /v1/matte`` in-process
+:mod:`render.poisson` on small synthetic arrays, then ``POST /v1/matte`` in-process
 (Flask test client, given trimap, the real closed-form backend)."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from matting_api import blending as bl
-from matting_api import compositing as comp
+from contract.parse import InvalidValue
+from contract.vocab import SEGMENTATION_BACKENDS
 from matting_api.options import BLEND_MODES, parse_matte_options
-from service_common.config import SEGMENTATION_BACKENDS
-from service_common.errors import ApiError
+from render import composite as compositing
+from render import geometry, poisson
+from render import render as render_image
 
 MODES = ("poisson", "poisson_mixed")
 OLD_BG, SUBJECT, NEW_BG, SPOT = 90, 160, 30, 250
@@ -55,23 +56,23 @@ def test_clone_mask_holds_the_soft_edge_and_a_margin():
     alpha[10:20, 10:20] = 1.0
     alpha[10:20, 20] = 0.004  # barely visible (rounds to 1/255), part of the subject
     alpha[10:20, 21] = 0.001  # invisible in 8 bits: not the subject
-    mask = bl.clone_mask(alpha)
+    mask = poisson.clone_mask(alpha)
     assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
-    assert (mask[alpha > bl.MASK_THRESHOLD] == 255).all()
+    assert (mask[alpha > poisson.MASK_THRESHOLD] == 255).all()
     ys, xs = np.nonzero(mask)
     # grown by MASK_DILATION_PX beyond the visible part (columns 10..20), not beyond that
-    assert (xs.min(), xs.max()) == (10 - bl.MASK_DILATION_PX, 20 + bl.MASK_DILATION_PX)
-    assert (ys.min(), ys.max()) == (10 - bl.MASK_DILATION_PX, 19 + bl.MASK_DILATION_PX)
-    assert not bl.clone_mask(np.zeros((5, 5), np.float32)).any()
+    assert (xs.min(), xs.max()) == (10 - poisson.MASK_DILATION_PX, 20 + poisson.MASK_DILATION_PX)
+    assert (ys.min(), ys.max()) == (10 - poisson.MASK_DILATION_PX, 19 + poisson.MASK_DILATION_PX)
+    assert not poisson.clone_mask(np.zeros((5, 5), np.float32)).any()
 
 
 def test_boundary_shift_is_the_typical_difference_around_the_region():
     rgb, _, alpha, background, _ = square_scene()
-    shift = bl.boundary_shift(rgb, background, bl.clone_mask(alpha))
+    shift = poisson.boundary_shift(rgb, background, poisson.clone_mask(alpha))
     assert shift.shape == (3,) and shift.dtype == np.float32
     assert shift.tolist() == [NEW_BG - OLD_BG] * 3
     everything = np.full(alpha.shape, 255, np.uint8)
-    assert bl.boundary_shift(rgb, background, everything).tolist() == [0.0, 0.0, 0.0]
+    assert poisson.boundary_shift(rgb, background, everything).tolist() == [0.0, 0.0, 0.0]
 
 
 # ---------------------------------------------------------------- pure: in place
@@ -89,9 +90,9 @@ def test_boundary_shift_is_the_typical_difference_around_the_region():
 ])
 def test_the_clone_stays_exactly_in_place(mixed, top, left):
     rgb, fg, alpha, background, spot = square_scene(top=top, left=left)
-    raw = bl.poisson_composite(rgb, fg, alpha, background, mixed=mixed, matte_finish=False)
+    raw = poisson.poisson_composite(rgb, fg, alpha, background, mixed=mixed, matte_finish=False)
     assert brightest(raw) == spot
-    finished = bl.poisson_composite(rgb, fg, alpha, background, mixed=mixed)
+    finished = poisson.poisson_composite(rgb, fg, alpha, background, mixed=mixed)
     assert brightest(finished) == spot
     # the subject's edge is where the matte's is: one column left of it is background
     # (exactly, after the matte finish) and the square's own first column is not
@@ -108,7 +109,7 @@ def test_a_border_touching_subject_gets_the_same_colour_as_an_inner_one():
     expected = SUBJECT + NEW_BG - OLD_BG
     for top, left in [(10, 20), (10, 0), (10, 40), (-5, -5)]:
         rgb, fg, alpha, background, spot = square_scene(top=top, left=left)
-        out = bl.poisson_composite(rgb, fg, alpha, background, edge_only=False)
+        out = poisson.poisson_composite(rgb, fg, alpha, background, edge_only=False)
         subject = (alpha == 1.0)
         subject[spot] = False
         values = out[subject].astype(np.float32)
@@ -121,15 +122,15 @@ def test_opencv_alone_pins_a_border_subject_to_the_background():
     that touches the border is pinned to the new background there (and its box, hence the
     clone, can move by a pixel). It also clears that ring in the caller's mask array."""
     rgb, _, alpha, background, spot = square_scene(top=0, left=0)
-    mask = bl.clone_mask(alpha)
+    mask = poisson.clone_mask(alpha)
     given = mask.copy()
     x, y, w, h = cv2.boundingRect(given)
     naive = cv2.seamlessClone(rgb, background, given, (x + w // 2, y + h // 2),
                               cv2.NORMAL_CLONE)
     assert not given[0].any()  # OpenCV wrote into our array
     assert (naive[0, :20] == NEW_BG).all()  # the subject's top row became background
-    ours = bl.seamless_clone(rgb, background, mask)
-    assert np.array_equal(mask, bl.clone_mask(alpha))  # ours leaves the mask alone
+    ours = poisson.seamless_clone(rgb, background, mask)
+    assert np.array_equal(mask, poisson.clone_mask(alpha))  # ours leaves the mask alone
     assert (np.abs(ours[0, :20].astype(int) - (SUBJECT + NEW_BG - OLD_BG)) <= 1).all()
     assert brightest(ours) == spot
 
@@ -149,7 +150,7 @@ def test_any_size_gives_the_frame_and_keeps_the_background_exact(mode, height, w
     alpha[0, 0] = 0.0
     fg = rgb.astype(np.float32) / 255.0
     background = np.full((height, width, 3), (20, 120, 220), np.uint8)
-    out = bl.poisson_composite(rgb, fg, alpha, background, mixed=mode == "poisson_mixed")
+    out = poisson.poisson_composite(rgb, fg, alpha, background, mixed=mode == "poisson_mixed")
     assert out.shape == (height, width, 3) and out.dtype == np.uint8
     assert (out[alpha == 0] == background[alpha == 0]).all()
 
@@ -158,12 +159,12 @@ def test_any_size_gives_the_frame_and_keeps_the_background_exact(mode, height, w
 def test_nothing_visible_falls_back_to_alpha_compositing(mixed):
     rgb, fg, _, background, _ = square_scene()
     alpha = np.full(rgb.shape[:2], 0.001, np.float32)  # rounds to 0 in 8 bits
-    out = bl.poisson_composite(rgb, fg, alpha, background, mixed=mixed)
-    assert np.array_equal(out, comp.composite(fg, alpha, background))
+    out = poisson.poisson_composite(rgb, fg, alpha, background, mixed=mixed)
+    assert np.array_equal(out, compositing.composite(fg, alpha, background))
     empty = np.zeros(rgb.shape[:2], np.float32)
-    assert np.array_equal(bl.poisson_composite(rgb, fg, empty, background, mixed=mixed),
+    assert np.array_equal(poisson.poisson_composite(rgb, fg, empty, background, mixed=mixed),
                           background)
-    assert np.array_equal(bl.seamless_clone(rgb, background, np.zeros_like(empty, np.uint8)),
+    assert np.array_equal(poisson.seamless_clone(rgb, background, np.zeros_like(empty, np.uint8)),
                           background)
 
 
@@ -172,7 +173,7 @@ def test_a_subject_that_fills_the_frame_is_left_as_it_is():
     rgb = rng.integers(0, 256, (12, 18, 3), dtype=np.uint8)
     alpha = np.ones((12, 18), np.float32)
     background = np.zeros_like(rgb)
-    out = bl.poisson_composite(rgb, rgb.astype(np.float32) / 255.0, alpha, background)
+    out = poisson.poisson_composite(rgb, rgb.astype(np.float32) / 255.0, alpha, background)
     assert np.abs(out.astype(int) - rgb).max() <= 1
 
 
@@ -183,15 +184,15 @@ def test_mixed_lets_the_background_texture_through_a_flat_subject():
     inner = np.zeros(alpha.shape, bool)
     inner[13:27, 23:37] = True
     inner[spot] = False
-    normal = bl.poisson_composite(rgb, fg, alpha, stripes, edge_only=False)
-    mixed = bl.poisson_composite(rgb, fg, alpha, stripes, mixed=True, edge_only=False)
+    normal = poisson.poisson_composite(rgb, fg, alpha, stripes, edge_only=False)
+    mixed = poisson.poisson_composite(rgb, fg, alpha, stripes, mixed=True, edge_only=False)
     normal_texture = np.abs(np.diff(normal[..., 0].astype(int), axis=1))[inner[:, 1:]].mean()
     mixed_texture = np.abs(np.diff(mixed[..., 0].astype(int), axis=1))[inner[:, 1:]].mean()
     assert normal_texture < 2 < 20 < mixed_texture
     # the service's edge band: the texture stays out of the subject's interior
-    banded = bl.poisson_composite(rgb, fg, alpha, stripes, mixed=True)
-    deep = inner & (bl.edge_weight(alpha) == 0)
-    assert deep.any() and np.array_equal(banded[deep], comp.composite(fg, alpha, stripes)[deep])
+    banded = poisson.poisson_composite(rgb, fg, alpha, stripes, mixed=True)
+    deep = inner & (poisson.edge_weight(alpha) == 0)
+    assert deep.any() and np.array_equal(banded[deep], compositing.composite(fg, alpha, stripes)[deep])
 
 
 def test_edge_band_weight():
@@ -200,40 +201,40 @@ def test_edge_band_weight():
     alpha = np.zeros((40, 60), np.float32)
     alpha[:, 20:] = 1.0  # a subject cut by the top, bottom and right borders
     alpha[:, 19] = 0.5
-    w = bl.edge_weight(alpha, width_px=4.0)
+    w = poisson.edge_weight(alpha, width_px=4.0)
     assert (w[:, :20] == 1).all()
     assert np.allclose(w[20, 20:25], [0.75, 0.5, 0.25, 0.0, 0.0])
     assert (w[:, 24:] == 0).all()  # the top, bottom and right borders do not count
-    assert bl.edge_band_px(512, 512) == pytest.approx(3.072)
-    assert bl.edge_band_px(100, 100) == bl.EDGE_BAND_MIN_PX
+    assert poisson.edge_band_px(512, 512) == pytest.approx(3.072)
+    assert poisson.edge_band_px(100, 100) == poisson.EDGE_BAND_MIN_PX
 
 
 def test_bad_inputs_are_refused():
     rgb, fg, alpha, background, _ = square_scene()
     rgba = np.dstack([background, np.full(alpha.shape, 128, np.uint8)])
     with pytest.raises(ValueError, match="opaque"):
-        bl.poisson_composite(rgb, fg, alpha, rgba)
+        poisson.poisson_composite(rgb, fg, alpha, rgba)
     with pytest.raises(ValueError, match="shape"):
-        bl.poisson_composite(rgb[:-1], fg, alpha, background)
+        poisson.poisson_composite(rgb[:-1], fg, alpha, background)
     with pytest.raises(ValueError, match="pad"):
-        bl.seamless_clone(rgb, background, bl.clone_mask(alpha), pad=0)
+        poisson.seamless_clone(rgb, background, poisson.clone_mask(alpha), pad=0)
     with pytest.raises(ValueError, match="blend"):
-        bl.render(rgb, fg, alpha, bg_mode="color", blend="median")
+        render_image(rgb, fg, alpha, bg_mode="color", blend="median")
     with pytest.raises(ValueError, match="new background"):
-        bl.render(rgb, fg, alpha, bg_mode="transparent", blend="poisson")
+        render_image(rgb, fg, alpha, bg_mode="transparent", blend="poisson")
 
 
 def test_render_alpha_is_plain_compositing_and_poisson_crops():
     rgb, fg, alpha, _, _ = square_scene()
     kw = {"bg_mode": "color", "bg_color": (200, 10, 10, 255)}
-    assert np.array_equal(bl.render(rgb, fg, alpha, **kw), comp.render(rgb, fg, alpha, **kw))
+    assert np.array_equal(render_image(rgb, fg, alpha, **kw), render_image(rgb, fg, alpha, **kw))
     box = (15, 5, 30, 28)
-    out = bl.render(rgb, fg, alpha, blend="poisson", box=box, **kw)
+    out = render_image(rgb, fg, alpha, blend="poisson", box=box, **kw)
     assert out.shape == (28, 30, 3)
-    cropped_alpha = comp.crop(alpha, box)
+    cropped_alpha = geometry.crop(alpha, box)
     assert (out[cropped_alpha == 0] == (200, 10, 10)).all()
     for bg_mode in ("blur", "grayscale"):
-        assert bl.render(rgb, fg, alpha, bg_mode=bg_mode, blend="poisson_mixed").shape == rgb.shape
+        assert render_image(rgb, fg, alpha, bg_mode=bg_mode, blend="poisson_mixed").shape == rgb.shape
 
 
 # ---------------------------------------------------------------- options
@@ -261,10 +262,9 @@ def test_blend_and_backend_options():
     ({"backend": "sam"}, False, "backend", "not one of"),
 ])
 def test_option_errors_name_the_field(params, has_bg, field, words):
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(InvalidValue) as info:
         parse_matte_options(params, has_bg_image=has_bg)
-    assert info.value.code == "invalid_parameter"
-    assert info.value.details["field"] == field
+    assert info.value.field == field
     assert words in info.value.message
 
 

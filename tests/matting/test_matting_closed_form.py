@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matting_api import compositing as comp
 from matting_api.backends import cf_solver, load_matting_backend
 from matting_api.backends.closed_form import ClosedFormBackend
+from render import backgrounds
+from render import composite as compositing
 from service_common.config import Settings
 
 
@@ -33,9 +34,9 @@ def test_matte_is_accurate_and_keeps_known_regions(closed_form, scene):
 def test_predicted_foreground_removes_the_green_fringe(closed_form, scene):
     """The subject is white on green/blue; on a red background its edge must not be green."""
     fg, alpha = closed_form.matte(scene.rgb, scene.trimap)
-    red = comp.solid_background((255, 0, 0, 255), scene.size, scene.size)
-    with_f = comp.composite(fg, alpha, red).astype(int)
-    with_image = comp.composite(scene.rgb.astype(np.float32) / 255, alpha, red).astype(int)
+    red = backgrounds.solid_background((255, 0, 0, 255), scene.size, scene.size)
+    with_f = compositing.composite(fg, alpha, red).astype(int)
+    with_image = compositing.composite(scene.rgb.astype(np.float32) / 255, alpha, red).astype(int)
     edge = (alpha > 0.2) & (alpha < 0.8)
     assert edge.sum() > 50
     excess_f = (with_f[..., 1] - with_f[..., 2])[edge].mean()  # green over blue

@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from matting_api import compositing as comp
+from render import backgrounds
 from service_common.config import REPO_ROOT
 
 FLAG = (slice(0, 200), slice(0, 80))  # the US flag left of her shoulder
@@ -60,7 +60,7 @@ def test_demo_composite_has_no_trace_of_the_flag(offline_services, sample_photo,
     assert resp.status_code == 200, resp.text
     out = np.asarray(Image.open(io.BytesIO(resp.content))).astype(int)
     hubble = np.asarray(Image.open(io.BytesIO(background)).convert("RGB"))
-    bg = comp.cover_resize(hubble, 512, 512).astype(int)
+    bg = backgrounds.cover_resize(hubble, 512, 512).astype(int)
     flag_red = sample_photo[FLAG].astype(int)
     # the flag's pixels show the new (dark, starry) background, not the flag's red and white
     assert np.abs(out[FLAG] - bg[FLAG]).mean() < 8

@@ -19,11 +19,12 @@ import pytest
 import requests
 from PIL import Image
 
+from contract.vocab import SEGMENTATION_BACKENDS
 from segmentation_api import create_app, voc
 from segmentation_api.backends import BackendError, load_backend, resolve_name
 from segmentation_api.params import parse_backend
 from segmentation_api.semantic import class_instances, preprocess, resize_mask, resized_size
-from service_common.config import ENV_DOCS, SEGMENTATION_BACKENDS, ConfigError, Settings
+from service_common.config import ENV_DOCS, ConfigError, Settings
 from service_common.serve import Service, free_port, running
 from service_common.weights import DEEPLABV3, DEEPLABV3_MOBILENET, MASKRCNN, WEIGHTS, main
 

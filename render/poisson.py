@@ -1,7 +1,7 @@
 """Poisson ("seamless") blending of the subject into the new background: ``blend=poisson``.
 
 Pure numpy + OpenCV, no HTTP, no torch. ``blend=alpha`` (the default) is plain compositing,
-:func:`matting_api.compositing.composite`; this module adds the two Poisson modes of
+:func:`render.composite.composite`; this module adds the two Poisson modes of
 ``POST /v1/matte``:
 
 * ``poisson``: :func:`cv2.seamlessClone` with ``NORMAL_CLONE``: inside the clone region the
@@ -12,8 +12,11 @@ Pure numpy + OpenCV, no HTTP, no torch. ``blend=alpha`` (the default) is plain c
   background's gradient wins, so textures of the background (stars, leaves) show through
   flat parts of the subject.
 
-Both tint the subject whenever the new background differs from the old one in colour or
-brightness; see ``docs/poisson_blending.md`` for when that helps and when it hurts.
+Applied to the whole subject, both tint it whenever the new background differs from the old
+one in colour or brightness (over a dark sky a face goes nearly black). So the service keeps
+the correction to the subject's **edge band** (:func:`edge_weight`): the soft edge takes it
+fully, the opaque inside fades it out over a few pixels and keeps its own colours. See
+``docs/poisson_blending.md`` for the before and after.
 
 How the result is made (shapes: ``rgb`` ``H x W x 3`` uint8, ``fg`` ``H x W x 3`` float32
 ``[0, 1]``, ``alpha`` ``H x W`` float32 ``[0, 1]``, ``background`` ``H x W x 3`` uint8):
@@ -40,9 +43,10 @@ How the result is made (shapes: ``rgb`` ``H x W x 3`` uint8, ``fg`` ``H x W x 3`
    edge; it is the free-edge ``NORMAL_CLONE`` plus the difference between ``MIXED_CLONE``
    and ``NORMAL_CLONE`` with a plainly reflected padding (the solve is linear; 3 clones
    instead of 1, only for a region that touches the border).
-3. Matte finish (:func:`poisson_composite`): the clone's correction ``delta = clone - rgb``
-   is added to the decontaminated foreground ``F`` and composited with the matte in linear
-   light like ``blend=alpha``: ``alpha * (F + delta) + (1 - alpha) * B``. Pixels with
+3. Matte finish (:func:`poisson_composite`): the clone's correction ``delta = clone - rgb``,
+   weighted by the edge band ``w``, is added to the decontaminated foreground ``F`` and
+   composited with the matte in linear light like ``blend=alpha``:
+   ``alpha * (F + w delta) + (1 - alpha) * B``. Pixels with
    ``alpha == 0`` are the background exactly (the raw clone leaves a band of recoloured old
    background in the dilated margin: 13 to 29 levels off on average, up to 218, around the
    sample portrait; ``bench/blending_speed.py --figure``), and hair keeps the matte.
@@ -58,7 +62,7 @@ import logging
 import cv2
 import numpy as np
 
-from . import compositing as comp
+from .composite import composite
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +240,7 @@ def poisson_composite(
     mask = clone_mask(alpha)
     if not mask.any():
         log.debug("nothing visible to blend: alpha compositing")
-        return comp.composite(fg, alpha, background)
+        return composite(fg, alpha, background)
     cloned = seamless_clone(rgb, background, mask, mixed=mixed)
     if not matte_finish:
         return cloned
@@ -244,7 +248,7 @@ def poisson_composite(
     if edge_only:
         delta *= edge_weight(alpha)[..., None]
     shifted = np.clip(fg + delta, 0.0, 1.0)
-    return comp.composite(shifted, alpha, background)
+    return composite(shifted, alpha, background)
 
 
 def edge_weight(alpha: np.ndarray, width_px: float | None = None) -> np.ndarray:
@@ -270,52 +274,3 @@ def edge_band_px(height: int, width: int) -> float:
     """The blend's depth inside the subject: :data:`EDGE_BAND_FRACTION` of the shorter side,
     at least :data:`EDGE_BAND_MIN_PX`."""
     return max(EDGE_BAND_MIN_PX, EDGE_BAND_FRACTION * min(height, width))
-
-
-def render(
-    rgb: np.ndarray,
-    fg: np.ndarray,
-    alpha: np.ndarray,
-    *,
-    bg_mode: str,
-    blend: str = "alpha",
-    channels: str = "rgba",
-    bg_color: tuple[int, int, int, int] | None = None,
-    bg_image: np.ndarray | None = None,
-    blur_radius: float | None = None,
-    box: comp.Box | None = None,
-) -> np.ndarray:
-    """:func:`matting_api.compositing.render` with a choice of blending.
-
-    Args:
-        blend: ``alpha`` (plain compositing: exactly :func:`~matting_api.compositing.render`),
-            ``poisson`` or ``poisson_mixed``. The Poisson modes need a new opaque background:
-            ``bg_mode`` ``image``, ``color`` (with an opaque ``bg_color``), ``blur`` or
-            ``grayscale``, and ``channels="rgba"`` (the request parser refuses the rest).
-        others: as for :func:`~matting_api.compositing.render`.
-
-    Returns:
-        as :func:`~matting_api.compositing.render`; ``h x w x 3`` uint8 for the Poisson modes.
-
-    Raises:
-        ValueError: an unknown ``blend``, or a Poisson mode without an opaque background.
-    """
-    if blend == "alpha":
-        return comp.render(rgb, fg, alpha, bg_mode=bg_mode, channels=channels,
-                           bg_color=bg_color, bg_image=bg_image, blur_radius=blur_radius,
-                           box=box)
-    if blend not in CLONE_FLAGS:
-        raise ValueError(f"unknown blend {blend!r}")
-    if channels != "rgba" or bg_mode == "transparent":
-        raise ValueError(f"blend={blend} needs a new background and channels=rgba")
-    height, width = alpha.shape
-    frame = box or (0, 0, width, height)
-    background = comp.make_background(rgb, alpha, frame, bg_mode=bg_mode, bg_color=bg_color,
-                                      bg_image=bg_image, blur_radius=blur_radius)
-    return poisson_composite(
-        np.ascontiguousarray(comp.crop(rgb, frame)),
-        np.ascontiguousarray(comp.crop(fg, frame)),
-        np.ascontiguousarray(comp.crop(alpha, frame)),
-        background,
-        mixed=blend == "poisson_mixed",
-    )

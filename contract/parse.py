@@ -1,0 +1,189 @@
+"""One parser per kind of value, for the services and the clients alike. Pure.
+
+Every parser takes the raw text (``None`` = not given, where a default applies) and returns
+the value, or raises :class:`InvalidValue` naming the field with a sentence a user can act
+on. The services turn it into ``400 invalid_parameter`` (``service_common.errors``), the
+command-line clients into an argparse usage error (``client.options.arg``). Values are
+quoted in messages at most :data:`SHOWN_CHARS` characters long.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection
+
+from PIL import ImageColor
+
+from .values import MAX_MARGIN_PERCENT, MAX_MARGIN_PX, MIN_SIZE, RGBA, CropMargin, Margin, SizeLimit
+from .vocab import FALSE_WORDS, FORMATS, SEGMENTATION_BACKENDS, TRUE_WORDS
+
+#: Longest part of a bad value quoted back in a message.
+SHOWN_CHARS = 40
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+_MARGIN = re.compile(r"^(\d+(?:\.\d+)?)(px|%)?$")
+_CLASS_NAME = re.compile(r"^[a-z][a-z ]{0,40}$")
+
+
+class InvalidValue(ValueError):
+    """A value that cannot be used.
+
+    Attributes:
+        field: the parameter's name (``bg_color``, ``size``, ...).
+        message: a sentence about the value, without the field's name.
+        details: extra JSON-serialisable facts for the API's error body.
+    """
+
+    def __init__(self, field: str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.details = details
+
+
+def shown(value: str) -> str:
+    """``value`` quoted for a message, cut to :data:`SHOWN_CHARS` characters."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return repr(value[:SHOWN_CHARS]) + f" (and {len(value) - SHOWN_CHARS} more characters)"
+
+
+def parse_choice(value: str | None, field: str, choices: Collection[str], default: str) -> str:
+    """One of ``choices`` (case and surrounding spaces ignored); ``default`` when absent."""
+    if value is None:
+        return default
+    low = value.strip().lower()
+    if low not in choices:
+        raise InvalidValue(field, f"{shown(value)} is not one of {', '.join(choices)}")
+    return low
+
+
+def parse_format(value: str | None, field: str = "format", choices: Collection[str] = FORMATS,
+                 default: str = "auto") -> str:
+    """An output format of ``choices`` (``jpeg`` means ``jpg``)."""
+    if value is not None and value.strip().lower() == "jpeg":
+        value = "jpg"
+    return parse_choice(value, field, choices, default)
+
+
+def parse_bool(value: str | None, field: str, default: bool = False) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off), case-insensitive."""
+    if value is None:
+        return default
+    low = value.strip().lower()
+    if low in TRUE_WORDS:
+        return True
+    if low in FALSE_WORDS:
+        return False
+    raise InvalidValue(field, f"{shown(value)} is not true or false")
+
+
+def parse_number(value: str, field: str, *, low: float, high: float, low_open: bool = False,
+                 high_open: bool = False) -> float:
+    """A finite number in the interval from ``low`` to ``high`` (open ends as asked)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidValue(field, f"{shown(value)} is not a number") from None
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InvalidValue(field, f"{shown(value)} must be a number in {interval}")
+    return number
+
+
+def parse_color(value: str, field: str = "bg_color") -> RGBA:
+    """A colour as ``(r, g, b, a)``, each 0..255.
+
+    Accepts hex with 3, 4, 6 or 8 digits, with or without ``#`` (``fff``, ``#81d4fa``,
+    ``81d4fa80``; the 4th/8th digits are alpha), a CSS colour name (``white``, ``skyblue``),
+    and the ``rgb(...)``/``hsl(...)`` forms Pillow understands, with every channel in 0..255.
+    """
+    text = value.strip()
+    if not text:
+        raise InvalidValue(field, "the colour is empty; give hex like 81d4fa or a CSS name like skyblue")
+    if _HEX.match(text) and not text.startswith("#"):
+        text = "#" + text
+    try:
+        rgb = ImageColor.getrgb(text.lower())
+    except ValueError:
+        raise InvalidValue(field, f"{shown(value)} is not a colour: give hex like 81d4fa, #fff or "
+                           "81d4fa80 (with alpha), or a CSS name like skyblue") from None
+    rgba = (*rgb, 255) if len(rgb) == 3 else tuple(rgb)
+    # Pillow passes through out-of-range functional forms such as rgb(999,0,0)
+    if not all(0 <= int(c) <= 255 for c in rgba):
+        raise InvalidValue(field, f"{shown(value)}: every channel must be within 0..255")
+    return (int(rgba[0]), int(rgba[1]), int(rgba[2]), int(rgba[3]))
+
+
+def parse_size(value: str | None, field: str = "size") -> SizeLimit:
+    """``full`` (default) or a whole number of px (at least :data:`MIN_SIZE`): the cap on the
+    result's long side."""
+    if value is None or value.strip().lower() == "full":
+        return SizeLimit()
+    text = value.strip().lower().removesuffix("px")
+    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses), and few of
+    # them (int() refuses more than 4300 digits); any cap above the pixel limit is moot.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise InvalidValue(field, f"{shown(value)} is neither 'full' nor a whole number of pixels "
+                           "(such as 1024)")
+    number = int(text)
+    if number < MIN_SIZE:
+        raise InvalidValue(field, f"{number} px is below the minimum of {MIN_SIZE} px")
+    return SizeLimit(long_side=number)
+
+
+def _margin(token: str, field: str) -> Margin:
+    match = _MARGIN.match(token)
+    if not match:
+        raise InvalidValue(field, f"{shown(token)} is not a margin like 30px, 30 (px) or 10%")
+    number = float(match.group(1))
+    if match.group(2) == "%":
+        if number > MAX_MARGIN_PERCENT:
+            raise InvalidValue(field, f"{shown(token)} is above the maximum of {MAX_MARGIN_PERCENT:g}%")
+        return Margin(number, percent=True)
+    if number > MAX_MARGIN_PX:
+        raise InvalidValue(field, f"{shown(token)} is above the maximum of {MAX_MARGIN_PX}px")
+    return Margin(number)
+
+
+def parse_crop_margin(value: str | None, field: str = "crop_margin") -> CropMargin:
+    """CSS-like margins: one value (all sides), two (top/bottom, left/right) or four (top,
+    right, bottom, left). Each is ``30px``, ``30`` (px) or ``10%`` (of the subject's height
+    for top/bottom, width for left/right); at most 500 px or 50 %."""
+    if value is None:
+        return CropMargin()
+    tokens = value.replace(",", " ").lower().split()
+    if len(tokens) not in (1, 2, 4):
+        raise InvalidValue(field, f"{shown(value)}: give 1, 2 or 4 margins (all sides; top/bottom "
+                           "and left/right; or top, right, bottom, left)")
+    m = [_margin(t, field) for t in tokens]
+    if len(m) == 1:
+        return CropMargin(m[0], m[0], m[0], m[0])
+    if len(m) == 2:
+        return CropMargin(m[0], m[1], m[0], m[1])
+    return CropMargin(m[0], m[1], m[2], m[3])
+
+
+def parse_classes(value: str, field: str = "classes") -> tuple[str, ...]:
+    """Comma-separated class names, normalised (lower case, single spaces, duplicates dropped).
+
+    Which names exist is the segmentation backend's business; here a name only has to look
+    like one (letters and spaces, such as ``person`` or ``teddy bear``).
+    """
+    names = [" ".join(part.split()).lower() for part in value.split(",")]
+    names = [n for n in names if n]
+    if not names:
+        raise InvalidValue(field, "no class name given; give comma-separated names such as person,dog")
+    for name in names:
+        if not _CLASS_NAME.match(name):
+            raise InvalidValue(field, f"{shown(name)} is not a class name (such as person or teddy bear)",
+                               unknown=[name[:SHOWN_CHARS]])
+    return tuple(dict.fromkeys(names))
+
+
+def parse_backend(value: str, field: str = "backend") -> str:
+    """A segmentation backend name of :data:`~contract.vocab.SEGMENTATION_BACKENDS`."""
+    return parse_choice(value, field, SEGMENTATION_BACKENDS, "auto")
