@@ -54,8 +54,7 @@ BLENDS = ("alpha", "poisson", "poisson_mixed")
 def real_matte() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The portrait, its foreground colours and matte, made the offline service's way."""
     from matting_api.backends.closed_form import ClosedFormBackend
-    from segmentation_api.backends.modnet import MODNetBackend
-    from service_common.weights import MODNET
+    from segmentation_api.backends.modnet import MODNET, MODNetBackend
     from trimap.from_prior import prior_trimap
 
     rgb = np.asarray(Image.open(PHOTO).convert("RGB"))

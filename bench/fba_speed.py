@@ -83,7 +83,8 @@ def worker(args: argparse.Namespace) -> None:
     """Run one (size, config) in this process; print a JSON line and save outputs."""
     import torch
 
-    from matting_api.fba import FBAMatting, predict, set_num_threads
+    from matting_api.fba import FBAMatting, predict
+    from service_common.torch_runtime import set_threads
 
     class ProbeFBA(FBAMatting):
         """FBA that times its forwards and can return the raw alpha logit as channel 0."""
@@ -104,7 +105,7 @@ def worker(args: argparse.Namespace) -> None:
             return out
 
     # Same as build_model(None, num_threads=...) but with the probing subclass.
-    set_num_threads(args.threads)
+    set_threads(args.threads)
     torch.manual_seed(0)
     probe = ProbeFBA().eval()
     probe.set_ws_cache(True)
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     if args.margin is None:
-        from matting_api.fba.predict import DEFAULT_CROP_MARGIN
+        from matting_api.backends.fba.predict import DEFAULT_CROP_MARGIN
 
         args.margin = DEFAULT_CROP_MARGIN
     if args.worker:

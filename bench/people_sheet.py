@@ -30,9 +30,8 @@ sys.path.insert(0, str(REPO))
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
 from render import backgrounds  # noqa: E402
 from render import composite as compositing  # noqa: E402
-from segmentation_api.backends.modnet import MODNetBackend  # noqa: E402
-from segmentation_api.backends.u2netp import U2NetPBackend  # noqa: E402
-from service_common.weights import MODNET, U2NETP  # noqa: E402
+from segmentation_api.backends.modnet import MODNET, MODNetBackend  # noqa: E402
+from segmentation_api.backends.u2netp import U2NETP, U2NetPBackend  # noqa: E402
 from trimap.from_masks import build_trimap  # noqa: E402
 from trimap.from_prior import prior_trimap  # noqa: E402
 

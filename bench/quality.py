@@ -43,8 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import baseline_rembg, metrics, split  # noqa: E402
+from segmentation_api.backends.u2netp import U2NETP  # noqa: E402
 from service_common.serve import Service, free_port, running  # noqa: E402
-from service_common.weights import U2NETP  # noqa: E402
 
 METRICS = ("sad", "mse", "grad", "conn")
 

@@ -43,9 +43,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from segmentation_api.backends.maskrcnn import MASKRCNN  # noqa: E402
 from service_common.config import Settings  # noqa: E402
 from service_common.serve import Service, free_port, running  # noqa: E402
-from service_common.weights import MASKRCNN, WEIGHTS  # noqa: E402
+from service_common.weights import registry  # noqa: E402
 
 PHOTO = REPO / "samples" / "astronaut.png"
 COLUMNS = ("decode", "model", "trimap", "encode", "http", "total")
@@ -65,7 +66,7 @@ def save_random_maskrcnn(folder: Path, seed: int = 0) -> None:
     """Random Mask R-CNN weights (last layers: every proposal a person at 0.8) under the real name."""
     import torch
 
-    from segmentation_api import coco
+    from segmentation_api.backends import maskrcnn as coco
     from segmentation_api.backends.maskrcnn import build_maskrcnn_resnet50_fpn
 
     torch.manual_seed(seed)
@@ -84,16 +85,16 @@ def save_random_deeplab(folder: Path, variant: str, seed: int = 0) -> None:
     """Random DeepLabV3 weights (head: every pixel a person at 0.95) under the real file name."""
     import torch
 
-    from segmentation_api import voc
+    from segmentation_api.backends import deeplab as voc
     from segmentation_api.backends.deeplab import architecture
 
     torch.manual_seed(seed)
     state = architecture(variant).state_dict()
     state["classifier.4.weight"].zero_()
     state["classifier.4.bias"].zero_()
-    others = len(voc.categories()) - 1
+    others = len(voc.VOC_CATEGORIES) - 1
     state["classifier.4.bias"][voc.label_ids(["person"])[0]] = math.log(0.95 / 0.05 * others)
-    torch.save(state, WEIGHTS[variant].path(folder))
+    torch.save(state, registry()[variant].path(folder))
 
 
 def one_request(url: str, image: bytes) -> dict[str, float]:

@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
             ones ``settings.segmentation_preload`` names are loaded here, once.
 
     Raises:
-        BackendError: a model's weights are missing or unusable (the message says which
+        ModelError: a model's weights are missing or unusable (the message says which
             file to put where).
     """
     settings = settings or Settings.from_env()

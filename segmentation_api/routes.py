@@ -96,9 +96,9 @@ def _choose(state: SegmentationState) -> tuple[Backend, str]:
         return state.default, policy.why
     person = state.backends[policy.person]
     other = state.backends.get(policy.other) if policy.other else None
-    from . import coco
+    from .backends.maskrcnn import class_names as coco_class_names
 
-    valid = dict.fromkeys([*person.class_names, *(other.class_names if other else coco.class_names())])
+    valid = dict.fromkeys([*person.class_names, *(other.class_names if other else coco_class_names())])
     classes = parse_classes(param, list(valid), other.class_aliases if other else None)
     name, reason = policy.choose(classes)
     if name is None:

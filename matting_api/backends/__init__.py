@@ -28,7 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import FBA, missing_message
+from service_common.weights import ModelError, missing_message
+
+from .fba import FBA
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,6 @@ class MattingBackend(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot be loaded (missing weights, bad checkpoint, no CUDA)."""
-
-
 def load_matting_backend(settings: Settings) -> MattingBackend:
     """Build the backend ``settings.matting_backend`` asks for (once per worker)."""
     choice = settings.matting_backend
@@ -65,15 +63,19 @@ def load_matting_backend(settings: Settings) -> MattingBackend:
             choice = "closed_form"
     if choice == "fba":
         if not weights.exists():
-            raise BackendUnavailable(missing_message(FBA, settings.models_dir))
-        from .fba_backend import FBABackend  # local: imports torch
+            raise ModelError(missing_message(FBA, settings.models_dir))
+        from service_common.torch_runtime import set_threads  # local: imports torch
+
+        from .fba.backend import FBABackend
+
+        set_threads(settings.torch_threads)  # once, at app start
 
         return FBABackend.from_settings(settings)
     if choice == "closed_form":
         from .closed_form import ClosedFormBackend
 
         return ClosedFormBackend.from_settings(settings)
-    raise BackendUnavailable(f"unknown matting backend {choice!r}")
+    raise ModelError(f"unknown matting backend {choice!r}")
 
 
 def known_regions(rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,27 +1,23 @@
-"""FBA Matting (Forte & Pitié 2020): model, pre/post-processing and prediction.
+"""FBA Matting (Forte & Pitié 2020): the network, one module per part.
 
-Public API::
+* :mod:`.layers`: weight-standardised convolutions, GroupNorm, activations;
+* :mod:`.encoder`: the ResNet-50 GN+WS encoder (11 input channels, output stride 8);
+* :mod:`.decoder`: the pyramid pooling decoder to alpha, F and B;
+* :mod:`.fusion`: the F/B fusion step;
+* :mod:`.model`: :class:`~.model.FBAMatting`, which only wires encoder and decoder.
 
-    from matting_api.fba import build_model, predict, FBAMatting, CheckpointError
+Weights, building and inference live with the backend (:mod:`matting_api.backends.fba`);
+the public entry points are re-exported here::
+
+    from matting_api.fba import build_model, predict
 
     model = build_model("models/FBA.pth", device="cpu")   # eval mode, strict loading
     fg, bg, alpha = predict(model, image, trimap)          # numpy in, numpy out
-
-Importing this package does no torch work beyond importing torch.
 """
 
-from .build import build_model, select_device, set_num_threads
-from .checkpoint import CheckpointError, load_state_dict_file
-from .model import FBAMatting
-from .predict import DEFAULT_CROP_MARGIN, predict
+from matting_api.backends.fba.build import build_model
+from matting_api.backends.fba.predict import DEFAULT_CROP_MARGIN, predict
 
-__all__ = [
-    "DEFAULT_CROP_MARGIN",
-    "CheckpointError",
-    "FBAMatting",
-    "build_model",
-    "load_state_dict_file",
-    "predict",
-    "select_device",
-    "set_num_threads",
-]
+from .model import FBAMatting
+
+__all__ = ["DEFAULT_CROP_MARGIN", "FBAMatting", "build_model", "predict"]

@@ -60,17 +60,15 @@ class FBADecoder(nn.Module):
         image: torch.Tensor,
         two_chan_trimap: torch.Tensor,
         image_n: torch.Tensor,
-        record: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """The raw 7-channel output of the last conv (before clamp/sigmoid/fusion).
+        """The raw 7-channel output of the last conv (before clamp/sigmoid/fusion); each stage
+        is a submodule (``conv_up1`` … ``conv_up4``), so forward hooks see its output.
 
         Args:
             feats: encoder features for an ``(N, ·, H, W)`` input.
             image: ``(N, 3, H, W)`` raw RGB in [0, 1].
             two_chan_trimap: ``(N, 2, H, W)`` [BG, FG] trimap (may hold Lanczos overshoot).
             image_n: ``(N, 3, H, W)`` ImageNet-normalised image (the first 3 encoder inputs).
-            record: if given, receives ``dec_conv_up1`` … ``dec_conv_up3`` and
-                ``dec_raw_logits``.
 
         Returns:
             ``(N, 7, H, W)`` unbounded logits: 0 = α, 1–3 = F, 4–6 = B.
@@ -82,20 +80,11 @@ class FBADecoder(nn.Module):
             pyramid.append(F.interpolate(branch(x4), size=size, mode="bilinear", align_corners=False))
         x = self.conv_up1(torch.cat(pyramid, dim=1))
         del pyramid
-        if record is not None:
-            record["dec_conv_up1"] = x
         x = self.conv_up2(torch.cat((upsample2x(x), feats.layer1), dim=1))
-        if record is not None:
-            record["dec_conv_up2"] = x
         x = self.conv_up3(torch.cat((upsample2x(x), feats.conv1), dim=1))
-        if record is not None:
-            record["dec_conv_up3"] = x
         # Official order of the skip inputs: x, image_n (= encoder input[:, :3]), image, trimap.
         x = torch.cat((upsample2x(x), image_n, image, two_chan_trimap), dim=1)
-        out = self.conv_up4(x)
-        if record is not None:
-            record["dec_raw_logits"] = out
-        return out
+        return self.conv_up4(x)
 
     @staticmethod
     def activate(logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -116,7 +105,6 @@ class FBADecoder(nn.Module):
         image: torch.Tensor,
         two_chan_trimap: torch.Tensor,
         image_n: torch.Tensor,
-        record: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """:meth:`logits` followed by :meth:`activate`; returns ``(N, 7, H, W)`` in [0, 1]."""
-        return self.activate(self.logits(feats, image, two_chan_trimap, image_n, record), image)
+        return self.activate(self.logits(feats, image, two_chan_trimap, image_n), image)

@@ -126,14 +126,12 @@ class ResNet50Encoder(nn.Module):
         self.layer3 = _make_layer(512, 256, 6, stride=1, first_dilation=1, dilation=2)
         self.layer4 = _make_layer(1024, 512, 3, stride=1, first_dilation=2, dilation=4)
 
-    def forward(self, x: torch.Tensor, record: dict[str, torch.Tensor] | None = None) -> EncoderFeatures:
-        """Run the encoder.
+    def forward(self, x: torch.Tensor) -> EncoderFeatures:
+        """Run the encoder (each stage is a submodule, so forward hooks see its output:
+        ``relu`` gives conv1's, ``layer1`` … ``layer4`` theirs).
 
         Args:
             x: ``(N, 11, H, W)`` float tensor, H and W multiples of 8.
-            record: if given, every stage output is stored in it under ``enc_conv1``,
-                ``enc_layer1`` … ``enc_layer4`` (this keeps layer2/layer3 alive, so only use it
-                for inspection).
 
         Returns:
             :class:`EncoderFeatures` (conv1 at H/2, layer1 at H/4, layer4 at H/8).
@@ -142,11 +140,7 @@ class ResNet50Encoder(nn.Module):
         layer1 = self.layer1(self.maxpool(conv1))
         layer2 = self.layer2(layer1)
         layer3 = self.layer3(layer2)
-        if record is not None:
-            record.update(enc_conv1=conv1, enc_layer1=layer1, enc_layer2=layer2, enc_layer3=layer3)
         del layer2  # free it before layer4 runs (matters at high resolution)
         layer4 = self.layer4(layer3)
         del layer3
-        if record is not None:
-            record["enc_layer4"] = layer4
         return EncoderFeatures(conv1=conv1, layer1=layer1, layer4=layer4)

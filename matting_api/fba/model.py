@@ -60,21 +60,6 @@ class FBAMatting(nn.Module):
                 "(predict() resizes the input for you)"
             )
 
-    def _run(
-        self,
-        image: torch.Tensor,
-        two_chan_trimap: torch.Tensor,
-        image_n: torch.Tensor,
-        trimap_transformed: torch.Tensor,
-        record: dict[str, torch.Tensor] | None,
-    ) -> torch.Tensor:
-        self._check_inputs(image, two_chan_trimap, image_n, trimap_transformed)
-        # Encoder input: 11 channels in the official order.
-        x = torch.cat((image_n, trimap_transformed, two_chan_trimap), dim=1)
-        feats = self.encoder(x, record)
-        del x
-        return self.decoder(feats, image, two_chan_trimap, image_n, record)
-
     def forward(
         self,
         image: torch.Tensor,
@@ -96,21 +81,9 @@ class FBAMatting(nn.Module):
             ``(N, 7, H, W)`` float32 in [0, 1]: channel 0 = α, 1–3 = F (RGB), 4–6 = B (RGB),
             after the fusion step.
         """
-        return self._run(image, two_chan_trimap, image_n, trimap_transformed, None)
-
-    def forward_stages(
-        self,
-        image: torch.Tensor,
-        two_chan_trimap: torch.Tensor,
-        image_n: torch.Tensor,
-        trimap_transformed: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
-        """Like :meth:`forward` but returns every intermediate stage (for tests/inspection).
-
-        Keys: ``enc_conv1``, ``enc_layer1`` … ``enc_layer4``, ``dec_conv_up1`` …
-        ``dec_conv_up3``, ``dec_raw_logits`` (``(N, 7, H, W)`` before clamp/sigmoid/fusion) and
-        ``net_out`` (the :meth:`forward` result). Uses more memory than :meth:`forward`.
-        """
-        record: dict[str, torch.Tensor] = {}
-        record["net_out"] = self._run(image, two_chan_trimap, image_n, trimap_transformed, record)
-        return record
+        self._check_inputs(image, two_chan_trimap, image_n, trimap_transformed)
+        # Encoder input: 11 channels in the official order.
+        x = torch.cat((image_n, trimap_transformed, two_chan_trimap), dim=1)
+        feats = self.encoder(x)
+        del x
+        return self.decoder(feats, image, two_chan_trimap, image_n)

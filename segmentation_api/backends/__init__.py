@@ -32,17 +32,23 @@ from dataclasses import dataclass
 
 from contract.vocab import SEGMENTATION_BACKENDS
 from service_common.config import Settings
-from service_common.weights import MASKRCNN, MODNET, U2NETP, missing_message
+from service_common.weights import ModelError, find_weights, missing_message, not_found_message
 
-from .base import Backend, BackendError, Instance, box_of_mask
+from .base import Backend, Instance, box_of_mask
+from .maskrcnn import MASKRCNN
+from .modnet import MODNET
+from .u2netp import U2NETP
 
-__all__ = ["BACKEND_NAMES", "Backend", "BackendError", "Instance", "Policy", "box_of_mask",
+__all__ = ["BACKEND_NAMES", "Backend", "Instance", "ModelError", "Policy", "box_of_mask",
            "load_backend", "load_backends", "plan", "resolve_name"]
 
 log = logging.getLogger(__name__)
 
 #: Every backend name (``auto`` excluded).
 BACKEND_NAMES: tuple[str, ...] = tuple(n for n in SEGMENTATION_BACKENDS if n != "auto")
+
+#: The backends that run on torch (the others run on onnxruntime, without torch).
+TORCH_BACKENDS = frozenset({"maskrcnn", "maskrcnn_v2", "deeplabv3", "deeplabv3_mobilenet"})
 
 #: The class of the people models.
 PERSON = "person"
@@ -131,13 +137,13 @@ def load_backend(settings: Settings, name: str | None = None) -> Backend:
     serving people under ``settings``, :func:`resolve_name`); call once per process.
 
     Raises:
-        BackendError: unknown name, or its weights file is missing or unusable (the message
+        ModelError: unknown name, or its weights file is missing or unusable (the message
             names it).
     """
     name = name or resolve_name(settings)
     loader = _LOADERS.get(name)
     if loader is None:
-        raise BackendError(f"unknown segmentation backend {name!r}; expected one of {', '.join(_LOADERS)}")
+        raise ModelError(f"unknown segmentation backend {name!r}; expected one of {', '.join(_LOADERS)}")
     return loader(settings, name)
 
 
@@ -167,8 +173,6 @@ def plan(settings: Settings, with_preload: bool = True) -> tuple[list[str], Poli
     if choice != "auto":
         names, policy = [choice], Policy.single(choice, f"BACKDROP_SEGMENTATION_BACKEND={choice}")
     else:
-        from .files import find_weights, not_found_message
-
         found = find_weights(MASKRCNN, settings.models_dir)
         if found is not None:
             why = f"auto: Mask R-CNN weights found at {found}"
@@ -204,13 +208,17 @@ def load_backends(settings: Settings, default: Backend | None = None,
             ``settings.segmentation_preload``.
 
     Raises:
-        BackendError: a backend cannot be loaded (the message names its file).
+        ModelError: a backend cannot be loaded (the message names its file).
     """
     if default is not None:
         backends: dict[str, Backend] = {default.name: default}
         policy = Policy.single(default.name, f"backend {default.name} given to create_app")
     else:
         names, policy = plan(settings, with_preload=extra is None)
+        if any(name in TORCH_BACKENDS for name in names):
+            from service_common.torch_runtime import set_threads  # local: imports torch
+
+            set_threads(settings.torch_threads)  # once, at app start (builders never do)
         backends = {name: load_backend(settings, name) for name in names}
     for backend in extra or []:
         backends.setdefault(backend.name, backend)

@@ -17,10 +17,6 @@ import numpy as np
 MASK_KINDS = ("matte", "segmentation")
 
 
-class BackendError(RuntimeError):
-    """A backend cannot be built: missing or wrong weights file, unknown device, ..."""
-
-
 @dataclass(frozen=True)
 class Instance:
     """One detected subject.

@@ -11,7 +11,7 @@ backend                  torchvision model                   weights file (model
 =======================  ==================================  ============================================
 
 Both were trained on COCO restricted to the 20 VOC categories (``person``, ``car``,
-``dog``, ...; see :mod:`segmentation_api.voc`); the MobileNet one is about 5 times
+``dog``, ...; see the VOC names below); the MobileNet one is about 5 times
 smaller and much faster, the ResNet-101 one more accurate (COCO-val mIoU 67.4 vs 60.3,
 from the weights' metadata).
 
@@ -20,7 +20,8 @@ and ``aux_loss=True``: the published files carry the auxiliary head (``aux_class
 so the state dict only loads with ``strict=True`` into a model that has one. Once loaded,
 the auxiliary head, which only serves training, is removed so that inference does not pay
 for it. The file comes from the models folder, else from torch hub's cache
-(:mod:`.files`), read with ``torch.load(..., map_location="cpu", weights_only=True)``.
+(:func:`service_common.weights.find_weights`), read with ``torch.load(..., map_location="cpu",
+weights_only=True)``. Importing this module does not import torch; building a model does.
 
 Per request: the input rule of the weights enum's ``transforms()`` (shorter side to 520 px,
 bilinear; ImageNet mean and std), applied by :func:`segmentation_api.semantic.preprocess`
@@ -31,35 +32,98 @@ with the shorter side from ``BACKDROP_DEEPLABV3_SIZE``; the network's ``out`` lo
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torchvision.models import WeightsEnum
-from torchvision.models.segmentation import (
-    DeepLabV3,
-    DeepLabV3_MobileNet_V3_Large_Weights,
-    DeepLabV3_ResNet101_Weights,
-    deeplabv3_mobilenet_v3_large,
-    deeplabv3_resnet101,
-)
 
 from service_common.config import Settings
-from service_common.weights import DEEPLABV3, DEEPLABV3_MOBILENET, WeightsFile
+from service_common.weights import ModelError, WeightsFile, find_weights, not_found_message
 
-from .. import voc
 from ..semantic import class_instances, preprocess
-from .base import BackendError, Instance
-from .files import find_weights, not_found_message
-from .torch_common import load_state_dict_file, resolve_device
+from .base import Instance
+
+if TYPE_CHECKING:
+    import torch
+    from torchvision.models.segmentation import DeepLabV3
 
 log = logging.getLogger(__name__)
+
+#: The 21 outputs of both variants, indexed by output channel (``__background__`` first):
+#: ``DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1.meta["categories"]`` (the
+#: MobileNetV3 weights carry the same list; a test checks both), written out so that the
+#: names need no torchvision.
+VOC_CATEGORIES: tuple[str, ...] = (
+    "__background__", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)
+BACKGROUND = VOC_CATEGORIES[0]
+
+#: COCO spelling -> VOC name, for the six VOC classes whose names differ: the HTTP contract
+#: speaks of COCO class names, so a request may use either spelling; answers use VOC's.
+COCO_SPELLINGS: dict[str, str] = {
+    "airplane": "aeroplane",
+    "motorcycle": "motorbike",
+    "dining table": "diningtable",
+    "potted plant": "pottedplant",
+    "couch": "sofa",
+    "tv": "tvmonitor",
+}
+
+_INPUT_RULE = ("RGB in [0, 1], shorter side 520 px (bilinear), ImageNet mean and std "
+               "(weights.transforms())")
+
+DEEPLABV3 = WeightsFile(
+    key="deeplabv3",
+    filename="deeplabv3_resnet101_coco-586e9e4e.pth",
+    used_by="segmentation: DeepLabV3 ResNet-101 (torchvision deeplabv3_resnet101, "
+    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3",
+    source="torchvision DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
+    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
+    url="https://download.pytorch.org/models/deeplabv3_resnet101_coco-586e9e4e.pth",
+    sha256_prefix="586e9e4e",
+    approx_size=244_545_748,
+    categories=VOC_CATEGORIES,
+    input_rule=_INPUT_RULE,
+    hub_cache=True,
+)
+
+DEEPLABV3_MOBILENET = WeightsFile(
+    key="deeplabv3_mobilenet",
+    filename="deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+    used_by="segmentation: DeepLabV3 MobileNetV3-Large (torchvision deeplabv3_mobilenet_v3_large, "
+    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3_mobilenet",
+    source="torchvision DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
+    url="https://download.pytorch.org/models/deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+    sha256_prefix="fc3c493d",
+    approx_size=44_355_813,
+    categories=VOC_CATEGORIES,
+    input_rule=_INPUT_RULE,
+    hub_cache=True,
+)
+
+WEIGHTS = (DEEPLABV3, DEEPLABV3_MOBILENET)
+
+
+@functools.cache
+def class_names() -> tuple[str, ...]:
+    """The 20 names a client may ask for (``"person"``, ``"car"``, ``"dog"``, ...)."""
+    return tuple(c for c in VOC_CATEGORIES if c != BACKGROUND)
+
+
+def label_ids(names: Sequence[str]) -> list[int]:
+    """The output channels of ``names`` (each one of :func:`class_names`)."""
+    index = {name: i for i, name in enumerate(VOC_CATEGORIES) if name != BACKGROUND}
+    return [index[name] for name in names]
 
 
 @dataclass(frozen=True)
@@ -67,26 +131,35 @@ class Variant:
     """One DeepLabV3 model.
 
     Attributes:
-        builder: torchvision's model function.
-        weights: torchvision's weights enum member (URL, categories, input rule); it is
-            only read, never downloaded.
-        file: the weights file in the registry (:mod:`service_common.weights`).
+        builder: the name of torchvision's model function.
+        enum: torchvision's weights enum member, as ``"Class.MEMBER"`` (URL, categories,
+            input rule); it is only read, never downloaded.
+        file: its weights file.
     """
 
-    builder: Callable[..., DeepLabV3]
-    weights: WeightsEnum
+    builder: str
+    enum: str
     file: WeightsFile
+
+    def build(self, **kwargs: Any) -> DeepLabV3:
+        import torchvision.models.segmentation as tv
+
+        return getattr(tv, self.builder)(**kwargs)
+
+    def weights_enum(self) -> Any:
+        import torchvision.models.segmentation as tv
+
+        cls, member = self.enum.split(".")
+        return getattr(getattr(tv, cls), member)
 
 
 #: backend name -> variant.
 VARIANTS: dict[str, Variant] = {
-    "deeplabv3": Variant(
-        deeplabv3_resnet101, DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1, DEEPLABV3
-    ),
+    "deeplabv3": Variant("deeplabv3_resnet101", "DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
+                         DEEPLABV3),
     "deeplabv3_mobilenet": Variant(
-        deeplabv3_mobilenet_v3_large, DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
-        DEEPLABV3_MOBILENET,
-    ),
+        "deeplabv3_mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+        DEEPLABV3_MOBILENET),
 }
 
 
@@ -108,12 +181,12 @@ class InputRule:
 
 def _check_variant(name: str) -> None:
     if name not in VARIANTS:
-        raise BackendError(f"unknown DeepLabV3 variant {name!r}; expected one of {', '.join(VARIANTS)}")
+        raise ModelError(f"unknown DeepLabV3 variant {name!r}; expected one of {', '.join(VARIANTS)}")
 
 
 def input_rule(variant: str) -> InputRule:
-    """What ``VARIANTS[variant].weights.transforms()`` says about the input."""
-    transform = VARIANTS[variant].weights.transforms()
+    """What the weights enum's ``transforms()`` says about the input."""
+    transform = VARIANTS[variant].weights_enum().transforms()
     return InputRule(
         short_side=int(transform.resize_size[0]),
         mean=tuple(float(v) for v in transform.mean),
@@ -128,9 +201,8 @@ def architecture(variant: str) -> DeepLabV3:
     Random initial weights, auxiliary head included, in training mode (as built). Tests and
     benchmarks make weights files from its ``state_dict()``.
     """
-    spec = VARIANTS[variant]
-    return spec.builder(weights=None, weights_backbone=None,
-                        num_classes=len(voc.categories()), aux_loss=True)
+    return VARIANTS[variant].build(weights=None, weights_backbone=None,
+                                   num_classes=len(VOC_CATEGORIES), aux_loss=True)
 
 
 def build_deeplabv3(variant: str, weights_path: Path | None = None) -> DeepLabV3:
@@ -142,8 +214,10 @@ def build_deeplabv3(variant: str, weights_path: Path | None = None) -> DeepLabV3
             random initial weights.
 
     Raises:
-        BackendError: the file is missing, unreadable, or does not fit (strict loading).
+        ModelError: the file is missing, unreadable, or does not fit (strict loading).
     """
+    from service_common.torch_runtime import load_state_dict_file
+
     model = architecture(variant)
     if weights_path is not None:
         load_state_dict_file(model, weights_path, VARIANTS[variant].file)
@@ -159,7 +233,7 @@ class DeepLabV3Backend:
 
     classes_used = True
     mask_kind = "segmentation"
-    class_aliases = MappingProxyType(voc.COCO_SPELLINGS)
+    class_aliases = MappingProxyType(COCO_SPELLINGS)
 
     def __init__(self, model: DeepLabV3, name: str = "deeplabv3", device: torch.device | None = None,
                  short_side: int | None = None):
@@ -171,6 +245,8 @@ class DeepLabV3Backend:
             short_side: the network input's shorter side in px; ``None`` = the weights'
                 own (520).
         """
+        import torch
+
         _check_variant(name)
         rule = input_rule(name)
         self.short_side = int(short_side or rule.short_side)
@@ -184,23 +260,23 @@ class DeepLabV3Backend:
     @property
     def class_names(self) -> tuple[str, ...]:
         """VOC's 20 class names."""
-        return voc.class_names()
+        return class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings, variant: str = "deeplabv3") -> DeepLabV3Backend:
         """Build ``variant`` with its weights file from ``settings.models_dir``, else torch hub's cache.
 
         Raises:
-            BackendError: the file is in neither place (the message says where to put it),
+            ModelError: the file is in neither place (the message says where to put it),
                 or is unusable.
         """
+        from service_common.torch_runtime import resolve_device
+
         _check_variant(variant)
         weights = VARIANTS[variant].file
         path = find_weights(weights, settings.models_dir)
         if path is None:
-            raise BackendError(not_found_message(weights, settings.models_dir))
-        if settings.torch_threads > 0:
-            torch.set_num_threads(settings.torch_threads)
+            raise ModelError(not_found_message(weights, settings.models_dir))
         device = resolve_device(settings.device)
         started = time.perf_counter()
         model = build_deeplabv3(variant, path)
@@ -212,13 +288,15 @@ class DeepLabV3Backend:
 
         Args:
             rgb: ``H x W x 3`` uint8.
-            class_ids: the output channels wanted (see :func:`segmentation_api.voc.label_ids`).
+            class_ids: the output channels wanted (see :func:`label_ids`).
 
         Returns:
             ``(probs, winner)`` at the network's resolution ``h x w`` (shorter side
             ``short_side``): ``K x h x w`` float32 softmax probabilities in [0, 1] of
             ``class_ids``, and the ``h x w`` int64 map of the winning class id.
         """
+        import torch
+
         x = torch.from_numpy(preprocess(rgb, self.short_side, self.mean, self.std))
         with self._lock, torch.inference_mode():
             logits = self.model(x.to(self.device_obj))["out"][0]
@@ -231,7 +309,7 @@ class DeepLabV3Backend:
 
         Args:
             rgb: ``H x W x 3`` uint8.
-            classes: VOC names (see :func:`segmentation_api.voc.class_names`).
+            classes: VOC names (see :func:`class_names`).
             score_threshold: in [0, 1].
 
         Returns:
@@ -240,7 +318,7 @@ class DeepLabV3Backend:
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
-        class_ids = voc.label_ids(classes)
+        class_ids = label_ids(classes)
         probs, winner = self.probabilities(rgb, class_ids)
         return class_instances(probs, winner, class_ids, list(classes),
                                rgb.shape[0], rgb.shape[1], score_threshold)

@@ -1,49 +1,119 @@
-"""Mask R-CNN (torchvision, COCO) as a segmentation backend.
+"""Mask R-CNN (torchvision, COCO): its weights, its categories, its builders, its backend.
 
 The network is built with ``weights=None, weights_backbone=None`` (nothing is ever
-downloaded) and its state dict is then loaded from the models folder (else from torch
-hub's cache, see :mod:`.files`) with ``torch.load(..., weights_only=True)`` and
-``load_state_dict(strict=True)``. Built that way torchvision uses ``BatchNorm2d`` instead
-of ``FrozenBatchNorm2d`` in the backbone; in eval mode both compute the same thing, and the
-published state dict loads strictly into it.
+downloaded) and its state dict is then loaded from the models folder (else from torch hub's
+cache, :func:`service_common.weights.find_weights`) with
+``torch.load(..., weights_only=True)`` and ``load_state_dict(strict=True)``. Built that
+way torchvision uses ``BatchNorm2d`` instead of ``FrozenBatchNorm2d`` in the backbone; in
+eval mode both compute the same thing, and the published state dict loads strictly into it.
 
 Per request: the image goes through the transform, backbone, RPN and RoI heads; the
 detections are filtered by score and class *before* their masks are pasted at full image
 size (pasting 100 low-score masks of a 2 MP image would need ~800 MB), then pasted.
+
+COCO's category names are written out here (:data:`COCO_CATEGORIES`, equal to
+``MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]``: a test checks it) so that a
+worker that only needs the names (U^2-Net-p validates ``classes`` with them) imports neither
+torch nor torchvision (about 3 s and 700 MB per worker). Likewise the weights entries repeat
+the URLs and checksums of torchvision's enums (tests check them). Importing this module does
+not import torch; building a model does.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torchvision.models.detection import (
-    MaskRCNN,
-    maskrcnn_resnet50_fpn,
-    maskrcnn_resnet50_fpn_v2,
-)
 
 from service_common.config import Settings
-from service_common.weights import MASKRCNN, MASKRCNN_V2, WeightsFile
+from service_common.weights import ModelError, WeightsFile, find_weights, not_found_message
 
-from .. import coco
-from .base import BackendError, Instance
-from .files import find_weights, not_found_message
-from .torch_common import load_state_dict_file, resolve_device
+from .base import Instance
 
-__all__ = ["MaskRCNNBackend", "build_maskrcnn_resnet50_fpn", "build_maskrcnn_resnet50_fpn_v2",
-           "load_state_dict_file", "resolve_device"]
+if TYPE_CHECKING:
+    import torch
+    from torchvision.models.detection import MaskRCNN
+
+__all__ = ["COCO_CATEGORIES", "MASKRCNN", "MASKRCNN_V2", "WEIGHTS", "MaskRCNNBackend",
+           "build_maskrcnn_resnet50_fpn", "build_maskrcnn_resnet50_fpn_v2", "class_names",
+           "label_ids"]
 
 log = logging.getLogger(__name__)
 
-#: COCO has 80 classes; torchvision's heads have 91 outputs (background and unused ids).
-NUM_CLASSES = 91
+#: All 91 COCO entries, indexed by Mask R-CNN label id (``__background__`` and a few unused
+#: ``N/A`` ids included).
+COCO_CATEGORIES: tuple[str, ...] = (
+    '__background__', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'N/A', 'stop sign', 'parking meter', 'bench',
+    'bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'N/A',
+    'backpack', 'umbrella', 'N/A', 'N/A', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis',
+    'snowboard', 'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'N/A', 'wine glass', 'cup', 'fork', 'knife', 'spoon',
+    'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
+    'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'N/A', 'dining table', 'N/A', 'N/A',
+    'toilet', 'N/A', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone', 'microwave',
+    'oven', 'toaster', 'sink', 'refrigerator', 'N/A', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush',
+)
+
+
+
+#: torchvision's heads have one output per entry (80 classes, background and unused ids).
+NUM_CLASSES = len(COCO_CATEGORIES)
+
+_INPUT_RULE = ("RGB float in [0, 1]; the model resizes (shorter side 800, longer at most 1333) "
+               "and normalises with the ImageNet mean and std itself")
+
+MASKRCNN = WeightsFile(
+    key="maskrcnn",
+    filename="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+    used_by="segmentation: Mask R-CNN (torchvision maskrcnn_resnet50_fpn, COCO_V1)",
+    source="torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1",
+    licence="BSD-3-Clause (torchvision); trained on COCO",
+    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+    sha256_prefix="bf2d0c1e",
+    approx_size=178_090_079,
+    categories=COCO_CATEGORIES,
+    input_rule=_INPUT_RULE,
+    hub_cache=True,
+)
+
+MASKRCNN_V2 = WeightsFile(
+    key="maskrcnn_v2",
+    filename="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+    used_by="segmentation: Mask R-CNN v2 (torchvision maskrcnn_resnet50_fpn_v2, COCO_V1)",
+    source="torchvision MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
+    licence="BSD-3-Clause (torchvision); trained on COCO",
+    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+    sha256_prefix="73cbd019",
+    approx_size=185_000_000,
+    categories=COCO_CATEGORIES,
+    input_rule=_INPUT_RULE,
+    hub_cache=True,
+)
+
+WEIGHTS = (MASKRCNN, MASKRCNN_V2)
+
+_UNUSED = ("__background__", "N/A")
+
+
+@functools.cache
+def class_names() -> tuple[str, ...]:
+    """The 80 names a client may ask for (``"person"``, ``"dog"``, ``"traffic light"``, ...)."""
+    return tuple(c for c in COCO_CATEGORIES if c not in _UNUSED)
+
+
+def label_ids(names: list[str] | tuple[str, ...]) -> list[int]:
+    """The Mask R-CNN label ids of ``names`` (each must be one of :func:`class_names`)."""
+    index = {name: i for i, name in enumerate(COCO_CATEGORIES) if name not in _UNUSED}
+    return [index[name] for name in names]
 
 
 def build_maskrcnn_resnet50_fpn(
@@ -59,6 +129,10 @@ def build_maskrcnn_resnet50_fpn(
             side at most ``max_size``); torchvision's defaults are 800 and 1333.
         max_detections: most detections kept per image, all classes together (100).
     """
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    from service_common.torch_runtime import load_state_dict_file
+
     model = maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
         min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
@@ -73,6 +147,10 @@ def build_maskrcnn_resnet50_fpn_v2(
     max_detections: int = 100,
 ) -> MaskRCNN:
     """torchvision's ``maskrcnn_resnet50_fpn_v2`` in eval mode; see the v1 builder."""
+    from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+
+    from service_common.torch_runtime import load_state_dict_file
+
     model = maskrcnn_resnet50_fpn_v2(
         weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
         min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
@@ -101,6 +179,8 @@ class MaskRCNNBackend:
     class_aliases = MappingProxyType({})
 
     def __init__(self, model: MaskRCNN, name: str = "maskrcnn", device: torch.device | None = None):
+        import torch
+
         self.device_obj = device or torch.device("cpu")
         self.model = model.to(self.device_obj).eval()
         self.name = name
@@ -110,18 +190,18 @@ class MaskRCNNBackend:
     @property
     def class_names(self) -> tuple[str, ...]:
         """COCO's 80 class names."""
-        return coco.class_names()
+        return class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings, variant: str = "maskrcnn") -> MaskRCNNBackend:
         """Build ``variant`` (``maskrcnn`` or ``maskrcnn_v2``) with the weights in
         ``settings.models_dir``, else in torch hub's cache."""
+        from service_common.torch_runtime import resolve_device
+
         builder, weights = VARIANTS[variant]
         path = find_weights(weights, settings.models_dir)
         if path is None:
-            raise BackendError(not_found_message(weights, settings.models_dir))
-        if settings.torch_threads > 0:
-            torch.set_num_threads(settings.torch_threads)
+            raise ModelError(not_found_message(weights, settings.models_dir))
         device = resolve_device(settings.device)
         started = time.perf_counter()
         model = builder(path, min_size=settings.maskrcnn_min_size, max_size=settings.maskrcnn_max_size,
@@ -135,15 +215,17 @@ class MaskRCNNBackend:
 
         Args:
             rgb: ``H x W x 3`` uint8.
-            classes: COCO names (see :func:`segmentation_api.coco.class_names`).
+            classes: COCO names (see :func:`class_names`).
             score_threshold: in [0, 1].
 
         Returns:
             instances sorted by decreasing score; masks ``H x W`` float32 in [0, 1].
         """
+        import torch
+
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
-        wanted = torch.tensor(coco.label_ids(classes), dtype=torch.int64)
+        wanted = torch.tensor(label_ids(classes), dtype=torch.int64)
         height, width = rgb.shape[:2]
         image = torch.from_numpy(rgb.copy()).permute(2, 0, 1)
         with self._lock, torch.inference_mode():
@@ -164,7 +246,7 @@ class MaskRCNNBackend:
             boxes = det["boxes"].cpu().numpy()
             scores = det["scores"].cpu().numpy()
             labels = det["labels"].cpu().numpy()
-        names = coco.categories()
+        names = COCO_CATEGORIES
         instances = []
         for mask, box, score, label in zip(masks, boxes, scores, labels, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)

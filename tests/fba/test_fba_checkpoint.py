@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from matting_api.fba import CheckpointError, FBAMatting, build_model, load_state_dict_file
-from matting_api.fba.checkpoint import check_state_dict, load_into, unwrap_state_dict
+from matting_api.backends.fba.checkpoint import (
+    check_state_dict,
+    load_into,
+    load_state_dict_file,
+    unwrap_state_dict,
+)
+from matting_api.fba import FBAMatting, build_model
+from service_common.weights import ModelError
 
 HINT = "github.com/MarcoForte/FBA_Matting"
 
@@ -31,7 +37,7 @@ def checkpoint_file(
     return path
 
 
-def _check_message(exc: pytest.ExceptionInfo[CheckpointError], *parts: str) -> None:
+def _check_message(exc: pytest.ExceptionInfo[ModelError], *parts: str) -> None:
     message = str(exc.value)
     assert HINT in message and "models/FBA.pth" in message and "make weights" in message
     for part in parts:
@@ -68,14 +74,14 @@ def test_missing_and_unexpected_keys_are_named(
     state = dict(synthetic_state_dict)
     del state["decoder.conv_up4.4.bias"]
     state["decoder.extra.weight"] = torch.zeros(1)
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         check_state_dict(expected_shapes, state)
     _check_message(exc, "1 missing keys: decoder.conv_up4.4.bias", "decoder.extra.weight")
 
 
 def test_many_missing_keys_are_counted(expected_shapes) -> None:
     state = {"encoder.conv1.weight": torch.zeros(64, 11, 7, 7)}
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         check_state_dict(expected_shapes, state)
     _check_message(exc, "196 missing keys", "(and 191 more)")
 
@@ -84,7 +90,7 @@ def test_module_prefix_gets_a_hint(
     synthetic_state_dict: OrderedDict[str, torch.Tensor], expected_shapes
 ) -> None:
     state = {f"module.{k}": v for k, v in synthetic_state_dict.items()}
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         check_state_dict(expected_shapes, state)
     _check_message(exc, "197 unexpected keys", "'module.'")
 
@@ -94,14 +100,14 @@ def test_shape_mismatch_is_named(
 ) -> None:
     state = dict(synthetic_state_dict)
     state["encoder.conv1.weight"] = torch.zeros(64, 3, 7, 7)  # a 3-channel ImageNet stem
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         check_state_dict(expected_shapes, state)
     _check_message(exc, "1 shape mismatches", "encoder.conv1.weight", "(64, 3, 7, 7)")
 
 
 def test_load_into_does_not_touch_model_on_error(fba_model: FBAMatting) -> None:
     before = fba_model.encoder.conv1.weight.detach().clone()
-    with pytest.raises(CheckpointError):
+    with pytest.raises(ModelError):
         load_into(fba_model, {"encoder.conv1.weight": torch.ones(64, 11, 7, 7)})
     assert torch.equal(fba_model.encoder.conv1.weight.detach(), before)
 
@@ -109,13 +115,13 @@ def test_load_into_does_not_touch_model_on_error(fba_model: FBAMatting) -> None:
 def test_build_model_with_wrong_keys_raises(tmp_path: Path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         build_model(path)
     _check_message(exc, "197 missing keys", "1 unexpected keys: fc.weight")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         load_state_dict_file(tmp_path / "nope.pth")
     _check_message(exc, "does not exist")
 
@@ -123,7 +129,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.pth"
     path.write_bytes(b"")
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         load_state_dict_file(path)
     _check_message(exc, "empty")
 
@@ -135,7 +141,7 @@ def test_truncated_file(tmp_path: Path) -> None:
     for cut in (len(data) // 2, len(data) - 10):
         path = tmp_path / f"cut{cut}.pth"
         path.write_bytes(data[:cut])
-        with pytest.raises(CheckpointError) as exc:
+        with pytest.raises(ModelError) as exc:
             load_state_dict_file(path)
         _check_message(exc, "truncated")
 
@@ -147,7 +153,7 @@ def test_non_checkpoint_files(tmp_path: Path) -> None:
     }.items():
         path = tmp_path / name
         path.write_bytes(payload)
-        with pytest.raises(CheckpointError) as exc:
+        with pytest.raises(ModelError) as exc:
             load_state_dict_file(path)
         _check_message(exc, "not a torch checkpoint")
 
@@ -172,7 +178,7 @@ def test_arbitrary_pickle_is_refused_without_executing(tmp_path: Path, writer: s
     else:
         with path.open("wb") as fh:
             pickle.dump(payload, fh, protocol=2)
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(ModelError) as exc:
         load_state_dict_file(path)
     _check_message(exc, "refused")
     assert not marker.exists()
@@ -182,8 +188,8 @@ def test_non_state_dict_objects_are_refused(tmp_path: Path) -> None:
     for name, obj in {"list": [torch.zeros(2)], "nested": {"a": {"b": torch.zeros(1)}}}.items():
         path = tmp_path / f"{name}.pth"
         torch.save(obj, path)
-        with pytest.raises(CheckpointError) as exc:
+        with pytest.raises(ModelError) as exc:
             load_state_dict_file(path)
         _check_message(exc)
-    with pytest.raises(CheckpointError, match="not a state dict"):
+    with pytest.raises(ModelError, match="not a state dict"):
         unwrap_state_dict(torch.zeros(3))

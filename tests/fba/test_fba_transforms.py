@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from matting_api.fba.transforms import (
+from matting_api.backends.fba.transforms import (
     network_size,
     normalise_image,
     resize_back,
@@ -88,13 +88,16 @@ def test_normalise_image() -> None:
 
 
 def test_package_imports_no_flask_and_prints_nothing() -> None:
-    """matting_api.fba must not import flask itself (the parent package may) nor print."""
+    """The network (matting_api.fba) and its inference (matting_api.backends.fba) import no
+    flask themselves (the parent package may) and do not print."""
     import ast
     from pathlib import Path
 
+    import matting_api.backends.fba as inference
     import matting_api.fba as fba
 
-    for source in Path(fba.__file__).parent.glob("*.py"):
+    sources = [*Path(fba.__file__).parent.glob("*.py"), *Path(inference.__file__).parent.glob("*.py")]
+    for source in sources:
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
             names: list[str] = []
@@ -105,7 +108,7 @@ def test_package_imports_no_flask_and_prints_nothing() -> None:
             assert not any(n.split(".")[0] == "flask" for n in names), source
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id != "print", source
-    code = "import matting_api.fba as f; assert f.build_model and f.predict and f.CheckpointError"
+    code = "import matting_api.fba as f; assert f.build_model and f.predict and f.FBAMatting"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""

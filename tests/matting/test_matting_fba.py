@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from matting_api import create_app
-from matting_api.backends import BackendUnavailable
 from service_common.config import Settings
+from service_common.weights import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def fba_models_dir(tmp_path_factory):
     from matting_api.fba import build_model
 
     torch.manual_seed(0)
-    model = build_model(None, device="cpu", num_threads=1)
+    model = build_model(None, device="cpu")
     folder = tmp_path_factory.mktemp("fba-models")
     torch.save(model.state_dict(), folder / "FBA.pth")
     return folder
@@ -65,5 +65,5 @@ def test_readyz_reports_fba(fba_app):
 
 
 def test_forced_fba_without_weights_fails_at_start_with_a_clear_message(tmp_path):
-    with pytest.raises(BackendUnavailable, match="FBA.pth"):
+    with pytest.raises(ModelError, match="FBA.pth"):
         create_app(Settings(models_dir=tmp_path, matting_backend="fba"))

@@ -35,9 +35,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segmentation_api.backends.maskrcnn import MASKRCNN
+from segmentation_api.backends.u2netp import U2NETP
 from service_common.config import Settings
 from service_common.serve import Service, free_port, running
-from service_common.weights import MASKRCNN, U2NETP
 
 #: Settings every test app shares: one thread, quiet logs, small limits.
 MAX_UPLOAD_BYTES = 1_200_000
@@ -96,13 +97,13 @@ def person_detector_state_dict(seed: int = 0) -> dict:
     """
     import torch
 
-    from segmentation_api import coco
+    from segmentation_api.backends import maskrcnn as coco
     from segmentation_api.backends.maskrcnn import build_maskrcnn_resnet50_fpn
 
     torch.manual_seed(seed)
     state = build_maskrcnn_resnet50_fpn(None).state_dict()
     person = coco.label_ids(["person"])[0]
-    others = len(coco.categories()) - 1
+    others = len(coco.COCO_CATEGORIES) - 1
     for key in ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
                 "roi_heads.mask_predictor.mask_fcn_logits"):
         state[key + ".weight"].zero_()
@@ -139,7 +140,7 @@ def fitted_deeplab_state_dict(variant: str, rgb: np.ndarray, regions: dict[str, 
     """
     import torch
 
-    from segmentation_api import voc
+    from segmentation_api.backends import deeplab as voc
     from segmentation_api.backends.deeplab import architecture, input_rule
     from segmentation_api.semantic import preprocess
 
@@ -172,7 +173,7 @@ def fitted_deeplab_state_dict(variant: str, rgb: np.ndarray, regions: dict[str, 
     height, width = rgb.shape[:2]
     rows = ((np.arange(gh) + 0.5) * height / gh).astype(int)
     cols = ((np.arange(gw) + 0.5) * width / gw).astype(int)
-    n_classes = len(voc.categories())
+    n_classes = len(voc.VOC_CATEGORIES)
     target = np.full((n_classes, gh, gw), -DEEPLAB_LOGIT)
     target[0] = 0.0
     for name, region in regions.items():

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segmentation_api import coco
-from segmentation_api.backends import BackendError, load_backend, resolve_name
+from segmentation_api.backends import load_backend, resolve_name
+from segmentation_api.backends import maskrcnn as coco
+from segmentation_api.backends.maskrcnn import MASKRCNN, MASKRCNN_V2
+from segmentation_api.backends.u2netp import U2NETP
 from service_common.config import REPO_ROOT
-from service_common.weights import MASKRCNN, MASKRCNN_V2, U2NETP
+from service_common.weights import ModelError
 
 
 @pytest.fixture()
@@ -35,7 +37,7 @@ def test_coco_class_names_come_from_torchvision():
     assert len(names) == 80
     assert names[0] == "person" and "traffic light" in names
     assert "N/A" not in names and "__background__" not in names
-    assert coco.categories()[coco.label_ids(["person", "dog"])[1]] == "dog"
+    assert coco.COCO_CATEGORIES[coco.label_ids(["person", "dog"])[1]] == "dog"
 
 
 def test_auto_falls_back_to_u2netp_with_a_warning_naming_the_file(
@@ -58,7 +60,7 @@ def test_auto_picks_maskrcnn_when_its_file_is_there(maskrcnn_models_dir, make_se
     ("maskrcnn", MASKRCNN), ("maskrcnn_v2", MASKRCNN_V2), ("u2netp", U2NETP),
 ])
 def test_missing_weights_are_a_clear_error(tmp_path, make_settings, backend, weights):
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         load_backend(make_settings(tmp_path, segmentation_backend=backend))
     message = str(info.value)
     assert weights.filename in message and str(tmp_path) in message
@@ -74,24 +76,24 @@ def test_wrong_maskrcnn_file_is_a_clear_error(tmp_path, make_settings, content):
         torch.save({"backbone.body.conv1.weight": torch.zeros(1)}, path)
     else:
         path.write_bytes(content)
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         load_backend(make_settings(tmp_path, segmentation_backend="maskrcnn"))
     assert str(path) in str(info.value)
 
 
 def test_corrupt_onnx_file_is_a_clear_error(tmp_path, make_settings):
     U2NETP.path(tmp_path).write_bytes(b"not an onnx model")
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         load_backend(make_settings(tmp_path, segmentation_backend="u2netp"))
     assert str(U2NETP.path(tmp_path)) in str(info.value)
 
 
 def test_device_rules():
-    from segmentation_api.backends.maskrcnn import resolve_device
+    from service_common.torch_runtime import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda")
-    with pytest.raises(BackendError):
+    with pytest.raises(ModelError):
         resolve_device("not-a-device")
 
 
@@ -149,7 +151,7 @@ def test_u2netp_finds_the_astronaut_and_nothing_on_a_flat_image(u2netp_app, samp
 def test_coco_names_equal_torchvisions() -> None:
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
-    from segmentation_api import coco
+    from segmentation_api.backends import maskrcnn as coco
 
-    assert tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]) == coco.CATEGORIES
+    assert tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]) == coco.COCO_CATEGORIES
     assert len(coco.class_names()) == 80 and coco.label_ids(["person", "dog"]) == [1, 18]

@@ -20,13 +20,16 @@ import requests
 from PIL import Image
 
 from contract.vocab import SEGMENTATION_BACKENDS
-from segmentation_api import create_app, voc
-from segmentation_api.backends import BackendError, load_backend, resolve_name
+from segmentation_api import create_app
+from segmentation_api.backends import deeplab as voc
+from segmentation_api.backends import load_backend, resolve_name
+from segmentation_api.backends.deeplab import DEEPLABV3, DEEPLABV3_MOBILENET
+from segmentation_api.backends.maskrcnn import MASKRCNN
 from segmentation_api.params import parse_backend
 from segmentation_api.semantic import class_instances, preprocess, resize_mask, resized_size
 from service_common.config import ENV_DOCS, ConfigError, Settings
 from service_common.serve import Service, free_port, running
-from service_common.weights import DEEPLABV3, DEEPLABV3_MOBILENET, MASKRCNN, WEIGHTS, main
+from service_common.weights import ModelError, main, registry
 
 DEEPLAB_PHOTO_SHAPE = (160, 192)
 PERSON_AT = (100, 64)  # (row, col) in deeplab_photo, well inside the person region
@@ -62,7 +65,7 @@ def test_weights_registry_matches_torchvision_enum(key, enum_name):
     from segmentation_api.backends.deeplab import VARIANTS
 
     facts = getattr(seg, enum_name).COCO_WITH_VOC_LABELS_V1
-    w = WEIGHTS[key]
+    w = registry()[key]
     assert w is VARIANTS[key].file
     assert w.url == facts.url and w.filename == PurePosixPath(urlparse(facts.url).path).name
     assert w.sha256_prefix and w.filename.endswith(f"-{w.sha256_prefix}.pth")
@@ -83,12 +86,12 @@ def test_voc_class_names_come_from_torchvision():
 
     names = voc.class_names()
     assert len(names) == 20 and "person" in names and "dog" in names and "__background__" not in names
-    assert voc.categories() == tuple(Mobile.COCO_WITH_VOC_LABELS_V1.meta["categories"])
-    assert voc.categories()[voc.label_ids(["person"])[0]] == "person"
+    assert tuple(Mobile.COCO_WITH_VOC_LABELS_V1.meta["categories"]) == voc.VOC_CATEGORIES
+    assert voc.VOC_CATEGORIES[voc.label_ids(["person"])[0]] == "person"
 
 
 def test_coco_spellings_name_voc_classes():
-    from segmentation_api import coco
+    from segmentation_api.backends import maskrcnn as coco
 
     for coco_name, voc_name in voc.COCO_SPELLINGS.items():
         assert coco_name in coco.class_names() and voc_name in voc.class_names()
@@ -246,7 +249,7 @@ def test_builders_never_download_and_keep_the_published_layout(monkeypatch, vari
 @pytest.mark.parametrize("weights", [DEEPLABV3, DEEPLABV3_MOBILENET])
 def test_missing_weights_name_the_file_both_places_and_the_command(tmp_path, make_settings, weights,
                                                                    empty_torch_home):
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         load_backend(make_settings(tmp_path, segmentation_backend=weights.key))
     message = str(info.value)
     assert str(tmp_path / weights.filename) in message
@@ -262,20 +265,20 @@ def test_wrong_files_are_clear_errors(tmp_path, make_settings):
     path = DEEPLABV3_MOBILENET.path(tmp_path)
     settings = make_settings(tmp_path, segmentation_backend="deeplabv3_mobilenet")
     path.write_bytes(b"<html>not a checkpoint</html>")
-    with pytest.raises(BackendError, match="not a readable torch state dict"):
+    with pytest.raises(ModelError, match="not a readable torch state dict"):
         load_backend(settings)
     # without the auxiliary head's tensors, strict loading refuses the file: aux_loss matters
     state = {k: v for k, v in architecture("deeplabv3_mobilenet").state_dict().items()
              if not k.startswith("aux_classifier.")}
     torch.save(state, path)
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         load_backend(settings)
     assert str(path) in str(info.value) and "aux_classifier" in str(info.value)
 
 
 def test_weights_in_the_hub_cache_are_used(tmp_path, monkeypatch, make_settings, deeplab_models_dir,
                                            deeplab_photo):
-    from segmentation_api.backends.files import find_weights
+    from service_common.weights import find_weights
 
     torch_home = tmp_path / "torch-home"
     cached = torch_home / "hub" / "checkpoints" / DEEPLABV3_MOBILENET.filename
@@ -467,7 +470,7 @@ def test_preload_from_the_environment(monkeypatch, deeplab_models_dir):
 def test_preloading_a_backend_without_weights_fails_at_start(deeplab_models_dir, make_settings):
     settings = make_settings(deeplab_models_dir, segmentation_backend="u2netp",
                              segmentation_preload=("deeplabv3",))  # only the MobileNet file is there
-    with pytest.raises(BackendError, match=DEEPLABV3.filename):
+    with pytest.raises(ModelError, match=DEEPLABV3.filename):
         create_app(settings)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segmentation_api.backends import BackendError
-from segmentation_api.backends.modnet import MIN_AREA_FRACTION, MODNetBackend, input_size, score_of
-from service_common.weights import MODNET
+from segmentation_api.backends.modnet import MIN_AREA_FRACTION, MODNET, MODNetBackend, input_size, score_of
+from service_common.weights import ModelError
 
 #: Regions of the 512 x 512 sample portrait: (rows, columns).
 FLAG = (slice(0, 200), slice(0, 80))  # the US flag, left of her shoulder
@@ -67,10 +66,10 @@ def test_score_ignores_tiny_regions():
 
 
 def test_missing_or_corrupt_file_is_a_clear_error(tmp_path):
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         MODNetBackend(MODNET.path(tmp_path))
     assert MODNET.filename in str(info.value) and "make weights WEIGHTS=modnet" in str(info.value)
     MODNET.path(tmp_path).write_bytes(b"not onnx")
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(ModelError) as info:
         MODNetBackend(MODNET.path(tmp_path))
     assert "not a usable ONNX model" in str(info.value)

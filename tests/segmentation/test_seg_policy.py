@@ -8,27 +8,33 @@ import io
 
 import numpy as np
 import pytest
-from conftest import build_settings
 from PIL import Image
 
 from segmentation_api import create_app
-from service_common.weights import MODNET, U2NETP
+from segmentation_api.backends.modnet import MODNET
+from segmentation_api.backends.u2netp import U2NETP
 
 WHY = ("auto: Mask R-CNN weights missing: MODNet (portrait matting) for people, "
        "U^2-Net-p (salient object) for other classes")
 
 
 @pytest.fixture(scope="module")
-def auto_client(models_dir):
-    return create_app(build_settings(models_dir, segmentation_backend="auto")).test_client()
+def auto_client(models_dir, make_settings):
+    return create_app(make_settings(models_dir, segmentation_backend="auto")).test_client()
 
 
-def _only(models_dir, tmp_path, *weights):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for w in weights:
-        w.path(folder).symlink_to(w.path(models_dir))
-    return create_app(build_settings(folder, segmentation_backend="auto")).test_client()
+@pytest.fixture
+def only(models_dir, tmp_path, make_settings):
+    """``only(*weights)``: an auto app whose models folder holds just those files."""
+
+    def _only(*weights):
+        folder = tmp_path / "models"
+        folder.mkdir()
+        for w in weights:
+            w.path(folder).symlink_to(w.path(models_dir))
+        return create_app(make_settings(folder, segmentation_backend="auto")).test_client()
+
+    return _only
 
 
 def _mask_of(response) -> np.ndarray:
@@ -106,8 +112,8 @@ def test_no_person_is_422_from_modnet(auto_client, grey_photo, encode_png, error
     assert "person" in error["message"] and error["backend"] == "modnet"
 
 
-def test_without_modnet_u2netp_serves_everything(models_dir, tmp_path, sample_photo_bytes, caplog):
-    client = _only(models_dir, tmp_path, U2NETP)
+def test_without_modnet_u2netp_serves_everything(only, sample_photo_bytes, caplog):
+    client = only(U2NETP)
     assert MODNET.filename in caplog.text
     ready = client.get("/readyz").get_json()
     assert ready["backends"] == ["u2netp"] and ready["policy"]["mode"] == "single"
@@ -117,9 +123,8 @@ def test_without_modnet_u2netp_serves_everything(models_dir, tmp_path, sample_ph
     assert f"{MODNET.filename} missing" in response.headers["X-Segmentation-Reason"]
 
 
-def test_without_u2netp_other_classes_say_which_file_is_missing(models_dir, tmp_path,
-                                                                sample_photo_bytes, error_of):
-    client = _only(models_dir, tmp_path, MODNET)
+def test_without_u2netp_other_classes_say_which_file_is_missing(only, sample_photo_bytes, error_of):
+    client = only(MODNET)
     ok = client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png")
     assert ok.status_code == 200 and ok.headers["X-Segmentation-Backend"] == "modnet"
     refused = client.post("/v1/mask?classes=dog", data=sample_photo_bytes, content_type="image/png")

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from .model import FBAMatting
+from matting_api.fba.model import FBAMatting
+
 from .transforms import (
     SIZE_MULTIPLE,
     normalise_image,

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from service_common.weights import ModelError
+
 logger = logging.getLogger(__name__)
 
 #: Where the real weights come from; appended to every error message.
@@ -38,14 +40,10 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80  # first byte of a pickle of protocol >= 2 (legacy torch.save format)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file or state dict cannot be used for :class:`FBAMatting`.
-
-    The message says what is wrong and where the real checkpoint comes from.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f"{message} {WEIGHTS_HINT}")
+def checkpoint_error(message: str) -> ModelError:
+    """The error for a checkpoint file or state dict that cannot be used for
+    :class:`FBAMatting`: what is wrong, and where the real checkpoint comes from."""
+    return ModelError(f"{message} {WEIGHTS_HINT}")
 
 
 def _listing(items: list[str]) -> str:
@@ -81,19 +79,19 @@ def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torc
     that is not a flat mapping of tensors is refused.
 
     Raises:
-        CheckpointError: the object is not a state dict.
+        ModelError: the object is not a state dict.
     """
     if isinstance(obj, Mapping) and WRAPPER_KEY in obj and isinstance(obj[WRAPPER_KEY], Mapping):
         logger.info("%s: unwrapping the state dict stored under %r", source, WRAPPER_KEY)
         obj = obj[WRAPPER_KEY]
     if not isinstance(obj, Mapping):
-        raise CheckpointError(
+        raise checkpoint_error(
             f"{source} holds a {type(obj).__name__}, not a state dict (a flat mapping of "
             "parameter names to tensors)."
         )
     bad = [str(k) for k, v in obj.items() if not (isinstance(k, str) and torch.is_tensor(v))]
     if bad:
-        raise CheckpointError(
+        raise checkpoint_error(
             f"{source} is not a flat state dict: {len(bad)} entries are not str -> Tensor: {_listing(bad)}."
         )
     return dict(obj)
@@ -110,15 +108,15 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         ``{key: tensor}`` on the CPU (tensors keep their stored dtype).
 
     Raises:
-        CheckpointError: missing/empty/truncated file, not a torch checkpoint, a pickle of
+        ModelError: missing/empty/truncated file, not a torch checkpoint, a pickle of
             something other than tensors, or not a state dict.
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"Checkpoint {str(path)!r} does not exist or is not a file.")
+        raise checkpoint_error(f"Checkpoint {str(path)!r} does not exist or is not a file.")
     problem = _describe_file(path)
     if problem is not None:
-        raise CheckpointError(f"Checkpoint {str(path)!r} {problem}.")
+        raise checkpoint_error(f"Checkpoint {str(path)!r} {problem}.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -128,12 +126,12 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
             (line.strip() for line in str(exc).splitlines() if "GLOBAL" in line),
             "objects other than tensors",
         )
-        raise CheckpointError(
+        raise checkpoint_error(
             f"Checkpoint {str(path)!r} was refused: it is not a plain tensor state dict and "
             f"arbitrary pickled objects are never loaded ({reason})."
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(
+        raise checkpoint_error(
             f"Checkpoint {str(path)!r} could not be read as a torch checkpoint "
             f"(truncated or corrupted?): {type(exc).__name__}: {exc}."
         ) from exc
@@ -148,7 +146,7 @@ def check_state_dict(
     """Check keys and shapes of ``state_dict`` against ``expected`` (key → shape).
 
     Raises:
-        CheckpointError: naming missing keys, unexpected keys and shape mismatches (a few of
+        ModelError: naming missing keys, unexpected keys and shape mismatches (a few of
             each, with counts), plus a hint when keys carry a ``module.`` prefix.
     """
     missing = [k for k in expected if k not in state_dict]
@@ -176,7 +174,7 @@ def check_state_dict(
             " The keys carry a 'module.' (DataParallel) prefix; the official FBA.pth has none, "
             "so this is not the official file."
         )
-    raise CheckpointError(
+    raise checkpoint_error(
         f"{source} does not match the FBA model ({len(expected)} keys expected): "
         + "; ".join(parts)
         + "."
@@ -191,7 +189,7 @@ def load_into(
     """Load ``weights`` (a path or a loaded state dict) into ``model`` with ``strict=True``.
 
     Raises:
-        CheckpointError: as :func:`load_state_dict_file` and :func:`check_state_dict`.
+        ModelError: as :func:`load_state_dict_file` and :func:`check_state_dict`.
     """
     if isinstance(weights, (str, os.PathLike)):
         source = f"Checkpoint {os.fspath(weights)!r}"
@@ -203,3 +201,20 @@ def load_into(
     check_state_dict(expected, state_dict, source=source)
     model.load_state_dict(state_dict, strict=True)
     logger.info("%s: loaded %d tensors", source, len(state_dict))
+
+
+#: The official file's number of tensors (all ``encoder.*`` / ``decoder.*``).
+OFFICIAL_KEYS = 197
+
+
+def check_file(path: Path) -> None:
+    """The check of a downloaded ``FBA.pth`` (its authors publish no checksum): a readable raw
+    state dict of :data:`OFFICIAL_KEYS` ``encoder.`` / ``decoder.`` tensors.
+
+    Raises:
+        ModelError: it is not.
+    """
+    state = load_state_dict_file(path)
+    if len(state) != OFFICIAL_KEYS or not all(k.startswith(("encoder.", "decoder.")) for k in state):
+        raise checkpoint_error(f"{path} is not the FBA state dict (expected {OFFICIAL_KEYS} "
+                               "encoder./decoder. keys).")

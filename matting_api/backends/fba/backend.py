@@ -1,4 +1,4 @@
-"""FBA Matting backend (Forte & Pitié 2020), wrapping :mod:`matting_api.fba`.
+"""FBA Matting backend (Forte & Pitié 2020): the network of :mod:`matting_api.fba`, served.
 
 Loads ``models/FBA.pth`` once per worker (strict state-dict loading), on the device the
 settings ask for (``auto`` = CUDA when available, else CPU), and runs
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import FBA
+from service_common.weights import ModelError, missing_message
 
-from . import BackendUnavailable
+from . import FBA
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +59,21 @@ class FBABackend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FBABackend:
-        try:
-            from matting_api.fba import CheckpointError, build_model, select_device
-        except ImportError as exc:  # the package is part of this repository; say so plainly
-            raise BackendUnavailable(f"matting_api.fba cannot be imported: {exc}") from exc
+        """Build FBA on ``settings.device`` with ``models/FBA.pth``, warmed up.
+
+        Raises:
+            ModelError: the file is missing or unusable, or the device cannot be used.
+        """
+        from service_common.torch_runtime import resolve_device
+
+        from .build import build_model
+
         path = FBA.path(settings.models_dir)
-        try:
-            device = str(select_device(settings.device))
-        except ValueError as exc:
-            raise BackendUnavailable(f"BACKDROP_DEVICE={settings.device}: {exc}") from exc
+        if not path.is_file():
+            raise ModelError(missing_message(FBA, settings.models_dir))
+        device = str(resolve_device(settings.device))
         started = time.perf_counter()
-        try:
-            model = build_model(
-                path, device=device,
-                num_threads=settings.torch_threads or None,
-            )
-        except CheckpointError as exc:
-            raise BackendUnavailable(f"{path}: {exc}") from exc
+        model = build_model(path, device=device)
         log.info("FBA loaded from %s on %s in %.1f s", path, device, time.perf_counter() - started)
         backend = cls(model, device, settings.matting_max_side or None, settings.fba_crop_margin)
         backend.warm_up()
@@ -116,7 +114,7 @@ class FBABackend:
         Returns:
             ``(fg H x W x 3 float32 [0, 1], alpha H x W float32 [0, 1])``; known regions exact.
         """
-        from matting_api.fba import predict
+        from .predict import predict
 
         image = rgb.astype(np.float32) / 255.0
         with self._lock:

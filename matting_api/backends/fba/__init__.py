@@ -1,0 +1,45 @@
+"""FBA Matting as a matting backend: its weights, its builder, its inference, the backend.
+
+* :data:`FBA`: the weights file (``models/FBA.pth``; non-commercial licence; no published
+  checksum, so a downloaded file is checked by :func:`~.checkpoint.check_file`);
+* :mod:`.build`: :func:`~.build.build_model`, the network (:mod:`matting_api.fba`) in eval
+  mode with those weights;
+* :mod:`.checkpoint`: safe, strict loading of the state dict;
+* :mod:`.transforms` and :mod:`.predict`: the official pre/post-processing and
+  :func:`~.predict.predict` (numpy in, numpy out);
+* :mod:`.backend`: :class:`~.backend.FBABackend`, what the matting service calls.
+
+Importing this package does not import torch (the weights command reads :data:`WEIGHTS`);
+its submodules do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service_common.weights import WeightsFile
+
+
+def _check(path: Path) -> None:
+    from .checkpoint import check_file
+
+    check_file(path)
+
+
+FBA = WeightsFile(
+    key="fba",
+    filename="FBA.pth",
+    used_by="matting: FBA Matting (Forte & Pitie 2020)",
+    source="the official FBA_Matting README (github.com/MarcoForte/FBA_Matting), "
+    "Google Drive file 1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1",
+    licence="NON-COMMERCIAL ONLY: trained on the Adobe Deep Image Matting dataset, "
+    "whose licence forbids commercial use of the weights",
+    url="https://drive.usercontent.google.com/download?id=1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1"
+    "&export=download&confirm=t",
+    sha256_env="BACKDROP_FBA_SHA256",
+    approx_size=138_800_000,
+    input_rule="image RGB in [0, 1] and ImageNet-normalised, a two-channel trimap (background, "
+    "foreground) and its six distance-transform Gaussians; sides multiples of 8",
+    check=_check,
+)
+WEIGHTS = (FBA,)
