@@ -33,13 +33,13 @@ def create_app(settings: Settings | None = None, matting_backend: MattingBackend
         matting_backend: an already built backend (tests); default: loaded from the settings
             by :func:`matting_api.backends.load_matting_backend`.
     """
-    from service_common.web import init_app
+    from service_common.web import attach_state, init_app
 
     from . import openapi, removebg, routes
     from .backends import load_matting_backend
     from .pipeline import Pipeline
     from .segmentation_client import SegmentationClient
-    from .state import EXTENSION_KEY, MattingState
+    from .state import MattingState
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -50,12 +50,12 @@ def create_app(settings: Settings | None = None, matting_backend: MattingBackend
         connect_timeout=settings.segmentation_connect_timeout,
         read_timeout=settings.segmentation_timeout,
     )
-    app.extensions[EXTENSION_KEY] = MattingState(
+    attach_state(app, MattingState(
         settings=settings,
         backend=backend,
         segmentation=segmentation,
         pipeline=Pipeline(backend, segmentation, settings.max_pixels),
-    )
+    ))
     app.register_blueprint(routes.bp)
     app.register_blueprint(removebg.bp)
     app.register_blueprint(openapi.bp)

@@ -63,12 +63,11 @@ from contract.parse import (
 from contract.values import SizeLimit
 from contract.vocab import CHANNELS
 from service_common.errors import ApiError, api_error_from_http, invalid_parameter
-from service_common.web import param, read_upload
+from service_common.web import app_state, param, read_upload
 
 from .options import MatteOptions, SegmentationParams
 from .pipeline import MatteRequest, MatteResult
 from .responses import image_response
-from .state import get_state
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +196,7 @@ def removebg():
     bg_image = read_upload("bg_image_file", required=False)
     options, kind = parse_removebg_options(params, has_bg_image=bg_image is not None)
     image = _image_bytes()
-    result = get_state().pipeline.run(
+    result = app_state().pipeline.run(
         MatteRequest(image=image, options=options, bg_image=bg_image),
         getattr(g, "request_id", None),
     )

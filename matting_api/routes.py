@@ -10,12 +10,11 @@ from flask import Blueprint, g, jsonify
 
 from contract.vocab import MATTE_FIELDS
 from service_common.errors import ApiError
-from service_common.web import param, read_upload
+from service_common.web import app_state, param, read_upload
 
 from .options import parse_matte_options
 from .pipeline import MatteRequest
 from .responses import image_response
-from .state import get_state
 
 bp = Blueprint("matting", __name__)
 
@@ -45,7 +44,7 @@ def matte():
     params = {name: param(name) for name in MATTE_FIELDS}
     options = parse_matte_options(params, has_bg_image=bg_image is not None)
     request = MatteRequest(image=image or b"", options=options, bg_image=bg_image, trimap=trimap)
-    result = get_state().pipeline.run(request, getattr(g, "request_id", None))
+    result = app_state().pipeline.run(request, getattr(g, "request_id", None))
     return image_response(result)
 
 
@@ -59,7 +58,7 @@ def healthz():
 def readyz():
     """200 when this worker's matting backend is loaded (and warmed up) and the segmentation
     service says it is ready; 503 ``not_ready`` otherwise, saying which part is missing."""
-    state = get_state()
+    state = app_state()
     backend_info = state.backend.info()
     backend_ready = backend_info.get("warmed_up", True) is not False
     seg_ready, seg_info = state.segmentation.readiness()

@@ -14,11 +14,11 @@ import logging
 from flask import Flask
 
 from service_common.config import Settings
-from service_common.web import init_app
+from service_common.web import attach_state, init_app
 
 from .backends import Backend, load_backends
 from .routes import bp
-from .state import SegmentationState, attach
+from .state import SegmentationState
 
 __all__ = ["create_app"]
 
@@ -44,8 +44,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
     app = Flask(__name__)
     init_app(app, settings)
     backends, policy = load_backends(settings, default=backend, extra=extra_backends)
-    state = SegmentationState(backends=backends, policy=policy)
-    attach(app, state)
+    state = SegmentationState(settings=settings, backends=backends, policy=policy)
+    attach_state(app, state)
     app.register_blueprint(bp)
     log.info("segmentation service ready: backend %s on %s; loaded: %s; %s",
              state.default.name, state.default.device, ", ".join(backends), policy.why)

@@ -1,8 +1,10 @@
-"""Image -> instances -> soft mask (-> trimap), with timings. No HTTP here.
+"""The segmentation pipeline: decode -> instances -> soft mask (-> trimap) -> encode. No HTTP.
 
 :func:`segment` runs a backend on an RGB image, keeps the requested instances and combines
-their soft masks (the answer of ``/v1/mask``); :func:`with_trimap` adds the trimap built from
-them (the answer of ``/v1/trimap``). The routes turn the result into an HTTP answer.
+their soft masks; :func:`with_trimap` adds the trimap built from them; :func:`run` does the
+whole request, upload bytes to the encoded answer (the 16-bit mask PNG of ``/v1/mask`` or the
+trimap PNG of ``/v1/trimap``), each step timed for ``Server-Timing``. The routes only parse
+HTTP and turn the :class:`SegmentAnswer` into a response (:mod:`segmentation_api.responses`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from contract.values import Box
 from contract.vocab import INSTANCES
+from service_common.errors import ApiError
+from service_common.images import decode_image, encode_image, encode_mask16
 from trimap.from_masks import Trimap, TrimapOptions, build_trimap, combine_masks
 
-from .backends import Backend, Instance
+from .backends import Backend, Instance, box_of_mask
+
+#: What a request may ask for: the soft mask (``/v1/mask``) or the trimap (``/v1/trimap``).
+OUTPUTS = ("mask", "trimap")
 
 
 @dataclass(frozen=True)
@@ -95,3 +103,66 @@ def with_trimap(result: SegmentResult, options: TrimapOptions) -> SegmentResult:
     trimap = build_trimap(result.mask, options)
     timings = {**result.timings_ms, "trimap": (time.perf_counter() - started) * 1000.0}
     return replace(result, trimap=trimap, timings_ms=timings)
+
+
+@dataclass(frozen=True)
+class SegmentAnswer:
+    """A whole request's outcome, ready to answer.
+
+    Attributes:
+        result: the instances and the soft mask (and the trimap for ``output="trimap"``).
+        body: the encoded PNG (16-bit mask, or 8-bit 0/128/255 trimap).
+        box: the subject box: pixels >= 0.5 of the mask, or non-background of the trimap.
+        width, height: the image's size in px.
+        timings_ms: step -> milliseconds, in order (``decode``, ``model``, [``trimap``],
+            ``encode``).
+    """
+
+    result: SegmentResult
+    body: bytes
+    box: Box
+    width: int
+    height: int
+    timings_ms: dict[str, float]
+
+
+def no_subject(params: SegmentParams, backend: Backend) -> ApiError:
+    """422 ``no_subject`` saying what was looked for, by which backend, above which score."""
+    what = ", ".join(params.classes) if backend.classes_used else "salient object"
+    return ApiError(
+        "no_subject",
+        f"no {what} found with score > {params.score_threshold:g} (backend {backend.name})",
+        backend=backend.name,
+        classes=list(params.classes),
+        score_threshold=params.score_threshold,
+    )
+
+
+def run(backend: Backend, image: bytes, params: SegmentParams, output: str,
+        max_pixels: int) -> SegmentAnswer:
+    """Decode ``image`` (limits, EXIF), segment it, encode ``output`` (one of :data:`OUTPUTS`).
+
+    Raises:
+        ApiError: the upload is unusable (``invalid_image``, ``image_too_large``, ...) or
+            nothing was found (422 ``no_subject``).
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r}: expected one of {OUTPUTS}")
+    started = time.perf_counter()
+    decoded = decode_image(image, max_pixels)
+    decode_ms = (time.perf_counter() - started) * 1000.0
+    result = segment(backend, decoded.rgb, params)
+    if not result.found:
+        raise no_subject(params, backend)
+    if output == "trimap":
+        result = with_trimap(result, params.trimap)
+    started = time.perf_counter()
+    if result.trimap is not None:
+        body, box = encode_image(result.trimap.trimap, "png"), result.trimap.box
+    else:
+        body, box = encode_mask16(result.mask), box_of_mask(result.mask)
+    encode_ms = (time.perf_counter() - started) * 1000.0
+    return SegmentAnswer(
+        result=result, body=body, box=box, width=decoded.width, height=decoded.height,
+        timings_ms={"decode": decode_ms, **result.timings_ms, "encode": encode_ms},
+    )

@@ -1,26 +1,27 @@
-"""What a segmentation app holds between requests: its loaded backends and the policy."""
+"""What a segmentation app holds between requests: its settings, loaded backends and policy."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from service_common.config import Settings
 
 from .backends import Backend, Policy
-
-EXTENSION_KEY = "backdrop_segmentation"
 
 
 @dataclass(frozen=True)
 class SegmentationState:
-    """The loaded backends (name -> backend) and the policy for requests that name none.
+    """Built once per worker by :func:`segmentation_api.create_app`
+    (:func:`service_common.web.attach_state`).
 
     Attributes:
+        settings: the worker's settings.
         backends: every loaded backend by name (each knows the class names it accepts).
         policy: which of them serves a request by its classes (``auto``), or always the
             same one.
     """
 
+    settings: Settings
     backends: dict[str, Backend]
     policy: Policy
 
@@ -32,12 +33,3 @@ class SegmentationState:
     def backend(self, name: str | None = None) -> Backend:
         """The backend called ``name`` (the default one for ``None``)."""
         return self.backends[name] if name else self.default
-
-
-def attach(app: Flask, state: SegmentationState) -> None:
-    app.extensions[EXTENSION_KEY] = state
-
-
-def current_state() -> SegmentationState | None:
-    """The state of the app handling the current request; ``None`` before models load."""
-    return current_app.extensions.get(EXTENSION_KEY)

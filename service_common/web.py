@@ -10,8 +10,9 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from .config import Settings
 from .errors import ApiError, register_error_handlers
@@ -57,7 +58,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     """
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
-    app.config["BACKDROP_SETTINGS"] = settings
     app.debug = False
     configure_logging(settings.log_level)
     register_error_handlers(app)
@@ -76,6 +76,27 @@ def init_app(app: Flask, settings: Settings) -> None:
             ms = (time.perf_counter() - started) * 1000.0
             log.info("%s %s -> %s in %.0f ms", request.method, request.path, response.status_code, ms)
         return response
+
+
+#: Where each app keeps its state (settings, models, clients) in ``app.extensions``.
+STATE_KEY = "backdrop"
+
+
+def attach_state(app: Flask, state: Any) -> None:
+    """Keep ``state`` (built once per worker by ``create_app``) for the app's requests."""
+    app.extensions[STATE_KEY] = state
+
+
+def app_state() -> Any:
+    """The state of the app handling the current request.
+
+    Raises:
+        ApiError: 503 ``not_ready`` when the app has none yet (its models are not loaded).
+    """
+    state = current_app.extensions.get(STATE_KEY)
+    if state is None:
+        raise ApiError("not_ready", "the service's models are not loaded yet; try again shortly")
+    return state
 
 
 def read_upload(field: str, *, required: bool = True, raw_body: bool = False) -> bytes | None:

@@ -75,6 +75,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from contract.values import Box
+
 from .encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 
@@ -125,13 +127,13 @@ class Trimap:
     Attributes:
         trimap: ``H x W`` uint8, values exactly 0 (background), 128 (unknown), 255
             (foreground); at least one pixel is 255.
-        box: ``(left, top, width, height)`` in pixels of the non-background pixels.
+        box: the box of the non-background pixels.
         band_px: the band half-width ``r`` used, in pixels.
         subject_area: number of pixels with mask ``>= subject_level``.
     """
 
     trimap: np.ndarray
-    box: tuple[int, int, int, int]
+    box: Box
     band_px: float
     subject_area: int
 
@@ -182,11 +184,6 @@ def _innermost(region: np.ndarray) -> np.ndarray:
     return dist >= dist.max()
 
 
-def _bounding_box(region: np.ndarray) -> tuple[int, int, int, int]:
-    left, top, width, height = cv2.boundingRect(region.astype(np.uint8))
-    return int(left), int(top), int(width), int(height)
-
-
 def build_trimap(masks: np.ndarray, options: TrimapOptions | None = None) -> Trimap | None:
     """Build a trimap from soft instance masks.
 
@@ -225,7 +222,7 @@ def build_trimap(masks: np.ndarray, options: TrimapOptions | None = None) -> Tri
     trimap[sure_fg] = FOREGROUND
     return Trimap(
         trimap=trimap,
-        box=_bounding_box(trimap > BACKGROUND),
+        box=Box.of(trimap > BACKGROUND),
         band_px=r,
         subject_area=area,
     )

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from contract.values import Box
+
 #: Values of ``Backend.mask_kind``.
 MASK_KINDS = ("matte", "segmentation")
 
@@ -25,7 +27,7 @@ class Instance:
         mask: ``H x W`` float32 soft mask in [0, 1], same size as the input image.
         label: class name (COCO or VOC name such as ``"person"``, or ``"salient"``).
         score: detection confidence in [0, 1].
-        box: ``(left, top, width, height)`` in pixels of the detection.
+        box: the detection's box in pixels (``left, top, width, height``).
     """
 
     mask: np.ndarray
@@ -81,10 +83,6 @@ class Backend(Protocol):
         ...
 
 
-def box_of_mask(mask: np.ndarray, level: float = 0.5) -> tuple[int, int, int, int]:
-    """``(left, top, width, height)`` of the pixels with ``mask >= level``; zeros when none."""
-    ys, xs = np.nonzero(mask >= level)
-    if ys.size == 0:
-        return (0, 0, 0, 0)
-    left, top = int(xs.min()), int(ys.min())
-    return (left, top, int(xs.max()) - left + 1, int(ys.max()) - top + 1)
+def box_of_mask(mask: np.ndarray, level: float = 0.5) -> Box:
+    """The box of the pixels with ``mask >= level``; zeros when none."""
+    return Box.of(mask >= level)

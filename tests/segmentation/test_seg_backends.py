@@ -138,9 +138,9 @@ def test_maskrcnn_from_file_finds_persons_per_its_weights(maskrcnn_backend, samp
 
 
 def test_u2netp_finds_the_astronaut_and_nothing_on_a_flat_image(u2netp_app, sample_photo, grey_photo):
-    from segmentation_api.state import EXTENSION_KEY
+    from service_common.web import STATE_KEY
 
-    backend = u2netp_app.extensions[EXTENSION_KEY].backend()
+    backend = u2netp_app.extensions[STATE_KEY].backend()
     [inst] = backend.predict(sample_photo, ["dog"], 0.6)  # classes are ignored
     assert inst.label == "salient" and inst.score > 0.9
     assert inst.mask.shape == (512, 512) and inst.mask.dtype == np.float32

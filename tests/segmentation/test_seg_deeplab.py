@@ -317,10 +317,10 @@ def test_maskrcnn_weights_in_the_hub_cache_are_used(tmp_path, monkeypatch, make_
 def test_resnet101_selected_by_configuration(deeplab_resnet_models_dir, make_settings, deeplab_photo,
                                              encode_png, post, read_trimap):
     """The ResNet-101 variant, loaded by create_app from BACKDROP_SEGMENTATION_BACKEND=deeplabv3."""
-    from segmentation_api.state import EXTENSION_KEY
+    from service_common.web import STATE_KEY
 
     app = create_app(make_settings(deeplab_resnet_models_dir, segmentation_backend="deeplabv3"))
-    backend = app.extensions[EXTENSION_KEY].backend()
+    backend = app.extensions[STATE_KEY].backend()
     assert backend.name == "deeplabv3" and backend.model.aux_classifier is None
     check_fitted_regions(backend.predict(deeplab_photo, ["person", "dog"], 0.6))
     client = app.test_client()
