@@ -31,19 +31,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
-
-from render import (
-    backgrounds,  # noqa: E402
-    colour,  # noqa: E402
-    poisson,  # noqa: E402
-)
-from render import composite as compositing  # noqa: E402
-from render import render as render_image  # noqa: E402
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.figures import label  # noqa: E402
+from render import backgrounds, colour, poisson  # noqa: E402
+from render import composite as compositing  # noqa: E402
+from render import render as render_image  # noqa: E402
 
 PHOTO = REPO / "samples" / "astronaut.png"
 HUBBLE = REPO / "samples" / "hubble_deep_field.jpg"
@@ -116,14 +112,6 @@ def dimmed_scene(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return colour.linear_to_u8(colour.u8_to_linear(scene) * 0.35)
 
 
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    img = Image.fromarray(tile)
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((0, 0, 6 * len(text) + 6, 13), fill=(0, 0, 0))
-    draw.text((3, 1), text, fill=(255, 255, 255))
-    return np.asarray(img)
-
-
 #: The face of the 512 x 512 sample portrait (rows, columns).
 FACE = (slice(100, 150), slice(190, 250))
 
@@ -152,7 +140,7 @@ def write_figure(path: Path, rgb, fg, alpha, tile: int) -> None:
             out = make(background)
             results[column] = out
             small = cv2.resize(out, (tile, tile), interpolation=cv2.INTER_AREA)
-            tiles.append(_label(small, f"{column} / {name}" if column == "alpha" else column))
+            tiles.append(label(small, f"{column} / {name}" if column == "alpha" else column))
         rows.append(np.concatenate(tiles, axis=1))
         base = results["alpha"].astype(np.float32)
         for column in list(columns)[1:]:

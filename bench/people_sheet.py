@@ -22,11 +22,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.figures import label  # noqa: E402
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
 from render import backgrounds  # noqa: E402
 from render import composite as compositing  # noqa: E402
@@ -59,14 +60,6 @@ def frames(data: Path) -> list[tuple[str, np.ndarray]]:
     return found
 
 
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    img = Image.fromarray(tile)
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((0, 0, 6 * len(text) + 6, 13), fill=(0, 0, 0))
-    draw.text((3, 1), text, fill=(255, 255, 255))
-    return np.asarray(img)
-
-
 def row(rgb: np.ndarray, name: str, modnet, u2netp, matting, tile: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     green = backgrounds.solid_background(GREEN, w, h)
@@ -86,7 +79,7 @@ def row(rgb: np.ndarray, name: str, modnet, u2netp, matting, tile: int) -> np.nd
     tiles = []
     for column, image in zip(COLUMNS, images, strict=True):
         small = cv2.resize(image, (tile, height), interpolation=cv2.INTER_AREA)
-        tiles.append(_label(small, f"{name}: {column}" if column == "photo" else column))
+        tiles.append(label(small, f"{name}: {column}" if column == "photo" else column))
     return np.concatenate(tiles, axis=1)
 
 

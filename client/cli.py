@@ -32,7 +32,7 @@ from contract.vocab import BLEND_MODES, FORMATS
 from .api import DEFAULT_SERVER, UNREACHABLE_HINT, MattingClient, default_server
 from .batch import BatchReport, FileError, Task, TaskFailed, plan_folder, run_task, run_tasks
 from .files import same_file
-from .options import add_subject_arguments, arg, format_for_output, subject_fields
+from .options import add_server_argument, add_subject_arguments, arg, format_for_output, subject_fields
 
 log = logging.getLogger("client")
 
@@ -78,8 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, nargs="?",
                    help="output file (its extension picks the format) or folder; default for "
                    "a file: <input stem>.out.<ext> next to the input")
-    p.add_argument("--server", default=None,
-                   help=f"matting service URL (default: $BACKDROP_SERVER or {DEFAULT_SERVER})")
+    add_server_argument(p, DEFAULT_SERVER)
     bg = p.add_argument_group("background (pick one; default: transparent)")
     one = bg.add_mutually_exclusive_group()
     one.add_argument("--background", type=Path, metavar="FILE", help="an image to put behind")

@@ -61,6 +61,12 @@ def fraction(field: str, *, closed_top: bool = True) -> Callable[[str], float]:
     return arg(parse_number, field, low=0.0, high=1.0, high_open=not closed_top)
 
 
+def add_server_argument(parser: Any, default_server: str) -> None:
+    """``--server URL``: the matting service (default: ``$BACKDROP_SERVER``, else ``default_server``)."""
+    parser.add_argument("--server", default=None,
+                        help=f"matting service URL (default: $BACKDROP_SERVER or {default_server})")
+
+
 def add_subject_arguments(group: Any) -> None:
     """``--classes``, ``--score-threshold``, ``--instances``, ``--backend`` (passed to the
     segmentation service), shared by the image and the video client."""

@@ -53,7 +53,7 @@ from contract.parse import parse_color
 from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
 from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
 from .files import same_file
-from .options import add_subject_arguments, arg, fraction, parse_video_size
+from .options import add_server_argument, add_subject_arguments, arg, fraction, parse_video_size
 from .pipeline import ordered_map
 from .temporal import AlphaSmoother
 from .video_io import (
@@ -368,8 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, nargs="?",
                    help="the result: .mp4 (H.264), .mov, .mkv, .webm; with --transparent .mov "
                    "(ProRes 4444) or .webm (VP9 alpha)")
-    p.add_argument("--server", default=None,
-                   help=f"matting service URL (default: $BACKDROP_SERVER or {DEFAULT_SERVER})")
+    add_server_argument(p, DEFAULT_SERVER)
     bg = p.add_mutually_exclusive_group()
     bg.add_argument("--background", type=Path, metavar="FILE",
                     help="background image, or video (.mp4, .mov, .mkv, .webm, ...)")

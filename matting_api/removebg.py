@@ -50,7 +50,6 @@ import binascii
 import logging
 
 from flask import Blueprint, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from contract.parse import (
     InvalidValue,
@@ -62,7 +61,7 @@ from contract.parse import (
 )
 from contract.values import SizeLimit
 from contract.vocab import CHANNELS
-from service_common.errors import ApiError, api_error_from_http, invalid_parameter
+from service_common.errors import ApiError, register_error_handlers
 from service_common.web import app_state, param, read_upload
 
 from .options import MatteOptions, SegmentationParams
@@ -244,22 +243,4 @@ def removebg_error(error: ApiError):
     return response
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    return removebg_error(exc)
-
-
-@bp.errorhandler(InvalidValue)
-def _invalid_value(exc: InvalidValue):
-    return removebg_error(invalid_parameter(exc))
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return removebg_error(api_error_from_http(exc))
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    log.exception("unhandled error in removebg (request %s)", getattr(g, "request_id", "-"))
-    return removebg_error(ApiError("internal_error", "unexpected server error"))
+register_error_handlers(bp, respond=removebg_error)

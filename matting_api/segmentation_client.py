@@ -29,7 +29,6 @@ keep-alive connection had gone stale); a timeout is not retried.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -39,11 +38,10 @@ from typing import Any
 import numpy as np
 import requests
 import urllib3
-from PIL import Image
 from requests.adapters import HTTPAdapter
 
 from service_common.errors import ERROR_CODES, ApiError
-from service_common.images import decode_mask16
+from service_common.images import decode_mask16, encode_image
 
 #: Values of ``X-Mask-Kind`` (the segmentation backends' ``mask_kind``).
 MASK_KINDS = ("matte", "segmentation")
@@ -80,13 +78,6 @@ class MaskResult:
     reason: str
     subjects: int | None
     elapsed_ms: float
-
-
-def encode_png_fast(rgb: np.ndarray) -> bytes:
-    """Lossless PNG of ``H x W x 3`` uint8, with fast (light) compression for the hop."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 class SegmentationClient:
@@ -132,7 +123,7 @@ class SegmentationClient:
             ApiError: see the module docstring for which code when.
         """
         height, width = rgb.shape[:2]
-        body = encode_png_fast(rgb)
+        body = encode_image(rgb, "png", compress_level=1)  # lossless, light compression
         headers = {"Accept": "image/png"}
         if request_id:
             headers["X-Request-Id"] = request_id
@@ -271,29 +262,18 @@ class SegmentationClient:
         resp: requests.Response, content: bytes, width: int, height: int
     ) -> np.ndarray:
         """Decode and check a mask answer; 502 ``segmentation_bad_response`` if unusable."""
-
-        def bad(why: str) -> ApiError:
-            log.warning("unusable mask from segmentation: %s", why)
-            return ApiError("segmentation_bad_response",
-                            f"the segmentation service answered an unusable mask: {why}")
-
-        if not content.startswith(b"\x89PNG\r\n\x1a\n"):
-            ctype = resp.headers.get("Content-Type", "?")
-            raise bad(f"not a PNG (Content-Type {ctype}, {len(content)} bytes)")
         try:
-            img = Image.open(io.BytesIO(content))
-            if img.size != (width, height):
-                raise bad(f"size {img.size[0]}x{img.size[1]}, expected {width}x{height}")
-            img.load()
-            mask = decode_mask16(img)
-        except ApiError:
-            raise
+            mask = decode_mask16(content, width, height)
         except ValueError as exc:
-            raise bad(str(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad answer
-            raise bad(f"cannot decode the PNG ({exc})") from exc
+            why = str(exc)
+            if why.startswith("not a PNG"):
+                why = f"{why[:-1]}, Content-Type {resp.headers.get('Content-Type', '?')})"
+            log.warning("unusable mask from segmentation: %s", why)
+            raise ApiError("segmentation_bad_response",
+                           f"the segmentation service answered an unusable mask: {why}") from exc
         if not (mask >= 0.5).any():
-            raise bad("no pixel of the subject (none >= 0.5), yet no no_subject error")
+            raise ApiError("segmentation_bad_response", "the segmentation service answered an "
+                           "unusable mask: no pixel of the subject (none >= 0.5), yet no no_subject error")
         return np.ascontiguousarray(mask)
 
     # -------------------------------------------------------------- /readyz

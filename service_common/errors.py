@@ -13,9 +13,10 @@ traceback: unexpected exceptions are logged with the request id and answered as
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Blueprint, Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from contract.parse import InvalidValue
@@ -104,22 +105,25 @@ def api_error_from_http(exc: HTTPException) -> ApiError:
     return ApiError(code, message)
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Answer every error of ``app`` in the common JSON format, never with a traceback."""
+def as_api_error(exc: Exception) -> ApiError:
+    """Any exception raised while handling a request, as the :class:`ApiError` to answer:
+    itself, a refused value (:func:`invalid_parameter`), a werkzeug HTTP error, or (logged
+    with the request id, never shown) ``internal_error``."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InvalidValue):
+        return invalid_parameter(exc)
+    if isinstance(exc, HTTPException):
+        return api_error_from_http(exc)
+    log.exception("unhandled error (request %s)", getattr(g, "request_id", "-"))
+    return ApiError("internal_error", ERROR_CODES["internal_error"][1])
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_response(exc)
 
-    @app.errorhandler(InvalidValue)
-    def _invalid_value(exc: InvalidValue):
-        return error_response(invalid_parameter(exc))
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        return error_response(api_error_from_http(exc))
+def register_error_handlers(app: Flask | Blueprint, respond: Callable[[ApiError], Any] | None = None) -> None:
+    """Answer every error of ``app`` (or of a blueprint) with ``respond`` (default: the
+    common JSON format, :func:`error_response`), never with a traceback."""
+    answer = respond or error_response
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        log.exception("unhandled error (request %s)", getattr(g, "request_id", "-"))
-        return error_response(ApiError("internal_error", ERROR_CODES["internal_error"][1]))
+    def _any_error(exc: Exception):
+        return answer(as_api_error(exc))

@@ -158,13 +158,15 @@ def decode_mask(data: bytes, max_pixels: int, what: str = "trimap") -> np.ndarra
     return np.ascontiguousarray(np.asarray(img))
 
 
-def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:
+def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92, *,
+                 compress_level: int = 3) -> bytes:
     """Encode ``pixels`` to ``fmt``.
 
     Args:
         pixels: ``H x W`` (grey), ``H x W x 3`` (RGB) or ``H x W x 4`` (RGBA), uint8.
         fmt: ``"png"``, ``"jpg"`` or ``"webp"``. JPEG has no alpha: RGBA is refused.
         quality: JPEG/WebP quality, 1..100.
+        compress_level: PNG zlib level, 0..9 (1: fast, for the hop between the services).
 
     Returns:
         the encoded file's bytes.
@@ -179,7 +181,7 @@ def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92) -> byt
     buf = io.BytesIO()
     pil_fmt = OUTPUT_FORMATS[fmt][0]
     if fmt == "png":
-        img.save(buf, format=pil_fmt, compress_level=3)
+        img.save(buf, format=pil_fmt, compress_level=compress_level)
     elif fmt == "webp":
         img.save(buf, format=pil_fmt, quality=quality, method=4)
     else:
@@ -215,13 +217,25 @@ def encode_mask16(mask: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode_mask16(img: Image.Image) -> np.ndarray:
-    """A loaded single-channel PNG (16-bit ``I;16``/``I``, or 8-bit ``L``) as ``H x W``
-    float32 in ``[0, 1]``.
+def decode_mask16(data: bytes, width: int, height: int) -> np.ndarray:
+    """A single-channel PNG mask (16-bit ``I;16``, or 8-bit ``L``) of ``width x height`` as
+    ``H x W`` float32 in ``[0, 1]``.
 
     Raises:
-        ValueError: the image has more than one channel (the message says which mode).
+        ValueError: not a PNG, another size, more than one channel, or undecodable; the
+            message says which.
     """
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError(f"not a PNG ({len(data)} bytes)")
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.size != (width, height):
+            raise ValueError(f"size {img.size[0]}x{img.size[1]}, expected {width}x{height}")
+        img.load()
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad mask
+        raise ValueError(f"cannot decode the PNG ({exc})") from exc
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         return (np.asarray(img, dtype=np.float32) / MASK16_SCALE).clip(0.0, 1.0)
     if img.mode == "L":

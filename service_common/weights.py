@@ -133,9 +133,9 @@ def hub_cache_path(w: WeightsFile) -> Path:
     """Where torch hub caches ``w``: ``torch.hub.get_dir()/checkpoints/<file name>``
     (``$TORCH_HOME/hub``, by default ``~/.cache/torch/hub``): where torchvision itself puts
     the file when a program calls ``weights.get_state_dict()``."""
-    import torch.hub  # local: a models-folder hit needs no torch
+    from .torch_runtime import hub_dir  # local: a models-folder hit needs no torch
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / w.filename
+    return hub_dir() / "checkpoints" / w.filename
 
 
 def find_weights(w: WeightsFile, models_dir: Path) -> Path | None:

@@ -23,12 +23,14 @@ fails at start-up with a message saying where to put them).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 import numpy as np
 
 from service_common.config import Settings
 from service_common.weights import ModelError, missing_message
+from trimap.encoding import FOREGROUND, UNKNOWN
 
 from .fba import FBA
 
@@ -82,5 +84,55 @@ def known_regions(rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.n
     """Start values of every backend: ``fg = rgb / 255``, ``alpha = 1`` on sure foreground,
     0 elsewhere. Returns ``(fg H x W x 3 float32, alpha H x W float32)``."""
     fg = rgb.astype(np.float32) / 255.0
-    alpha = (trimap == 255).astype(np.float32)
+    alpha = (trimap == FOREGROUND).astype(np.float32)
     return fg, alpha
+
+
+def warmup_scene(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny synthetic photo (black, its right half orange) and its trimap (a 4-px unknown
+    band between background and foreground): ``(H x W x 3 uint8, H x W uint8)``."""
+    rgb = np.zeros((size, size, 3), dtype=np.uint8)
+    rgb[:, size // 2:] = (200, 120, 40)
+    trimap = np.zeros((size, size), dtype=np.uint8)
+    trimap[:, size // 2 - 2:size // 2 + 2] = UNKNOWN
+    trimap[:, size // 2 + 2:] = FOREGROUND
+    return rgb, trimap
+
+
+class WarmedBackend:
+    """What every matting backend shares: a warm-up at start-up, and what ``/readyz`` shows.
+
+    Subclasses set ``name`` and ``device``, implement ``matte`` and may add to
+    :meth:`details`.
+    """
+
+    name: str
+    device: str
+    warmup_ms: float | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The backend's own settings for :meth:`info`."""
+        return {}
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "device": self.device,
+            **self.details(),
+            "warmed_up": self.warmup_ms is not None,
+            "warmup_ms": None if self.warmup_ms is None else round(self.warmup_ms),
+        }
+
+    def matte(self, rgb: np.ndarray, trimap: np.ndarray,
+              prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Run once on :func:`warmup_scene`, with and without a prior, so that the first
+        request does not pay for compilation (numba's JIT), allocators or cached weights."""
+        started = time.perf_counter()
+        rgb, trimap = warmup_scene()
+        self.matte(rgb, trimap)
+        self.matte(rgb, trimap, prior=(trimap / 255.0).astype(np.float32))
+        self.warmup_ms = (time.perf_counter() - started) * 1000.0
+        log.info("%s matting warmed up in %.0f ms", self.name, self.warmup_ms)

@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 import scipy.sparse
 
+from trimap.encoding import FOREGROUND, UNKNOWN
+
 #: 3x3 window offsets (dy, dx), row-major.
 _OFFSETS = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
 
@@ -122,8 +124,8 @@ def solve_alpha(
     """
     from pymatting import cg
 
-    unknown = trimap == 128
-    alpha = (trimap == 255).astype(np.float64)
+    unknown = trimap == UNKNOWN
+    alpha = (trimap == FOREGROUND).astype(np.float64)
     if not unknown.any():
         return alpha
     laplacian, nodes = matting_laplacian(image, unknown, epsilon)

@@ -29,22 +29,22 @@ The non-local (KNN) colour term the solve had before was dropped: it won on the 
 it was tuned on (0.78x pymatting's SAD) and lost on held-out alphamatting.com photos (1.05x).
 
 pymatting compiles its numba kernels on first use (several seconds, cached on disk after
-the first run); :meth:`ClosedFormBackend.warm_up` does that at start-up on a tiny image.
+the first run); :meth:`~matting_api.backends.WarmedBackend.warm_up` does that at start-up.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import cv2
 import numpy as np
 
 from service_common.config import Settings
+from trimap.encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
-from . import known_regions
+from . import WarmedBackend, known_regions
 from .cf_solver import solve_alpha
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ _NUMBA_PARALLEL_LOCK = threading.Lock()
 MIN_SOLVE_SIDE = 5
 
 
-class ClosedFormBackend:
+class ClosedFormBackend(WarmedBackend):
     """Closed-form matting restricted to the trimap's unknown band, with or without a prior.
 
     Args:
@@ -99,7 +99,6 @@ class ClosedFormBackend:
         self.prior_weight = prior_weight
         self.prior_floor = prior_floor
         self.prior_power = prior_power
-        self.warmup_ms: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClosedFormBackend:
@@ -108,30 +107,9 @@ class ClosedFormBackend:
         backend.warm_up()
         return backend
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "device": self.device,
-            "max_side": self.max_side,
-            "max_unknown": self.max_unknown,
-            "prior_weight": self.prior_weight,
-            "warmed_up": self.warmup_ms is not None,
-            "warmup_ms": None if self.warmup_ms is None else round(self.warmup_ms),
-        }
-
-    def warm_up(self) -> None:
-        """Run once on a tiny synthetic image, with and without a prior, so numba's JIT
-        compiles before any request."""
-        started = time.perf_counter()
-        rgb = np.zeros((24, 24, 3), dtype=np.uint8)
-        rgb[:, 12:] = (200, 120, 40)
-        trimap = np.zeros((24, 24), dtype=np.uint8)
-        trimap[:, 10:14] = 128
-        trimap[:, 14:] = 255
-        self.matte(rgb, trimap)
-        self.matte(rgb, trimap, prior=(trimap / 255.0).astype(np.float32))
-        self.warmup_ms = (time.perf_counter() - started) * 1000.0
-        log.info("closed-form matting warmed up in %.0f ms", self.warmup_ms)
+    def details(self) -> dict[str, Any]:
+        return {"max_side": self.max_side, "max_unknown": self.max_unknown,
+                "prior_weight": self.prior_weight}
 
     def matte(
         self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
@@ -148,7 +126,7 @@ class ClosedFormBackend:
             ``(fg H x W x 3 float32 [0, 1], alpha H x W float32 [0, 1])``.
         """
         fg, alpha = known_regions(rgb, trimap)
-        unknown = trimap == 128
+        unknown = trimap == UNKNOWN
         if not unknown.any():
             return fg, alpha
         height, width = trimap.shape
@@ -167,7 +145,7 @@ class ClosedFormBackend:
         alpha_view = alpha[y0:y1, x0:x1]
         fg_view = fg[y0:y1, x0:x1]
         if prior is None:
-            crop_fg, crop_bg = (crop_tri == 255).any(), (crop_tri == 0).any()
+            crop_fg, crop_bg = (crop_tri == FOREGROUND).any(), (crop_tri == BACKGROUND).any()
             if not (crop_fg and crop_bg):
                 # Constraints of one kind only: the Laplacian's minimiser is that constant.
                 alpha_view[crop_unknown] = 1.0 if crop_fg else 0.0
@@ -184,7 +162,7 @@ class ClosedFormBackend:
         scale = 1.0
         if self.max_side and max(height, width) > self.max_side:
             scale = self.max_side / max(height, width)
-        n_unknown = int((trimap == 128).sum())
+        n_unknown = int((trimap == UNKNOWN).sum())
         if self.max_unknown and n_unknown > self.max_unknown:
             scale = min(scale, (self.max_unknown / n_unknown) ** 0.5)
         return scale
@@ -204,8 +182,8 @@ class ClosedFormBackend:
             work_tri = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
             if prior is not None:
                 work_prior = cv2.resize(prior, size, interpolation=cv2.INTER_AREA)
-            kinds = (work_tri == 128).any() and (
-                prior is not None or ((work_tri == 255).any() and (work_tri == 0).any()))
+            kinds = (work_tri == UNKNOWN).any() and (
+                prior is not None or ((work_tri == FOREGROUND).any() and (work_tri == BACKGROUND).any()))
             if not kinds:
                 work_rgb, work_tri, work_prior, scale = rgb, trimap, prior, 1.0  # too thin: full size
         # The Laplacian's 3x3 windows need a few pixels each way: a thinner image (a 2 px

@@ -7,13 +7,19 @@ once per worker process and then called for each request. Nothing here imports t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from contract.values import Box
+
+log = logging.getLogger(__name__)
 
 #: Values of ``Backend.mask_kind``.
 MASK_KINDS = ("matte", "segmentation")
@@ -86,3 +92,49 @@ class Backend(Protocol):
 def box_of_mask(mask: np.ndarray, level: float = 0.5) -> Box:
     """The box of the pixels with ``mask >= level``; zeros when none."""
     return Box.of(mask >= level)
+
+
+class TorchBackend:
+    """What the torch backends (Mask R-CNN, DeepLabV3) share: one model on one device, calls
+    serialised by a lock (one model per worker; gunicorn threads would otherwise multiply its
+    activation memory), and the loading rule of :meth:`load`. torch is imported only when one
+    is built.
+
+    Args:
+        model: the network, moved to ``device`` and put in eval mode here.
+        name: the backend's name (``X-Segmentation-Backend``).
+        device: where it runs (CPU when ``None``).
+    """
+
+    classes_used = True
+    mask_kind = "segmentation"
+
+    def __init__(self, model: Any, name: str, device: Any = None) -> None:
+        import torch
+
+        self.device_obj = device or torch.device("cpu")
+        self.model = model.to(self.device_obj).eval()
+        self.name = name
+        self.device = str(self.device_obj)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def load(settings: Any, weights: Any, name: str, build: Callable[[Path], Any]) -> tuple[Any, Any]:
+        """``(model, device)``: ``build(path)`` with ``weights``' file from the models folder
+        (else torch hub's cache), on ``settings.device``.
+
+        Raises:
+            ModelError: the file is in neither place (the message says where to put it), is
+                unusable, or the device cannot be used.
+        """
+        from service_common.torch_runtime import resolve_device
+        from service_common.weights import ModelError, find_weights, not_found_message
+
+        path = find_weights(weights, settings.models_dir)
+        if path is None:
+            raise ModelError(not_found_message(weights, settings.models_dir))
+        device = resolve_device(settings.device)
+        started = time.perf_counter()
+        model = build(path)
+        log.info("loaded %s from %s on %s in %.1f s", name, path, device, time.perf_counter() - started)
+        return model, device

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +43,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import ModelError, WeightsFile, find_weights, not_found_message
+from service_common.weights import ModelError, WeightsFile
 
 from ..semantic import class_instances, preprocess
-from .base import Instance
+from .base import Instance, TorchBackend
 
 if TYPE_CHECKING:
     import torch
@@ -225,14 +223,12 @@ def build_deeplabv3(variant: str, weights_path: Path | None = None) -> DeepLabV3
     return model.eval()
 
 
-class DeepLabV3Backend:
+class DeepLabV3Backend(TorchBackend):
     """A loaded DeepLabV3; :meth:`predict` returns one instance per VOC class present.
 
     One model per worker process; calls are serialised by a lock.
     """
 
-    classes_used = True
-    mask_kind = "segmentation"
     class_aliases = MappingProxyType(COCO_SPELLINGS)
 
     def __init__(self, model: DeepLabV3, name: str = "deeplabv3", device: torch.device | None = None,
@@ -245,17 +241,11 @@ class DeepLabV3Backend:
             short_side: the network input's shorter side in px; ``None`` = the weights'
                 own (520).
         """
-        import torch
-
         _check_variant(name)
         rule = input_rule(name)
         self.short_side = int(short_side or rule.short_side)
         self.mean, self.std = rule.mean, rule.std
-        self.device_obj = device or torch.device("cpu")
-        self.model = model.to(self.device_obj).eval()
-        self.name = name
-        self.device = str(self.device_obj)
-        self._lock = threading.Lock()
+        super().__init__(model, name, device)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -270,17 +260,9 @@ class DeepLabV3Backend:
             ModelError: the file is in neither place (the message says where to put it),
                 or is unusable.
         """
-        from service_common.torch_runtime import resolve_device
-
         _check_variant(variant)
-        weights = VARIANTS[variant].file
-        path = find_weights(weights, settings.models_dir)
-        if path is None:
-            raise ModelError(not_found_message(weights, settings.models_dir))
-        device = resolve_device(settings.device)
-        started = time.perf_counter()
-        model = build_deeplabv3(variant, path)
-        log.info("loaded %s from %s on %s in %.1f s", variant, path, device, time.perf_counter() - started)
+        model, device = cls.load(settings, VARIANTS[variant].file, variant,
+                                 lambda path: build_deeplabv3(variant, path))
         return cls(model, name=variant, device=device, short_side=settings.deeplabv3_size)
 
     def probabilities(self, rgb: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
@@ -33,9 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import ModelError, WeightsFile, find_weights, not_found_message
+from service_common.weights import WeightsFile
 
-from .base import Instance
+from .base import Instance, TorchBackend
 
 if TYPE_CHECKING:
     import torch
@@ -167,25 +165,17 @@ VARIANTS: dict[str, tuple[Callable[..., MaskRCNN], WeightsFile]] = {
 }
 
 
-class MaskRCNNBackend:
+class MaskRCNNBackend(TorchBackend):
     """A loaded Mask R-CNN; :meth:`predict` finds instances of COCO classes.
 
     One model per worker process. Calls are serialised by a lock (the per-request score
     threshold is set on the model's RoI heads).
     """
 
-    classes_used = True
-    mask_kind = "segmentation"
     class_aliases = MappingProxyType({})
 
     def __init__(self, model: MaskRCNN, name: str = "maskrcnn", device: torch.device | None = None):
-        import torch
-
-        self.device_obj = device or torch.device("cpu")
-        self.model = model.to(self.device_obj).eval()
-        self.name = name
-        self.device = str(self.device_obj)
-        self._lock = threading.Lock()
+        super().__init__(model, name, device)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -196,18 +186,10 @@ class MaskRCNNBackend:
     def from_settings(cls, settings: Settings, variant: str = "maskrcnn") -> MaskRCNNBackend:
         """Build ``variant`` (``maskrcnn`` or ``maskrcnn_v2``) with the weights in
         ``settings.models_dir``, else in torch hub's cache."""
-        from service_common.torch_runtime import resolve_device
-
         builder, weights = VARIANTS[variant]
-        path = find_weights(weights, settings.models_dir)
-        if path is None:
-            raise ModelError(not_found_message(weights, settings.models_dir))
-        device = resolve_device(settings.device)
-        started = time.perf_counter()
-        model = builder(path, min_size=settings.maskrcnn_min_size, max_size=settings.maskrcnn_max_size,
-                        max_detections=settings.maskrcnn_max_detections)
-        log.info("loaded %s from %s on %s in %.1f s", variant, path, device,
-                 time.perf_counter() - started)
+        model, device = cls.load(settings, weights, variant, lambda path: builder(
+            path, min_size=settings.maskrcnn_min_size, max_size=settings.maskrcnn_max_size,
+            max_detections=settings.maskrcnn_max_detections))
         return cls(model, name=variant, device=device)
 
     def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:

@@ -4,12 +4,10 @@ scripted loopback HTTP server (it answers 503 first, then an image)."""
 from __future__ import annotations
 
 import io
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from httpfake import FakeServer, Reply
 from PIL import Image
 
 from client.api import MattingClient, MattingError, ServiceUnreachable
@@ -40,68 +38,41 @@ def test_api_errors_are_typed(offline_services, encode_png, sample_photo):
             api.matte(small, bg_colour="red")
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    """Answers the queued (status, body) pairs in order, counting requests."""
-
-    script: list[tuple[int, bytes, str]] = []
-    seen = 0
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        type(self).seen += 1
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        status, body, ctype = self.script.pop(0)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def scripted_server() -> Iterator[tuple[str, type[_Scripted]]]:
-    handler = type("Handler", (_Scripted,), {"script": [], "seen": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+def scripted() -> Iterator[tuple[FakeServer, list[Reply]]]:
+    """A loopback server answering the replies the test queues in the list, in order."""
+    script: list[Reply] = []
+    with FakeServer(lambda request: script.pop(0)) as server:
+        yield server, script
 
 
-def _error(code: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": code, "request_id": "r1"}}).encode()
+def _error(status: int, code: str) -> Reply:
+    return Reply.json(status, {"error": {"code": code, "message": code, "request_id": "r1"}})
 
 
-def test_503_is_retried_once(scripted_server):
-    url, handler = scripted_server
-    handler.script = [(503, _error("segmentation_unavailable"), "application/json"),
-                      (200, b"PNGDATA", "image/png")]
-    with MattingClient(url, timeout=5, backoff=0.01) as api:
+def test_503_is_retried_once(scripted):
+    server, script = scripted
+    script += [_error(503, "segmentation_unavailable"), Reply(200, b"PNGDATA", "image/png")]
+    with MattingClient(server.url, timeout=5, backoff=0.01) as api:
         body, headers = api.matte(b"img")
-    assert body == b"PNGDATA" and handler.seen == 2
+    assert body == b"PNGDATA" and server.count == 2
 
 
-def test_second_504_is_reported(scripted_server):
-    url, handler = scripted_server
-    handler.script = [(504, _error("segmentation_timeout"), "application/json")] * 2
-    with MattingClient(url, timeout=5, backoff=0.01) as api, pytest.raises(MattingError) as err:
+def test_second_504_is_reported(scripted):
+    server, script = scripted
+    script += [_error(504, "segmentation_timeout")] * 2
+    with MattingClient(server.url, timeout=5, backoff=0.01) as api, pytest.raises(MattingError) as err:
         api.matte(b"img")
-    assert (err.value.code, err.value.status, handler.seen) == ("segmentation_timeout", 504, 2)
+    assert (err.value.code, err.value.status, server.count) == ("segmentation_timeout", 504, 2)
 
 
-def test_other_errors_are_not_retried(scripted_server):
-    url, handler = scripted_server
-    handler.script = [(422, _error("no_subject"), "application/json"),
-                      (502, b"<html>bad gateway</html>", "text/html")]
-    with MattingClient(url, timeout=5, backoff=0.01) as api:
+def test_other_errors_are_not_retried(scripted):
+    server, script = scripted
+    script += [_error(422, "no_subject"), Reply(502, b"<html>bad gateway</html>", "text/html")]
+    with MattingClient(server.url, timeout=5, backoff=0.01) as api:
         with pytest.raises(MattingError) as err:
             api.matte(b"img")
-        assert (err.value.code, handler.seen) == ("no_subject", 1)
+        assert (err.value.code, server.count) == ("no_subject", 1)
         with pytest.raises(MattingError) as err:
             api.matte(b"img")
         assert err.value.code == "http_502" and "bad gateway" in err.value.message

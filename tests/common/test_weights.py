@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
+from httpfake import FakeServer, Reply, Request
 
 from matting_api.backends.fba import FBA
 from segmentation_api.backends.u2netp import U2NETP
@@ -20,46 +19,25 @@ from service_common.weights import ModelError, WeightsFile
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
 
-class _RangeHandler(BaseHTTPRequestHandler):
-    """Serves PAYLOAD at /file, honouring 'Range: bytes=N-' like a real file server."""
-
-    requests_seen: list[str | None] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        type(self).requests_seen.append(self.headers.get("Range"))
-        if self.path == "/login":
-            body = b"<html>sign in</html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.split("=")[1].split("-")[0])
-            self.send_response(206)
-        else:
-            self.send_response(200)
-        body = PAYLOAD[start:]
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+def _range_server(request: Request) -> Reply:
+    """Serves PAYLOAD at /file, honouring 'Range: bytes=N-' like a real file server, and a
+    sign-in web page at /login."""
+    if request.path == "/login":
+        return Reply(200, b"<html>sign in</html>", "text/html")
+    rng = request.headers.get("Range")
+    start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+    return Reply(206 if rng else 200, PAYLOAD[start:], "application/octet-stream")
 
 
 @pytest.fixture()
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
-    _RangeHandler.requests_seen = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def server() -> Iterator[FakeServer]:
+    with FakeServer(_range_server) as httpd:
+        yield httpd
+
+
+def _ranges(server: FakeServer) -> list[str | None]:
+    """The Range header of every request the server got."""
+    return [request.headers.get("Range") for request in server.received]
 
 
 def _file(url: str, **kw) -> WeightsFile:
@@ -67,37 +45,37 @@ def _file(url: str, **kw) -> WeightsFile:
                        licence="none", url=url, sha256=hashlib.sha256(PAYLOAD).hexdigest(), **kw)
 
 
-def test_download_verifies_and_records_checksum(server: str, tmp_path: Path) -> None:
-    w = _file(server + "/file")
+def test_download_verifies_and_records_checksum(server: FakeServer, tmp_path: Path) -> None:
+    w = _file(server.url + "/file")
     path = weights.fetch(w, tmp_path, progress=False)
     assert path.read_bytes() == PAYLOAD
     assert not (tmp_path / "test.bin.part").exists()
     assert (tmp_path / "SHA256SUMS").read_text() == f"{w.sha256}  test.bin\n"
     # present already: verified again, not downloaded again
     weights.fetch(w, tmp_path, progress=False)
-    assert _RangeHandler.requests_seen == [None]
+    assert _ranges(server) == [None]
 
 
-def test_download_resumes_a_partial_file(server: str, tmp_path: Path) -> None:
+def test_download_resumes_a_partial_file(server: FakeServer, tmp_path: Path) -> None:
     (tmp_path / "test.bin.part").write_bytes(PAYLOAD[:1000])
-    path = weights.fetch(_file(server + "/file"), tmp_path, progress=False)
-    assert _RangeHandler.requests_seen == ["bytes=1000-"]
+    path = weights.fetch(_file(server.url + "/file"), tmp_path, progress=False)
+    assert _ranges(server) == ["bytes=1000-"]
     assert path.read_bytes() == PAYLOAD
 
 
-def test_checksum_mismatch_is_refused_and_not_kept(server: str, tmp_path: Path) -> None:
-    w = replace(_file(server + "/file"), sha256="0" * 64)
+def test_checksum_mismatch_is_refused_and_not_kept(server: FakeServer, tmp_path: Path) -> None:
+    w = replace(_file(server.url + "/file"), sha256="0" * 64)
     with pytest.raises(ModelError, match="does not match"):
         weights.fetch(w, tmp_path, progress=False)
     assert not (tmp_path / "test.bin").exists() and not (tmp_path / "test.bin.part").exists()
-    w = replace(_file(server + "/file"), sha256=None, sha256_prefix="deadbeef")
+    w = replace(_file(server.url + "/file"), sha256=None, sha256_prefix="deadbeef")
     with pytest.raises(ModelError, match="torchvision"):
         weights.fetch(w, tmp_path, progress=False)
 
 
-def test_a_web_page_instead_of_the_file_is_reported(server: str, tmp_path: Path) -> None:
+def test_a_web_page_instead_of_the_file_is_reported(server: FakeServer, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="web page"):
-        weights.fetch(_file(server + "/login"), tmp_path, progress=False)
+        weights.fetch(_file(server.url + "/login"), tmp_path, progress=False)
 
 
 def test_missing_message_says_which_file_goes_where(tmp_path: Path) -> None:

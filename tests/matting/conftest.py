@@ -14,19 +14,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import pytest
-import requests
+from httpfake import HANG_UP, FakeServer, HangUp, Reply, Request, relay
 from PIL import Image
 
 from matting_api import create_app
@@ -129,18 +124,19 @@ def scene() -> Scene:
 # ------------------------------------------------------------------ the failing neighbour
 
 
-class Neighbour:
-    """A local HTTP server on a fixed port whose behaviour the test sets.
+class Neighbour(FakeServer):
+    """A local HTTP server (:class:`httpfake.FakeServer`) whose behaviour the test sets.
 
     ``mode``: ``relay`` (forward to ``target``), ``sleep`` (answer after ``delay`` s),
     ``status`` (answer ``status`` with JSON ``{"error": {"code", "message"}}``),
     ``body`` (answer 200 with ``content`` and ``content_type``), ``hangup`` (close the
     connection without answering). ``stop()`` closes the listening socket *and* every open
-    connection, as a crashed process would; ``start()`` listens again on the same port.
+    connection, as a crashed process would; ``start()`` listens again on the same port;
+    ``count`` is the number of requests it got.
     """
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        super().__init__(port=port)
         self.mode = "status"
         self.target = ""
         self.delay = 0.0
@@ -149,111 +145,25 @@ class Neighbour:
         self.message = "boom"
         self.content = b""
         self.content_type = "image/png"
-        self.requests = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Neighbour:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn: pooled connections
-
-            def setup(self) -> None:
-                super().setup()
-                with owner._lock:
-                    owner._conns.add(self.connection)
-
-            def finish(self) -> None:
-                with owner._lock:
-                    owner._conns.discard(self.connection)
-                with contextlib.suppress(OSError):
-                    super().finish()
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def _answer(self, status: int, body: bytes, ctype: str, headers=None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _handle(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                owner.requests += 1
-                mode = owner.mode
-                try:
-                    if mode == "relay":
-                        resp = requests.request(
-                            method, owner.target + self.path, data=body, timeout=60,
-                            headers={"Content-Type": self.headers.get("Content-Type", "")},
-                        )
-                        keep = {k: v for k, v in resp.headers.items() if k.startswith("X-")}
-                        self._answer(resp.status_code, resp.content,
-                                     resp.headers.get("Content-Type", "application/json"), keep)
-                    elif mode == "sleep":
-                        time.sleep(owner.delay)
-                        self._answer(200, b"late", "text/plain")
-                    elif mode == "body":
-                        self._answer(200, owner.content, owner.content_type,
-                                     {"X-Segmentation-Backend": "neighbour"})
-                    elif mode == "hangup":
-                        self.close_connection = True
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    else:
-                        payload = {"error": {"code": owner.code, "message": owner.message}}
-                        self._answer(owner.status, json.dumps(payload).encode(),
-                                     "application/json")
-                except OSError:
-                    self.close_connection = True
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._handle("POST")
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._handle("GET")
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            conns, self._conns = list(self._conns), set()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                conn.close()
-        self._server = None
+    def answer(self, request: Request) -> Reply | HangUp:
+        if self.mode == "relay":
+            return relay(request, self.target)
+        if self.mode == "sleep":
+            time.sleep(self.delay)
+            return Reply(200, b"late", "text/plain")
+        if self.mode == "body":
+            return Reply(200, self.content, self.content_type, {"X-Segmentation-Backend": "neighbour"})
+        if self.mode == "hangup":
+            return HANG_UP
+        return Reply.json(self.status, {"error": {"code": self.code, "message": self.message}})
 
 
 @pytest.fixture
 def neighbour() -> Iterator[Neighbour]:
     """A started :class:`Neighbour` (answering 500 until told otherwise), stopped after."""
-    n = Neighbour().start()
-    try:
+    with Neighbour() as n:
         yield n
-    finally:
-        n.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from apierrors import assert_api_error
 from PIL import Image
 
 from matting_api.openapi import MATTE_ERRORS, REMOVEBG_ERRORS
@@ -123,34 +124,27 @@ def test_crop_with_margin_and_size_cap(post, decode):
 
 
 def test_trimap_errors(post, scene):
-    wrong = post(trimap=np.zeros((10, 10), np.uint8))
-    assert wrong.status_code == 400 and wrong.get_json()["error"]["code"] == "invalid_trimap"
+    assert_api_error(post(trimap=np.zeros((10, 10), np.uint8)), 400, "invalid_trimap")
     no_fg = post(trimap=np.where(scene.trimap == 255, 128, scene.trimap).astype(np.uint8))
-    assert no_fg.status_code == 400 and no_fg.get_json()["error"]["code"] == "invalid_trimap"
-    assert "foreground" in no_fg.get_json()["error"]["message"]
+    assert "foreground" in assert_api_error(no_fg, 400, "invalid_trimap")["message"]
 
 
 def test_request_errors(client, post, make_app, png, scene):
-    resp = post(bg_mode="sepia")
-    body = resp.get_json()["error"]
-    assert resp.status_code == 400 and body["code"] == "invalid_parameter"
-    assert body["field"] == "bg_mode" and body["request_id"]
+    assert assert_api_error(post(bg_mode="sepia"), 400, "invalid_parameter")["field"] == "bg_mode"
     resp = client.post("/v1/matte", data={"bg_color": "red"}, content_type="multipart/form-data")
-    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "missing_field"
+    assert_api_error(resp, 400, "missing_field")
     resp = client.post("/v1/matte", data={"image": (io.BytesIO(b"not an image"), "x.png")})
-    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "invalid_image"
+    assert_api_error(resp, 400, "invalid_image")
     tiny_limit = make_app(max_pixels=1000).test_client()
     resp = tiny_limit.post("/v1/matte", data={"image": (io.BytesIO(png(scene.rgb)), "i.png")})
-    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "image_too_large"
-    assert client.get("/v1/matte").status_code == 405
+    assert_api_error(resp, 413, "image_too_large")
+    assert_api_error(client.get("/v1/matte"), 405, "method_not_allowed")
 
 
 def test_healthz_and_readyz_without_segmentation(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    resp = client.get("/readyz")
-    assert resp.status_code == 503
-    error = resp.get_json()["error"]
-    assert error["code"] == "not_ready" and "segmentation" in error["message"]
+    error = assert_api_error(client.get("/readyz"), 503, "not_ready")
+    assert "segmentation" in error["message"]
     assert error["backend"] == "closed_form" and error["matting"]["warmed_up"] is True
     assert error["segmentation"]["status"] == "unreachable"
 

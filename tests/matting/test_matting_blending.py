@@ -9,6 +9,7 @@ import io
 import cv2
 import numpy as np
 import pytest
+from apierrors import assert_api_error
 
 from contract.parse import InvalidValue
 from contract.vocab import SEGMENTATION_BACKENDS
@@ -339,11 +340,7 @@ def test_poisson_mixed_with_a_background_image_and_a_border_subject(post, scene,
     ({"backend": "nope"}, "nope"),
 ])
 def test_http_errors(post, fields, words):
-    resp = post(**fields)
-    assert resp.status_code == 400
-    error = resp.get_json()["error"]
-    assert error["code"] == "invalid_parameter" and words in error["message"]
-    assert error["request_id"]
+    assert words in assert_api_error(post(**fields), 400, "invalid_parameter")["message"]
 
 
 def test_openapi_documents_blend_and_backend(client):

@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 import requests
+from apierrors import assert_api_error
 from PIL import Image
 
 FACE = (slice(120, 141), slice(210, 231))  # rows, cols around (x=220, y=130)
@@ -96,14 +97,11 @@ def test_no_subject_is_passed_through(offline_services, sample_photo_bytes):
     files = {"image": ("a.png", sample_photo_bytes, "image/png")}
     direct = requests.post(seg.url + "/v1/trimap", files=files, timeout=60,
                            data={"score_threshold": "1"})
-    assert direct.status_code == 422
+    expected = assert_api_error(direct, 422, "no_subject")
     resp = _post(mat.url, sample_photo_bytes, score_threshold="1")
-    assert resp.status_code == 422
-    assert resp.json()["error"]["code"] == "no_subject"
-    assert resp.json()["error"]["message"] == direct.json()["error"]["message"]
+    assert assert_api_error(resp, 422, "no_subject")["message"] == expected["message"]
     bad = _post(mat.url, sample_photo_bytes, classes="unicorn")  # the neighbour's 400
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_parameter"
-    assert "unicorn" in bad.json()["error"]["message"]
+    assert "unicorn" in assert_api_error(bad, 400, "invalid_parameter")["message"]
 
 
 def test_exif_rotated_jpeg_keeps_segmentation_and_matting_aligned(offline_services,

@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 import pytest
+from apierrors import assert_api_error
 
 from matting_api import create_app
 from service_common.config import Settings
@@ -59,7 +60,7 @@ def test_auto_picks_fba_and_keeps_known_regions(fba_app, scene, png, decode):
 
 
 def test_readyz_reports_fba(fba_app):
-    error = fba_app.test_client().get("/readyz").get_json()["error"]  # segmentation is down
+    error = assert_api_error(fba_app.test_client().get("/readyz"), 503, "not_ready")  # segmentation is down
     assert error["backend"] == "fba" and error["device"] == "cpu"
     assert error["matting"]["name"] == "fba" and error["matting"]["warmed_up"] is True
 

@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 import requests
+from apierrors import assert_api_error
 from PIL import Image
 
 FACE = (slice(120, 141), slice(210, 231))
@@ -131,7 +132,7 @@ def test_removebg_no_subject_is_unknown_foreground(make_app, neighbour, scene, p
     assert resp.status_code == 400
     assert _errors(resp) == [{"title": "no salient object found", "code": "unknown_foreground"}]
     matte = client.post("/v1/matte", data={"image": (io.BytesIO(png(scene.rgb)), "a")})
-    assert matte.status_code == 422 and matte.get_json()["error"]["code"] == "no_subject"
+    assert_api_error(matte, 422, "no_subject")
 
 
 def test_removebg_body_too_large_is_413_in_its_envelope(make_app, scene, png):
@@ -141,4 +142,4 @@ def test_removebg_body_too_large_is_413_in_its_envelope(make_app, scene, png):
     resp = client.post("/v1.0/removebg", data={"image_file": (io.BytesIO(big), "a.png")})
     assert resp.status_code == 413 and _errors(resp)[0]["code"] == "payload_too_large"
     resp = client.post("/v1/matte", data={"image": (io.BytesIO(big), "a.png")})
-    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "payload_too_large"
+    assert_api_error(resp, 413, "payload_too_large")

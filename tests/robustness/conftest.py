@@ -15,17 +15,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from httpfake import FakeServer, Reply, Request, relay
 from robust_inputs import MAX_PIXELS, MAX_UPLOAD_MB, SEG_CONNECT_TIMEOUT, SEG_TIMEOUT, photo_png
 
 from service_common.serve import Service, free_port, running
@@ -66,8 +63,9 @@ def stack(models_dir: Path, tmp_path_factory) -> Iterator[Stack]:
 # ------------------------------------------------------------------ the flaky neighbour
 
 
-class FlakySegmentation:
-    """A local HTTP server in front of the real segmentation service.
+class FlakySegmentation(FakeServer):
+    """A local HTTP server (:class:`httpfake.FakeServer`) in front of the real segmentation
+    service.
 
     ``mode``: ``relay`` (forward every request to ``target`` and its answer back),
     ``sleep`` (answer nothing for ``delay`` s), ``trickle`` (send the headers at once, then
@@ -77,119 +75,37 @@ class FlakySegmentation:
     """
 
     def __init__(self, target: str) -> None:
-        self.port = free_port()
+        super().__init__()
         self.target = target
         self.mode = "relay"
         self.delay = 0.0
         self.content = b""
-        self._server: ThreadingHTTPServer | None = None
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:
         self.mode, self.delay, self.content = "relay", 0.0, b""
-        if self._server is None:
-            self.start()
+        self.start()
 
-    def start(self) -> FlakySegmentation:
-        owner = self
+    def answer(self, request: Request) -> Reply:
+        if self.mode == "sleep":
+            time.sleep(self.delay)
+            return Reply(200, b"late", "text/plain")
+        if self.mode == "trickle":
+            return Reply(200, self._trickle(10_000), "image/png", {"X-Segmentation-Backend": "flaky"},
+                         length=10_000)
+        if self.mode == "garbage":
+            return Reply(200, self.content, "image/png", {"X-Segmentation-Backend": "flaky"})
+        return relay(request, self.target, forward=("content-type", "accept", "x-request-id"))
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn: pooled connections
-
-            def setup(self) -> None:
-                super().setup()
-                with owner._lock:
-                    owner._conns.add(self.connection)
-
-            def finish(self) -> None:
-                with owner._lock:
-                    owner._conns.discard(self.connection)
-                with contextlib.suppress(OSError):
-                    super().finish()
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def _head(self, status: int, ctype: str, length: int, extra: dict | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(length))
-                for key, value in (extra or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-
-            def _handle(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                try:
-                    if owner.mode == "sleep":
-                        time.sleep(owner.delay)
-                        self._head(200, "text/plain", 4)
-                        self.wfile.write(b"late")
-                    elif owner.mode == "trickle":
-                        self._head(200, "image/png", 10_000, {"X-Segmentation-Backend": "flaky"})
-                        for _ in range(10_000):
-                            self.wfile.write(b"\x89")
-                            self.wfile.flush()
-                            time.sleep(owner.delay)
-                    elif owner.mode == "garbage":
-                        self._head(200, "image/png", len(owner.content),
-                                   {"X-Segmentation-Backend": "flaky"})
-                        self.wfile.write(owner.content)
-                    else:
-                        headers = {k: v for k, v in self.headers.items()
-                                   if k.lower() in ("content-type", "accept", "x-request-id")}
-                        resp = requests.request(method, owner.target + self.path, data=body,
-                                                headers=headers, timeout=60)
-                        keep = {k: v for k, v in resp.headers.items() if k.startswith("X-")}
-                        self._head(resp.status_code,
-                                   resp.headers.get("Content-Type", "application/json"),
-                                   len(resp.content), keep)
-                        self.wfile.write(resp.content)
-                except OSError:
-                    self.close_connection = True
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._handle("POST")
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._handle("GET")
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            conns, self._conns = list(self._conns), set()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                conn.close()
-        self._server = None
+    def _trickle(self, n: int) -> Iterator[bytes]:
+        for _ in range(n):
+            yield b"\x89"
+            time.sleep(self.delay)
 
 
 @pytest.fixture(scope="session")
 def _flaky_server(stack: Stack) -> Iterator[FlakySegmentation]:
-    server = FlakySegmentation(stack.seg.url).start()
-    try:
+    with FlakySegmentation(stack.seg.url) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

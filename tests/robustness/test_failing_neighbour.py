@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
-from robust_checks import check_error
+from apierrors import assert_api_error
 from robust_inputs import SEG_CONNECT_TIMEOUT, SEG_TIMEOUT, encode, photo_png, trimap_png
 
 from bench.load import worker_pids
@@ -43,10 +43,10 @@ def test_neighbour_stopped_then_back(flaky_matting, flaky):
     _works(flaky_matting, "before-crash")
     flaky.stop()  # crash: the pooled keep-alive connection dies with it
     response, seconds = _matte(flaky_matting, "neighbour-down")
-    check_error(response, 503, "segmentation_unavailable")
+    assert_api_error(response, 503, "segmentation_unavailable")
     assert seconds < min(2.0, SEG_TIMEOUT + 1.0)  # refused at once, retried once
     ready = requests.get(flaky_matting.url + "/readyz", timeout=10)
-    check_error(ready, 503, "not_ready")
+    assert_api_error(ready, 503, "not_ready")
     flaky.start()
     _works(flaky_matting, "after-restart")
     assert requests.get(flaky_matting.url + "/readyz", timeout=10).status_code == 200
@@ -67,7 +67,7 @@ def test_neighbour_slower_than_the_timeout(flaky_matting, flaky):
         results = [f.result() for f in waiting]
     assert quick.status_code == 200 and quick_seconds < SEG_TIMEOUT - 0.5
     for response, seconds in results:
-        check_error(response, 504, "segmentation_timeout")
+        assert_api_error(response, 504, "segmentation_timeout")
         assert SEG_TIMEOUT - 0.1 < seconds < SEG_TIMEOUT + 1.0
     flaky.mode = "relay"
     _works(flaky_matting, "after-slow")
@@ -79,7 +79,7 @@ def test_neighbour_trickling_its_answer(flaky_matting, flaky):
     than the budget (a read must not wait a whole read timeout past it)."""
     flaky.mode, flaky.delay = "trickle", SEG_TIMEOUT * 0.8
     response, seconds = _matte(flaky_matting, "neighbour-trickle")
-    check_error(response, 504, "segmentation_timeout")
+    assert_api_error(response, 504, "segmentation_timeout")
     assert seconds < SEG_CONNECT_TIMEOUT + SEG_TIMEOUT + 0.5
     flaky.mode = "relay"
     _works(flaky_matting, "after-trickle")
@@ -93,7 +93,7 @@ def test_neighbour_trickling_its_answer(flaky_matting, flaky):
 def test_neighbour_answering_garbage(flaky_matting, flaky, content):
     flaky.mode, flaky.content = "garbage", content
     response, seconds = _matte(flaky_matting, "neighbour-garbage")
-    check_error(response, 502, "segmentation_bad_response")
+    assert_api_error(response, 502, "segmentation_bad_response")
     assert seconds < SEG_TIMEOUT + 1.0
     flaky.mode = "relay"
     _works(flaky_matting, "after-garbage")

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
+from apierrors import assert_api_error, assert_no_leak
 from PIL import Image
-from robust_checks import assert_no_leak, check_error, check_removebg_error
+from robust_checks import check_removebg_error
 from robust_inputs import (
     MAX_UPLOAD_BYTES,
     animated_gif,
@@ -288,7 +289,7 @@ def test_input_matrix(stack, name):
     elif case.endpoint == "removebg":
         check_removebg_error(response, case.status, case.code)
     else:
-        error = check_error(response, case.status, case.code)
+        error = assert_api_error(response, case.status, case.code)
         if case.code == "invalid_parameter" and case.data:
             assert error.get("field") in case.data, error
     # a case answered 200 was itself a valid request that worked
@@ -375,4 +376,4 @@ def test_known_bugs_of_other_modules(stack, name):
     elif case.endpoint == "removebg":
         check_removebg_error(response, case.status, case.code)
     else:
-        check_error(response, case.status, case.code)
+        assert_api_error(response, case.status, case.code)

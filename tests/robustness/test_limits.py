@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from robust_checks import check_error
+from apierrors import assert_api_error
 from robust_inputs import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
@@ -53,7 +53,7 @@ def test_decompression_bomb_is_refused_without_allocating(stack, target, bomb):
     else:  # a bomb as the trimap of a normal image
         response = requests.post(service.url + "/v1/matte", timeout=60, files={
             "image": ("p.png", trimap_png(40, 30)), "trimap": ("b.png", data)})
-    error = check_error(response, 413, "image_too_large")
+    error = assert_api_error(response, 413, "image_too_large")
     assert error["width"] * error["height"] > MAX_PIXELS and error["max_pixels"] == MAX_PIXELS
     after = proc_memory_kb(worker)
     assert after["VmHWM"] - before["VmHWM"] < MAX_GROWTH_KB, (before, after)
@@ -82,7 +82,7 @@ def test_body_and_pixel_limits_come_from_the_environment(stack):
     just_over = b"\0" * (MAX_UPLOAD_BYTES + 1024)
     response = requests.post(stack.mat.url + "/v1/matte", data=just_over,
                              headers={"Content-Type": "image/png"}, timeout=60)
-    check_error(response, 413, "payload_too_large")
+    assert_api_error(response, 413, "payload_too_large")
     wide = png_header_only(MAX_PIXELS // 1000 + 1, 1000)
     response = requests.post(stack.seg.url + "/v1/trimap", files={"image": ("w.png", wide)}, timeout=60)
-    assert check_error(response, 413, "image_too_large")["max_pixels"] == MAX_PIXELS
+    assert assert_api_error(response, 413, "image_too_large")["max_pixels"] == MAX_PIXELS

@@ -19,7 +19,7 @@ import base64
 
 import pytest
 import requests
-from robust_checks import check_error
+from apierrors import assert_api_error
 from robust_inputs import photo_png, trimap_png
 
 from matting_api.openapi import build_openapi
@@ -126,4 +126,4 @@ def test_matting_api_conforms_longer_run(matting_schema, method, path, mode):
 
 
 def test_segmentation_service_has_no_openapi_document(stack):
-    check_error(requests.get(stack.seg.url + "/openapi.json", timeout=10), 404, "not_found")
+    assert_api_error(requests.get(stack.seg.url + "/openapi.json", timeout=10), 404, "not_found")

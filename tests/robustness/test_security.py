@@ -7,18 +7,17 @@ the property is the app's configuration.
 from __future__ import annotations
 
 import ast
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
-from robust_checks import assert_no_leak, check_error, check_removebg_error
+from apierrors import assert_api_error, assert_no_leak
+from httpfake import FakeServer, Reply
+from robust_checks import check_removebg_error
 from robust_inputs import photo_png, trimap_png
 
 from service_common.config import REPO_ROOT, Settings
-from service_common.serve import free_port
 
 PHOTO = photo_png(64, 48, seed=9)
 TRI = trimap_png(64, 48)
@@ -27,40 +26,11 @@ TRI = trimap_png(64, 48)
 # ------------------------------------------------------------------ no URL fetching
 
 
-class _Trap:
-    """A local HTTP server that records every request it gets (it must get none)."""
-
-    def __init__(self) -> None:
-        self.hits: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                owner.hits.append(self.path)
-                body = PHOTO
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/photo.png"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
-def trap() -> Iterator[_Trap]:
-    server = _Trap()
-    yield server
-    server.close()
+def trap() -> Iterator[FakeServer]:
+    """A local HTTP server that would answer a real photo to any request (it must get none)."""
+    with FakeServer(lambda request: Reply(200, PHOTO, "image/png")) as server:
+        yield server
 
 
 @pytest.mark.parametrize("field", ["image_url", "bg_image_url"])
@@ -73,17 +43,17 @@ def test_urls_are_refused_and_never_fetched(stack, trap, field, where, with_imag
         files = {image_field: ("p.png", PHOTO)} if with_image else None
         if path == "/v1/matte" and with_image:
             files["trimap"] = ("t.png", TRI)
-        fields = {field: trap.url}
+        fields = {field: trap.url + "/photo.png"}
         response = requests.post(stack.mat.url + path, files=files, timeout=30,
                                  data=fields if where == "form" else None,
                                  params=fields if where == "query" else None)
         if path == "/v1/matte":
-            error = check_error(response, 400, "invalid_parameter")
+            error = assert_api_error(response, 400, "invalid_parameter")
             assert error["field"] == field and "URL" in error["message"]
         else:
             error = check_removebg_error(response, 400, "invalid_parameter")
             assert error["source"] == {"parameter": field}
-    assert trap.hits == []
+    assert trap.received == []
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -167,10 +137,8 @@ def _assert_not_debug(app) -> None:
         raise RuntimeError("secret internals at /work/main/x.py")
 
     response = app.test_client().get("/__boom")
-    assert response.status_code == 500
-    body = response.get_data(as_text=True)
-    assert response.get_json()["error"]["code"] == "internal_error"
-    assert "secret" not in body and "Traceback" not in body and "/work/" not in body
+    assert_api_error(response, 500, "internal_error")  # no traceback, no /work/ path
+    assert "secret" not in response.get_data(as_text=True)
 
 
 def test_segmentation_app_has_no_debug_mode(debug_env, models_dir):
@@ -210,10 +178,10 @@ def test_request_id_comes_back_and_reaches_both_logs(stack):
     bad = requests.post(stack.mat.url + "/v1/matte", data={"bg_mode": "sepia"},
                         files={"image": ("p.png", PHOTO)}, headers={"X-Request-Id": rid + "-2"},
                         timeout=30)
-    assert check_error(bad, 400, "invalid_parameter")["request_id"] == rid + "-2"
+    assert assert_api_error(bad, 400, "invalid_parameter")["request_id"] == rid + "-2"
     seg = requests.post(stack.seg.url + "/v1/trimap", files={"image": ("t.txt", b"text")},
                         headers={"X-Request-Id": rid + "-3"}, timeout=30)
-    assert check_error(seg, 400, "invalid_image")["request_id"] == rid + "-3"
+    assert assert_api_error(seg, 400, "invalid_image")["request_id"] == rid + "-3"
     mat_log = stack.mat_log.read_text(errors="replace")
     seg_log = stack.seg_log.read_text(errors="replace")
     assert f"[{rid}]" in mat_log and f"[{rid}-2]" in mat_log
@@ -226,5 +194,5 @@ def test_unsafe_request_ids_are_replaced(stack, given):
     """An id that could forge log lines or headers is not echoed: a fresh one is made."""
     response = requests.get(stack.seg.url + "/nowhere",
                             headers={"X-Request-Id": given.encode("utf-8")}, timeout=10)
-    error = check_error(response, 404, "not_found")
+    error = assert_api_error(response, 404, "not_found")
     assert error["request_id"] != given and 8 <= len(error["request_id"]) <= 64

@@ -26,13 +26,13 @@ the machine's torch hub cache (a fallback of the backends) cannot change the out
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from apierrors import body_of
 from PIL import Image
 
 from segmentation_api.backends.maskrcnn import MASKRCNN
@@ -300,10 +300,6 @@ def grey_photo() -> np.ndarray:
 # --- request helpers (work with Flask test responses and requests responses) ---------------
 
 
-def _body(response) -> bytes:
-    return response.data if hasattr(response, "data") else response.content
-
-
 def _post_trimap(client, data: bytes | None, *, filename: str = "image.png",
                  headers: dict | None = None, **params: str):
     """POST ``data`` as multipart field ``image`` with form ``params`` to /v1/trimap."""
@@ -317,22 +313,11 @@ def _post_trimap(client, data: bytes | None, *, filename: str = "image.png",
 def _read_trimap(response) -> np.ndarray:
     """The PNG trimap of a 200 answer as H x W uint8, checked to be mode L and 0/128/255."""
     assert response.headers["Content-Type"] == "image/png"
-    img = Image.open(io.BytesIO(_body(response)))
+    img = Image.open(io.BytesIO(body_of(response)))
     assert img.mode == "L"
     arr = np.asarray(img)
     assert set(np.unique(arr)) <= {0, 128, 255}
     return arr
-
-
-def _error_of(response, status: int, code: str) -> dict:
-    """Check an error answer's status and common JSON envelope; return its ``error`` object."""
-    assert response.status_code == status, _body(response)[:500]
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = json.loads(_body(response))
-    error = body["error"]
-    assert error["code"] == code and error["message"] and error["request_id"]
-    assert "Traceback" not in error["message"]
-    return error
 
 
 @pytest.fixture(scope="session")
@@ -345,9 +330,3 @@ def post():
 def read_trimap():
     """``read_trimap(response) -> H x W uint8`` (asserts PNG, mode L, 0/128/255)."""
     return _read_trimap
-
-
-@pytest.fixture(scope="session")
-def error_of():
-    """``error_of(response, status, code) -> error dict`` (asserts the JSON envelope)."""
-    return _error_of

@@ -9,6 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
+from apierrors import assert_api_error
 from PIL import Image
 
 from segmentation_api import create_app
@@ -75,9 +76,9 @@ def test_raw_body_with_query_parameters_and_json_answer(u2netp_client, sample_ph
     assert response.headers["X-Request-Id"] == "abc-123"
 
 
-def test_flat_image_has_no_subject(u2netp_client, grey_photo, encode_png, post, error_of):
+def test_flat_image_has_no_subject(u2netp_client, grey_photo, encode_png, post):
     response = post(u2netp_client, encode_png(grey_photo))
-    error = error_of(response, 422, "no_subject")
+    error = assert_api_error(response, 422, "no_subject")
     assert "salient" in error["message"] and error["backend"] == "u2netp"
 
 
@@ -100,7 +101,7 @@ def test_create_app_without_arguments_reads_the_environment(monkeypatch, models_
     assert not app.debug
 
 
-def test_not_ready_without_a_backend(make_settings, models_dir, error_of):
+def test_not_ready_without_a_backend(make_settings, models_dir):
     from flask import Flask
 
     from segmentation_api.routes import bp
@@ -110,7 +111,7 @@ def test_not_ready_without_a_backend(make_settings, models_dir, error_of):
     init_app(app, make_settings(models_dir))
     app.register_blueprint(bp)
     client = app.test_client()
-    error_of(client.get("/readyz"), 503, "not_ready")
+    assert_api_error(client.get("/readyz"), 503, "not_ready")
     assert client.get("/healthz").status_code == 200
 
 
@@ -127,65 +128,66 @@ def png_with_header_size(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
 
 
-def test_empty_request(u2netp_client, error_of):
-    error_of(u2netp_client.post("/v1/trimap"), 400, "empty_body")
+def test_empty_request(u2netp_client):
+    assert_api_error(u2netp_client.post("/v1/trimap"), 400, "empty_body")
 
 
-def test_empty_file(u2netp_client, post, error_of):
-    error_of(post(u2netp_client, b""), 400, "empty_body")
+def test_empty_file(u2netp_client, post):
+    assert_api_error(post(u2netp_client, b""), 400, "empty_body")
 
 
-def test_empty_raw_body(u2netp_client, error_of):
-    error_of(u2netp_client.post("/v1/trimap", data=b"", content_type="image/png"), 400, "empty_body")
+def test_empty_raw_body(u2netp_client):
+    assert_api_error(u2netp_client.post("/v1/trimap", data=b"", content_type="image/png"), 400, "empty_body")
 
 
-def test_missing_field(u2netp_client, sample_photo_bytes, error_of):
+def test_missing_field(u2netp_client, sample_photo_bytes):
     response = u2netp_client.post("/v1/trimap", data={"file": (io.BytesIO(sample_photo_bytes), "a.png")},
                                   content_type="multipart/form-data")
-    assert error_of(response, 400, "missing_field")["field"] == "image"
+    assert assert_api_error(response, 400, "missing_field")["field"] == "image"
 
 
-def test_image_sent_as_text_field(u2netp_client, error_of):
+def test_image_sent_as_text_field(u2netp_client):
     response = u2netp_client.post("/v1/trimap", data={"image": "hello"}, content_type="multipart/form-data")
-    assert error_of(response, 400, "invalid_parameter")["field"] == "image"
+    assert assert_api_error(response, 400, "invalid_parameter")["field"] == "image"
 
 
-def test_text_posing_as_an_image(u2netp_client, post, error_of):
-    error_of(post(u2netp_client, b"just some text, honestly\n" * 20, filename="photo.png"),
+def test_text_posing_as_an_image(u2netp_client, post):
+    assert_api_error(post(u2netp_client, b"just some text, honestly\n" * 20, filename="photo.png"),
              400, "invalid_image")
 
 
-def test_truncated_png(u2netp_client, sample_photo_bytes, post, error_of):
-    error_of(post(u2netp_client, sample_photo_bytes[: len(sample_photo_bytes) // 2]), 400, "invalid_image")
+def test_truncated_png(u2netp_client, sample_photo_bytes, post):
+    half = sample_photo_bytes[: len(sample_photo_bytes) // 2]
+    assert_api_error(post(u2netp_client, half), 400, "invalid_image")
 
 
-def test_truncated_jpeg(u2netp_client, sample_photo, encode_png, post, error_of):
+def test_truncated_jpeg(u2netp_client, sample_photo, encode_png, post):
     jpeg = encode_png(sample_photo, "JPEG", quality=90)
-    error_of(post(u2netp_client, jpeg[: len(jpeg) // 2], filename="a.jpg"), 400, "invalid_image")
+    assert_api_error(post(u2netp_client, jpeg[: len(jpeg) // 2], filename="a.jpg"), 400, "invalid_image")
 
 
-def test_huge_declared_dimensions_are_refused_before_decoding(u2netp_client, post, error_of):
+def test_huge_declared_dimensions_are_refused_before_decoding(u2netp_client, post):
     bomb = png_with_header_size(100_000, 100_000)  # 10 gigapixels in 70 bytes
     assert len(bomb) < 100
-    error = error_of(post(u2netp_client, bomb), 413, "image_too_large")
+    error = assert_api_error(post(u2netp_client, bomb), 413, "image_too_large")
     assert (error["width"], error["height"]) == (100_000, 100_000)
 
 
-def test_too_many_pixels(u2netp_client, encode_png, post, error_of):
+def test_too_many_pixels(u2netp_client, encode_png, post):
     big = np.zeros((1000, 2100, 3), np.uint8)  # 2.1 MP > BACKDROP_MAX_PIXELS=2 MP in the tests
-    error_of(post(u2netp_client, encode_png(big)), 413, "image_too_large")
+    assert_api_error(post(u2netp_client, encode_png(big)), 413, "image_too_large")
 
 
-def test_body_over_the_upload_limit(u2netp_client, post, error_of):
+def test_body_over_the_upload_limit(u2netp_client, post):
     blob = np.random.default_rng(0).integers(0, 256, 1_300_000, dtype=np.uint8).tobytes()
-    error_of(post(u2netp_client, blob), 413, "payload_too_large")
+    assert_api_error(post(u2netp_client, blob), 413, "payload_too_large")
     raw = u2netp_client.post("/v1/trimap", data=blob, content_type="image/jpeg")
-    error_of(raw, 413, "payload_too_large")
+    assert_api_error(raw, 413, "payload_too_large")
 
 
-def test_unsupported_format(u2netp_client, encode_png, post, error_of):
+def test_unsupported_format(u2netp_client, encode_png, post):
     ppm = encode_png(np.zeros((8, 8, 3), np.uint8), "PPM")
-    error_of(post(u2netp_client, ppm, filename="a.ppm"), 415, "unsupported_format")
+    assert_api_error(post(u2netp_client, ppm, filename="a.ppm"), 415, "unsupported_format")
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -206,32 +208,34 @@ def test_unsupported_format(u2netp_client, encode_png, post, error_of):
     ("backend", "maskrcnn"),  # valid name, but not loaded in this service
     ("classes", " , "),
 ])
-def test_bad_parameter_values(u2netp_client, sample_photo_bytes, field, value, post, error_of):
-    error = error_of(post(u2netp_client, sample_photo_bytes, **{field: value}), 400, "invalid_parameter")
+def test_bad_parameter_values(u2netp_client, sample_photo_bytes, field, value, post):
+    response = post(u2netp_client, sample_photo_bytes, **{field: value})
+    error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == field
     assert error["request_id"]
 
 
-def test_bad_parameter_in_the_query_string_of_a_raw_body(u2netp_client, sample_photo_bytes, error_of):
+def test_bad_parameter_in_the_query_string_of_a_raw_body(u2netp_client, sample_photo_bytes):
     response = u2netp_client.post("/v1/trimap?score_threshold=abc", data=sample_photo_bytes,
                                   content_type="image/png")
-    assert error_of(response, 400, "invalid_parameter")["field"] == "score_threshold"
+    assert assert_api_error(response, 400, "invalid_parameter")["field"] == "score_threshold"
 
 
-def test_unknown_class_name_lists_the_valid_ones(u2netp_client, sample_photo_bytes, post, error_of):
+def test_unknown_class_name_lists_the_valid_ones(u2netp_client, sample_photo_bytes, post):
     response = post(u2netp_client, sample_photo_bytes, classes="person,unicorn")
-    error = error_of(response, 400, "invalid_parameter")
+    error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == "classes" and error["unknown"] == ["unicorn"]
     assert "traffic light" in error["valid"] and "traffic light" in error["message"]
 
 
-def test_unacceptable_accept_header(u2netp_client, sample_photo_bytes, post, error_of):
-    error_of(post(u2netp_client, sample_photo_bytes, headers={"Accept": "text/plain"}), 406, "not_acceptable")
+def test_unacceptable_accept_header(u2netp_client, sample_photo_bytes, post):
+    response = post(u2netp_client, sample_photo_bytes, headers={"Accept": "text/plain"})
+    assert_api_error(response, 406, "not_acceptable")
 
 
-def test_wrong_method_and_path(u2netp_client, error_of):
-    error_of(u2netp_client.get("/v1/trimap"), 405, "method_not_allowed")
-    error_of(u2netp_client.post("/v1/nothing"), 404, "not_found")
+def test_wrong_method_and_path(u2netp_client):
+    assert_api_error(u2netp_client.get("/v1/trimap"), 405, "method_not_allowed")
+    assert_api_error(u2netp_client.post("/v1/nothing"), 404, "not_found")
 
 
 # --- Mask R-CNN (random weights, last layers set to find persons) ---------------------------
@@ -297,14 +301,15 @@ def test_maskrcnn_all_and_largest_instances(
 
 
 @pytest.mark.parametrize("params", [{"score_threshold": "0.9"}, {"classes": "dog, Traffic Light"}])
-def test_maskrcnn_no_subject(maskrcnn_client, sample_photo_bytes, params, post, error_of):
-    error = error_of(post(maskrcnn_client, sample_photo_bytes, **params), 422, "no_subject")
+def test_maskrcnn_no_subject(maskrcnn_client, sample_photo_bytes, params, post):
+    error = assert_api_error(post(maskrcnn_client, sample_photo_bytes, **params), 422, "no_subject")
     assert error["backend"] == "maskrcnn"
     if "classes" in params:
         assert error["classes"] == ["dog", "traffic light"]
         assert "dog, traffic light" in error["message"]
 
 
-def test_maskrcnn_rejects_the_backend_it_does_not_have(maskrcnn_client, sample_photo_bytes, post, error_of):
-    error = error_of(post(maskrcnn_client, sample_photo_bytes, backend="u2netp"), 400, "invalid_parameter")
+def test_maskrcnn_rejects_the_backend_it_does_not_have(maskrcnn_client, sample_photo_bytes, post):
+    response = post(maskrcnn_client, sample_photo_bytes, backend="u2netp")
+    error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == "backend" and error["loaded"] == ["maskrcnn"]

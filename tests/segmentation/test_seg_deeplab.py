@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import requests
+from apierrors import assert_api_error
 from PIL import Image
 
 from contract.vocab import SEGMENTATION_BACKENDS
@@ -384,20 +385,21 @@ def test_all_classes_and_the_largest_region(deeplab_app, photo_png, post, read_t
     assert trimap[PERSON_AT] == 255 and trimap[DOG_AT] == 0
 
 
-def test_coco_spellings_are_accepted_and_answers_name_the_backend(deeplab_app, photo_png, post, error_of):
+def test_coco_spellings_are_accepted_and_answers_name_the_backend(deeplab_app, photo_png, post):
     response = post(deeplab_app.test_client(), photo_png, classes="Couch, TV")
-    error = error_of(response, 422, "no_subject")
+    error = assert_api_error(response, 422, "no_subject")
     assert error["classes"] == ["sofa", "tvmonitor"] and error["backend"] == "deeplabv3_mobilenet"
     assert response.headers["X-Segmentation-Backend"] == "deeplabv3_mobilenet"
 
 
-def test_score_threshold_decides_no_subject(deeplab_app, photo_png, post, error_of):
-    error_of(post(deeplab_app.test_client(), photo_png, score_threshold="0.98"), 422, "no_subject")
+def test_score_threshold_decides_no_subject(deeplab_app, photo_png, post):
+    assert_api_error(post(deeplab_app.test_client(), photo_png, score_threshold="0.98"), 422, "no_subject")
 
 
 @pytest.mark.parametrize("classes", ["unicorn", "person,traffic light", "__background__"])
-def test_unknown_class_lists_the_voc_names(deeplab_app, photo_png, classes, post, error_of):
-    error = error_of(post(deeplab_app.test_client(), photo_png, classes=classes), 400, "invalid_parameter")
+def test_unknown_class_lists_the_voc_names(deeplab_app, photo_png, classes, post):
+    response = post(deeplab_app.test_client(), photo_png, classes=classes)
+    error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == "classes" and error["valid"] == list(voc.class_names())
     assert error["unknown"] == [classes.split(",")[-1]]
     assert "tvmonitor" in error["message"] and "tv (tvmonitor)" in error["message"]
@@ -433,26 +435,26 @@ def test_backend_chosen_per_request(mixed_app, photo_png, post, read_trimap):
     assert [i["label"] for i in raw.get_json()["instances"]] == ["dog"]
 
 
-def test_classes_are_checked_against_the_chosen_backend(mixed_app, photo_png, post, error_of):
+def test_classes_are_checked_against_the_chosen_backend(mixed_app, photo_png, post):
     client = mixed_app.test_client()
     assert post(client, photo_png, classes="traffic light").status_code == 200  # u2netp: COCO names
     response = post(client, photo_png, classes="traffic light", backend="deeplabv3_mobilenet")
-    assert error_of(response, 400, "invalid_parameter")["field"] == "classes"
+    assert assert_api_error(response, 400, "invalid_parameter")["field"] == "classes"
     assert response.headers["X-Segmentation-Backend"] == "deeplabv3_mobilenet"
 
 
 @pytest.mark.parametrize("name", ["maskrcnn", "maskrcnn_v2"])
-def test_backend_not_loaded_says_how_to_preload(mixed_app, photo_png, name, post, error_of):
+def test_backend_not_loaded_says_how_to_preload(mixed_app, photo_png, name, post):
     response = post(mixed_app.test_client(), photo_png, backend=name)
-    error = error_of(response, 400, "invalid_parameter")
+    error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == "backend" and error["loaded"] == ["u2netp", "deeplabv3_mobilenet"]
     assert f"BACKDROP_SEGMENTATION_PRELOAD={name}" in error["message"]
     assert "X-Segmentation-Backend" not in response.headers  # nothing served
 
 
-def test_u2netp_not_loaded_in_a_deeplab_only_service(deeplab_app, photo_png, post, error_of):
+def test_u2netp_not_loaded_in_a_deeplab_only_service(deeplab_app, photo_png, post):
     response = post(deeplab_app.test_client(), photo_png, backend="u2netp")
-    assert error_of(response, 400, "invalid_parameter")["loaded"] == ["deeplabv3_mobilenet"]
+    assert assert_api_error(response, 400, "invalid_parameter")["loaded"] == ["deeplabv3_mobilenet"]
 
 
 def test_preload_from_the_environment(monkeypatch, deeplab_models_dir):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 import requests
+from apierrors import assert_api_error
 
 
 def test_ready_with_maskrcnn(maskrcnn_service):
@@ -47,26 +48,26 @@ def test_raw_body_and_json_over_http(maskrcnn_service, sample_photo, encode_png)
     assert (body["width"], body["height"]) == (256, 256)
 
 
-def test_no_subject_over_http(maskrcnn_service, sample_photo_bytes, error_of):
+def test_no_subject_over_http(maskrcnn_service, sample_photo_bytes):
     response = requests.post(
         maskrcnn_service.url + "/v1/trimap", data={"score_threshold": "0.9"},
         files={"image": ("a.png", sample_photo_bytes, "image/png")}, timeout=60,
     )
-    error_of(response, 422, "no_subject")
+    assert_api_error(response, 422, "no_subject")
 
 
-def test_errors_over_http(maskrcnn_service, error_of):
+def test_errors_over_http(maskrcnn_service):
     url = maskrcnn_service.url + "/v1/trimap"
-    error_of(requests.post(url, files={"image": ("a.png", b"not an image", "image/png")}, timeout=30),
+    assert_api_error(requests.post(url, files={"image": ("a.png", b"not an image", "image/png")}, timeout=30),
              400, "invalid_image")
-    error_of(requests.post(url, data={"classes": "unicorn"},
+    assert_api_error(requests.post(url, data={"classes": "unicorn"},
                            files={"image": ("a.png", b"x", "image/png")}, timeout=30),
              400, "invalid_parameter")
-    error_of(requests.post(url, timeout=30), 400, "empty_body")
+    assert_api_error(requests.post(url, timeout=30), 400, "empty_body")
 
 
-def test_body_over_the_limit_over_http(maskrcnn_service, error_of):
+def test_body_over_the_limit_over_http(maskrcnn_service):
     blob = io.BytesIO(b"\0" * 1_300_000)  # BACKDROP_MAX_UPLOAD_MB is ~1.14 MB here
     response = requests.post(maskrcnn_service.url + "/v1/trimap",
                              files={"image": ("a.png", blob, "image/png")}, timeout=30)
-    error_of(response, 413, "payload_too_large")
+    assert_api_error(response, 413, "payload_too_large")

@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pytest
+from apierrors import assert_api_error
 from PIL import Image
 
 from segmentation_api import create_app
@@ -98,17 +99,17 @@ def test_mask_as_json(auto_client, sample_photo_bytes):
     assert set(body["timing_ms"]) == {"decode", "model", "encode", "total"}
 
 
-def test_modnet_refuses_other_classes_when_named(auto_client, sample_photo_bytes, error_of):
+def test_modnet_refuses_other_classes_when_named(auto_client, sample_photo_bytes):
     response = auto_client.post("/v1/mask?backend=modnet&classes=dog", data=sample_photo_bytes,
                                 content_type="image/png")
-    error = error_of(response, 400, "invalid_parameter")
+    error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == "classes" and error["valid"] == ["person"]
     assert response.headers["X-Segmentation-Backend"] == "modnet"
 
 
-def test_no_person_is_422_from_modnet(auto_client, grey_photo, encode_png, error_of):
+def test_no_person_is_422_from_modnet(auto_client, grey_photo, encode_png):
     response = auto_client.post("/v1/mask", data=encode_png(grey_photo), content_type="image/png")
-    error = error_of(response, 422, "no_subject")
+    error = assert_api_error(response, 422, "no_subject")
     assert "person" in error["message"] and error["backend"] == "modnet"
 
 
@@ -123,10 +124,10 @@ def test_without_modnet_u2netp_serves_everything(only, sample_photo_bytes, caplo
     assert f"{MODNET.filename} missing" in response.headers["X-Segmentation-Reason"]
 
 
-def test_without_u2netp_other_classes_say_which_file_is_missing(only, sample_photo_bytes, error_of):
+def test_without_u2netp_other_classes_say_which_file_is_missing(only, sample_photo_bytes):
     client = only(MODNET)
     ok = client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png")
     assert ok.status_code == 200 and ok.headers["X-Segmentation-Backend"] == "modnet"
     refused = client.post("/v1/mask?classes=dog", data=sample_photo_bytes, content_type="image/png")
-    error = error_of(refused, 503, "not_ready")
+    error = assert_api_error(refused, 503, "not_ready")
     assert U2NETP.filename in error["message"] and "make weights WEIGHTS=u2netp" in error["message"]

@@ -22,7 +22,9 @@ import numpy as np
 
 from service_common.config import Settings
 from service_common.weights import ModelError, missing_message
+from trimap.encoding import BACKGROUND, FOREGROUND
 
+from .. import WarmedBackend
 from . import FBA
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,12 @@ def trimap_to_two_channel(trimap: np.ndarray) -> np.ndarray:
     """0/128/255 trimap ``H x W`` uint8 -> FBA's ``H x W x 2`` float32 (channel 0 = 1 on sure
     background, channel 1 = 1 on sure foreground, both 0 on unknown)."""
     two = np.zeros((*trimap.shape, 2), dtype=np.float32)
-    two[..., 0] = trimap == 0
-    two[..., 1] = trimap == 255
+    two[..., 0] = trimap == BACKGROUND
+    two[..., 1] = trimap == FOREGROUND
     return two
 
 
-class FBABackend:
+class FBABackend(WarmedBackend):
     """FBA Matting on one device.
 
     Args:
@@ -54,7 +56,6 @@ class FBABackend:
         self.device = device
         self.max_side = max_side
         self.crop_margin = crop_margin
-        self.warmup_ms: float | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -79,27 +80,8 @@ class FBABackend:
         backend.warm_up()
         return backend
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "device": self.device,
-            "max_side": self.max_side,
-            "crop_margin": self.crop_margin,
-            "warmed_up": self.warmup_ms is not None,
-            "warmup_ms": None if self.warmup_ms is None else round(self.warmup_ms),
-        }
-
-    def warm_up(self) -> None:
-        """One tiny prediction at start-up (allocator, kernels, cached weights) so the first
-        request does not pay for it."""
-        started = time.perf_counter()
-        rgb = np.zeros((32, 32, 3), dtype=np.uint8)
-        trimap = np.zeros((32, 32), dtype=np.uint8)
-        trimap[:, 12:20] = 128
-        trimap[:, 20:] = 255
-        self.matte(rgb, trimap)
-        self.warmup_ms = (time.perf_counter() - started) * 1000.0
-        log.info("FBA warmed up in %.0f ms", self.warmup_ms)
+    def details(self) -> dict[str, Any]:
+        return {"max_side": self.max_side, "crop_margin": self.crop_margin}
 
     def matte(
         self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
@@ -125,8 +107,8 @@ class FBABackend:
             )
         fg = np.clip(fg, 0.0, 1.0).astype(np.float32, copy=False)
         alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
-        sure_fg = trimap == 255
-        alpha[trimap == 0] = 0.0
+        sure_fg = trimap == FOREGROUND
+        alpha[trimap == BACKGROUND] = 0.0
         alpha[sure_fg] = 1.0
         fg[sure_fg] = image[sure_fg]
         return fg, alpha
