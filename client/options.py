@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contract.parse import InvalidValue, parse_backend, parse_classes, parse_number
+from contract.parse import InvalidValue, parse_backend, parse_classes, parse_model_size, parse_number
 from contract.vocab import INSTANCES
 
 #: File extension -> output format name of the API.
@@ -68,14 +68,18 @@ def add_server_argument(parser: Any, default_server: str) -> None:
 
 
 def add_subject_arguments(group: Any) -> None:
-    """``--classes``, ``--score-threshold``, ``--instances``, ``--backend`` (passed to the
-    segmentation service), shared by the image and the video client."""
+    """``--classes``, ``--score-threshold``, ``--instances``, ``--model-size``, ``--backend``
+    (passed to the segmentation service), shared by the image and the video client."""
     group.add_argument("--classes", type=arg(parse_classes), metavar="person,dog",
                        help="classes to keep (default person: MODNet offline; other classes: "
                        "Mask R-CNN when installed, else the salient object, U^2-Net-p)")
     group.add_argument("--score-threshold", type=fraction("score_threshold"), metavar="0..1",
                        help="keep detections scoring above this (default 0.6)")
     group.add_argument("--instances", choices=INSTANCES, help="keep all subjects or the largest")
+    group.add_argument("--model-size", type=arg(parse_model_size), metavar="PX",
+                       help="the people model's working size, shorter side in px (the service's "
+                       "default: 512); smaller is faster but may lose what the person holds; the edge "
+                       "is refined at full resolution")
     group.add_argument("--backend", type=arg(parse_backend), metavar="NAME",
                        help="segmentation backend: auto (the service's policy, default), modnet, "
                        "u2netp, maskrcnn, maskrcnn_v2, deeplabv3, deeplabv3_mobilenet; the "
@@ -93,6 +97,8 @@ def subject_fields(args: argparse.Namespace) -> dict[str, str]:
         fields["instances"] = args.instances
     if args.backend is not None:
         fields["backend"] = args.backend
+    if args.model_size is not None:
+        fields["model_size"] = str(args.model_size)
     return fields
 
 

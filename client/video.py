@@ -4,16 +4,19 @@ Usage::
 
     python -m client.video talk.mp4 out.mp4 --color "#1e88e5"
     python -m client.video talk.mp4 out.mp4 --gradient 0d47a1,90caf9 --size 320x240
-    python -m client.video talk.mp4 out.mp4 --background beach.jpg --smooth 0.5
+    python -m client.video talk.mp4 out.mp4 --background beach.jpg --smooth 0   # no smoothing
     python -m client.video talk.mp4 out.mp4 --background clouds.mp4 --bg-video-end hold
     python -m client.video talk.mp4 cutout.mov --transparent           # ProRes 4444 with alpha
     python -m client.video talk.mp4 out.mp4 --color white --alpha-sequence frames/
 
 How it works: frames are decoded with OpenCV, sent to the matting service (``--jobs``
 requests in flight, a bounded queue, results taken in order), each answered as a
-transparent RGBA PNG (decontaminated foreground colours + alpha). The client optionally
-smooths alpha over time (``--smooth``, see :mod:`client.temporal`), composites the subject
-over the background itself (in linear light) and pipes the frames to the encoder.
+transparent RGBA PNG (decontaminated foreground colours + alpha). The people model runs at
+:data:`VIDEO_MODEL_SIZE` px for video (``--model-size``; the service refines the edge at full
+resolution), which is faster and steadier than its photo size. The client smooths alpha over
+time on still pixels (``--smooth``, :data:`DEFAULT_SMOOTH`; see :mod:`client.temporal`),
+composites the subject over the background itself (in linear light) and pipes the frames to
+the encoder.
 Requests in flight only overlap segmentation and matting when the matting service has at
 least 2 workers (``BACKDROP_MATTING_WORKERS=2``): a worker waits for the segmentation
 service while its request is being segmented (bench/video_throughput.py measures it).
@@ -72,6 +75,13 @@ from .video_io import (
 )
 from .video_matte import FrameMatter
 
+#: The people model's working size for video frames, px (the photo default is 512): at 384
+#: a 640 x 480 frame costs 0.6x the model time, and its matte flickers less (bench/video_flicker.py).
+VIDEO_MODEL_SIZE = 384
+#: ``--smooth``'s default strength (client.temporal; tuned on asl_again, reported on the
+#: other dev clips: README, Video).
+DEFAULT_SMOOTH = 0.9
+
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -102,6 +112,8 @@ class VideoJob:
         crf: H.264 quality, 0..51 (18: visually lossless).
         classes, score_threshold, instances: segmentation options of the API.
         backend: the segmentation backend for every frame (``None``: the service's default).
+        model_size: the people model's working size (px) for every frame
+            (:data:`VIDEO_MODEL_SIZE` by default; ``None``: the service's own, 512).
         server: matting service URL (``None``: ``$BACKDROP_SERVER`` or the default).
         timeout: seconds to wait for each frame's answer.
     """
@@ -114,7 +126,7 @@ class VideoJob:
     transparent: bool = False
     bg_video_end: str = "loop"
     size: tuple[int, int] | None = None
-    smooth: float = 0.0
+    smooth: float = DEFAULT_SMOOTH
     alpha_sequence: Path | None = None
     alpha_video: Path | None = None
     jobs: int = 4
@@ -126,6 +138,7 @@ class VideoJob:
     score_threshold: float | None = None
     instances: str | None = None
     backend: str | None = None
+    model_size: int | None = None
     server: str | None = None
     timeout: float = 120.0
 
@@ -286,7 +299,7 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
         smoother = AlphaSmoother(job.smooth) if job.smooth > 0 else None
         matter = FrameMatter(client, {"classes": job.classes, "instances": job.instances,
                                       "score_threshold": job.score_threshold,
-                                      "backend": job.backend})
+                                      "backend": job.backend, "model_size": job.model_size})
         frames = (fit_cover(f, size) for f in reader.frames(job.max_frames))
         matted = stack.enter_context(contextlib.closing(ordered_map(matter, frames, job.jobs)))
         total = reader.frame_count
@@ -383,9 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "frame (default loop); a longer one is cut to the subject's length")
     p.add_argument("--size", type=arg(parse_video_size), metavar="WxH",
                    help="output size (default: the input's); scaled to cover, centre-cropped")
-    p.add_argument("--smooth", type=fraction("smooth", closed_top=False), default=0.0, metavar="S",
-                   help="temporal smoothing of alpha on still pixels, 0 (off, default) to <1; "
-                   "0.5 is a good start")
+    p.add_argument("--smooth", type=fraction("smooth", closed_top=False), default=DEFAULT_SMOOTH,
+                   metavar="S", help=f"temporal smoothing of alpha on still pixels, 0 (off) to <1 "
+                   f"(default {DEFAULT_SMOOTH:g})")
     p.add_argument("--alpha-sequence", type=Path, metavar="DIR",
                    help="also write RGBA PNGs (frame_000000.png, ...) to DIR")
     p.add_argument("--output-alpha-video", type=Path, metavar="FILE",
@@ -397,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoder: ffmpeg (H.264, audio) when installed, else OpenCV (mp4v)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51, lower is better")
     add_subject_arguments(p)
+    p.set_defaults(model_size=VIDEO_MODEL_SIZE)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -423,6 +437,7 @@ def job_from_args(args: argparse.Namespace) -> VideoJob:
         audio=not args.no_audio, writer=args.writer, crf=args.crf,
         classes=None if args.classes is None else ",".join(args.classes),
         score_threshold=args.score_threshold, instances=args.instances, backend=args.backend,
+        model_size=args.model_size,
         server=args.server, timeout=args.timeout,
     )
 

@@ -1,8 +1,9 @@
 """One video frame through the matting service: BGR frame in, foreground and alpha out.
 
-The frame is sent as a PNG with ``bg_mode=transparent``; the answer is the RGBA PNG of
-the service (decontaminated foreground colours + alpha), which the video client then
-smooths over time and composites itself.
+The frame is sent losslessly with ``bg_mode=transparent`` (BMP to a service on this machine,
+PNG elsewhere: :mod:`contract.transport`); the answer is the RGBA PNG of the service
+(decontaminated foreground colours + alpha), which the video client then smooths over time
+and composites itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from contract.transport import upload_format
 
 from .api import MattingClient, MattingError
 
@@ -56,11 +59,12 @@ def parse_server_timing(header: str | None) -> dict[str, float]:
     return out
 
 
-def encode_png(frame: np.ndarray) -> bytes:
-    """``H x W x 3`` uint8 BGR -> PNG bytes (fast, lossless)."""
-    ok, buf = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+def encode_frame(frame: np.ndarray, fmt: str = "png") -> bytes:
+    """``H x W x 3`` uint8 BGR -> ``fmt`` (``png``: fast compression; ``bmp``) bytes, lossless."""
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if fmt == "png" else []
+    ok, buf = cv2.imencode(f".{fmt}", frame, params)
     if not ok:
-        raise ValueError("OpenCV could not encode the frame as PNG")
+        raise ValueError(f"OpenCV could not encode the frame as {fmt.upper()}")
     return buf.tobytes()
 
 
@@ -95,6 +99,7 @@ class FrameMatter:
     def __init__(self, client: MattingClient, options: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.options = {k: v for k, v in (options or {}).items() if v is not None}
+        self.upload = upload_format(client.server)
 
     def __call__(self, frame: np.ndarray) -> MattedFrame:
         """Matte one ``H x W x 3`` uint8 BGR frame. A frame without a subject (``no_subject``)
@@ -102,7 +107,8 @@ class FrameMatter:
         size = (frame.shape[1], frame.shape[0])
         started = time.perf_counter()
         try:
-            body, headers = self.client.matte(encode_png(frame), filename="frame.png",
+            body, headers = self.client.matte(encode_frame(frame, self.upload),
+                                              filename=f"frame.{self.upload}",
                                               bg_mode="transparent", format="png", **self.options)
         except MattingError as exc:
             if exc.code != "no_subject":

@@ -15,7 +15,17 @@ from collections.abc import Collection
 
 from PIL import ImageColor
 
-from .values import MAX_MARGIN_PERCENT, MAX_MARGIN_PX, MIN_SIZE, RGBA, CropMargin, Margin, SizeLimit
+from .values import (
+    MAX_MARGIN_PERCENT,
+    MAX_MARGIN_PX,
+    MAX_MODEL_SIZE,
+    MIN_MODEL_SIZE,
+    MIN_SIZE,
+    RGBA,
+    CropMargin,
+    Margin,
+    SizeLimit,
+)
 from .vocab import FALSE_WORDS, FORMATS, SEGMENTATION_BACKENDS, TRUE_WORDS
 
 #: Longest part of a bad value quoted back in a message.
@@ -182,6 +192,18 @@ def parse_classes(value: str, field: str = "classes") -> tuple[str, ...]:
             raise InvalidValue(field, f"{shown(name)} is not a class name (such as person or teddy bear)",
                                unknown=[name[:SHOWN_CHARS]])
     return tuple(dict.fromkeys(names))
+
+
+def parse_model_size(value: str, field: str = "model_size") -> int:
+    """The people model's working size: a whole number of px in
+    [:data:`~contract.values.MIN_MODEL_SIZE`, :data:`~contract.values.MAX_MODEL_SIZE`]."""
+    text = value.strip().lower().removesuffix("px")
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        raise InvalidValue(field, f"{shown(value)} is not a whole number of pixels (such as 384)")
+    number = int(text)
+    if not MIN_MODEL_SIZE <= number <= MAX_MODEL_SIZE:
+        raise InvalidValue(field, f"{number} px is outside {MIN_MODEL_SIZE}..{MAX_MODEL_SIZE} px")
+    return number
 
 
 def parse_backend(value: str, field: str = "backend") -> str:

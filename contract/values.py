@@ -14,6 +14,9 @@ MAX_MARGIN_PX = 500
 MAX_MARGIN_PERCENT = 50.0
 #: Smallest size cap on the long side, px.
 MIN_SIZE = 16
+#: Range of ``model_size``, the people model's working size (shorter side, px).
+MIN_MODEL_SIZE = 128
+MAX_MODEL_SIZE = 1024
 
 #: ``(r, g, b, a)``, each 0..255.
 RGBA = tuple[int, int, int, int]

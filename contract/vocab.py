@@ -29,9 +29,9 @@ FALSE_WORDS = ("false", "0", "no", "off")
 #: The form fields ``POST /v1/matte`` reads (besides the files).
 MATTE_FIELDS = (
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
-    "classes", "score_threshold", "instances", "backend", "blend",
+    "classes", "score_threshold", "instances", "backend", "model_size", "blend",
 )
 #: The file fields of ``POST /v1/matte`` besides ``image``.
 MATTE_FILES = ("bg_image", "trimap")
 #: The parameters the matting service passes on to the segmentation service.
-SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend")
+SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size")

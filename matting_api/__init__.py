@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, matting_backend: MattingBackend
         settings.segmentation_url,
         connect_timeout=settings.segmentation_connect_timeout,
         read_timeout=settings.segmentation_timeout,
+        transport=settings.segmentation_transport,
     )
     attach_state(app, MattingState(
         settings=settings,

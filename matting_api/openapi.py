@@ -81,6 +81,12 @@ SEGMENTATION_FIELDS: dict[str, Any] = {
     "backend": _prop("the segmentation service's backend for this request (default auto: "
                      "its default one); it must be loaded there, else 400 invalid_parameter",
                      type="string", enum=list(vocab.SEGMENTATION_BACKENDS), default="auto"),
+    "model_size": _prop("the people model's working size, shorter side in px (default "
+                        "BACKDROP_MODNET_SIZE, 512); smaller is faster and steadier on video "
+                        "but may lose objects the person holds (at 256 px a helmet), the matting "
+                        "stage still refines the edge at full resolution; only MODNet uses it",
+                        type="integer", minimum=values.MIN_MODEL_SIZE,
+                        maximum=values.MAX_MODEL_SIZE),
 }
 
 _BOOL = {"type": "string", "enum": [*vocab.TRUE_WORDS, *vocab.FALSE_WORDS]}

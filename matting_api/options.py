@@ -22,6 +22,7 @@ from contract.parse import (
     parse_color,
     parse_crop_margin,
     parse_format,
+    parse_model_size,
     parse_number,
     parse_size,
 )
@@ -44,6 +45,7 @@ class SegmentationParams:
     score_threshold: float | None = None
     instances: str | None = None
     backend: str | None = None
+    model_size: int | None = None
 
     def as_form(self) -> dict[str, str]:
         form: dict[str, str] = {}
@@ -55,6 +57,8 @@ class SegmentationParams:
             form["score_threshold"] = repr(self.score_threshold)
         if self.instances is not None:
             form["instances"] = self.instances
+        if self.model_size is not None:
+            form["model_size"] = str(self.model_size)
         return form
 
 
@@ -94,12 +98,14 @@ def parse_segmentation_params(params: Mapping[str, str | None]) -> SegmentationP
     """``classes``, ``score_threshold`` (0..1), ``instances`` (all|largest), ``backend``
     (``auto`` = not sent)."""
     classes, score, instances = params.get("classes"), params.get("score_threshold"), params.get("instances")
+    size = params.get("model_size")
     backend = parse_backend(params["backend"]) if params.get("backend") is not None else "auto"
     return SegmentationParams(
         classes=None if classes is None else ",".join(parse_classes(classes)),
         score_threshold=None if score is None else parse_number(score, "score_threshold", low=0.0, high=1.0),
         instances=None if instances is None else parse_choice(instances, "instances", INSTANCES, "all"),
         backend=None if backend == "auto" else backend,
+        model_size=None if size is None else parse_model_size(size),
     )
 
 

@@ -40,8 +40,10 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from contract.transport import upload_format
+from contract.vocab import SEGMENTATION_FIELDS
 from service_common.errors import ERROR_CODES, ApiError
-from service_common.images import decode_mask16, encode_image
+from service_common.images import decode_mask16, encode_image, mime_type
 
 #: Values of ``X-Mask-Kind`` (the segmentation backends' ``mask_kind``).
 MASK_KINDS = ("matte", "segmentation")
@@ -55,7 +57,7 @@ PASS_THROUGH_CODES = frozenset({
 })
 
 #: Parameters the matting service forwards: a ``field`` naming one of them is passed through.
-FORWARDED_FIELDS = frozenset({"classes", "score_threshold", "instances", "backend"})
+FORWARDED_FIELDS = frozenset(SEGMENTATION_FIELDS)
 
 @dataclass(frozen=True)
 class MaskResult:
@@ -88,12 +90,16 @@ class SegmentationClient:
         connect_timeout: seconds to establish the TCP connection.
         read_timeout: seconds to wait for the answer (also the budget for reading the body).
         pool_size: connections kept alive (the worker's thread count is enough).
+        transport: the image's format on the hop: ``png``, ``bmp`` or ``auto``
+            (:func:`contract.transport.upload_format`).
     """
 
     def __init__(
-        self, base_url: str, connect_timeout: float, read_timeout: float, pool_size: int = 4
+        self, base_url: str, connect_timeout: float, read_timeout: float, pool_size: int = 4,
+        transport: str = "auto",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.transport = upload_format(self.base_url, transport)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.session = requests.Session()
@@ -112,7 +118,8 @@ class SegmentationClient:
         params: dict[str, str] | None = None,
         request_id: str | None = None,
     ) -> MaskResult:
-        """Ask for the soft mask of ``rgb`` (``H x W x 3`` uint8, sent as lossless PNG).
+        """Ask for the soft mask of ``rgb`` (``H x W x 3`` uint8, sent lossless: PNG, or BMP
+        on this machine, where coding costs more than the bytes).
 
         Args:
             rgb: the image exactly as the matting step will see it (after EXIF, resizing).
@@ -123,7 +130,7 @@ class SegmentationClient:
             ApiError: see the module docstring for which code when.
         """
         height, width = rgb.shape[:2]
-        body = encode_image(rgb, "png", compress_level=1)  # lossless, light compression
+        body = encode_image(rgb, self.transport, compress_level=1)  # lossless either way
         headers = {"Accept": "image/png"}
         if request_id:
             headers["X-Request-Id"] = request_id
@@ -148,7 +155,7 @@ class SegmentationClient:
         self, body: bytes, params: dict[str, str], headers: dict[str, str], max_bytes: int
     ) -> tuple[requests.Response, bytes]:
         url = self.base_url + "/v1/mask"
-        files = {"image": ("image.png", body, "image/png")}
+        files = {"image": (f"image.{self.transport}", body, mime_type(self.transport))}
         for attempt in (1, 2):
             try:
                 return self._send(url, files, params, headers, max_bytes)

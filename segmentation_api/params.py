@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 
-from contract.parse import InvalidValue, parse_choice, parse_number
+from contract.parse import InvalidValue, parse_choice, parse_model_size, parse_number
 from contract.parse import parse_backend as parse_backend_name
 from contract.parse import parse_classes as parse_class_names
 from contract.vocab import INSTANCES
@@ -115,7 +115,9 @@ def parse_params(get: Getter, valid_classes: Collection[str],
     if bg >= fg:
         raise InvalidValue("bg_threshold", f"{bg:g} must be below fg_threshold ({fg:g})")
     band = _number(get, "band", defaults.band, low=0.0, high=MAX_BAND, low_open=True)
+    raw_size = get("model_size", None)
     return SegmentParams(
+        model_size=None if raw_size is None else parse_model_size(raw_size),
         classes=classes,
         score_threshold=score,
         instances=instances,

@@ -35,12 +35,14 @@ class SegmentParams:
         score_threshold: keep detections with score ``> score_threshold``, in [0, 1].
         instances: ``"all"`` or ``"largest"`` (the instance with the largest mask area).
         trimap: thresholds and band of the trimap.
+        model_size: the people model's working size (shorter side, px), or ``None``.
     """
 
     classes: tuple[str, ...] = ("person",)
     score_threshold: float = 0.6
     instances: str = "all"
     trimap: TrimapOptions = field(default_factory=TrimapOptions)
+    model_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def segment(backend: Backend, rgb: np.ndarray, params: SegmentParams) -> Segment
     ``mask is None``.
     """
     started = time.perf_counter()
-    found = backend.predict(rgb, list(params.classes), params.score_threshold)
+    found = backend.predict(rgb, list(params.classes), params.score_threshold, params.model_size)
     kept = select_instances(found, params.instances)
     mask = combine_masks(np.stack([inst.mask for inst in kept])) if kept else None
     if mask is not None and not (mask >= params.trimap.subject_level).any():

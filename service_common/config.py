@@ -15,6 +15,9 @@ from pathlib import Path
 
 from contract.vocab import MATTING_BACKENDS, SEGMENTATION_BACKENDS
 
+#: Values of ``BACKDROP_SEGMENTATION_TRANSPORT``.
+TRANSPORTS = ("auto", "png", "bmp")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: name -> (default as text, meaning). The README's configuration table mirrors this.
@@ -36,6 +39,11 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "BACKDROP_SEGMENTATION_URL": (
         "http://127.0.0.1:3000", "where the matting service finds the segmentation service"
+    ),
+    "BACKDROP_SEGMENTATION_TRANSPORT": (
+        "auto", "how the matting service sends the image to the segmentation service: png "
+        "(compressed, lossless), bmp (uncompressed: no coding cost, 4x the bytes) or auto (bmp "
+        "when the segmentation URL is on this machine, else png)"
     ),
     "BACKDROP_SEGMENTATION_CONNECT_TIMEOUT": ("3", "seconds to connect to the segmentation service"),
     "BACKDROP_SEGMENTATION_TIMEOUT": ("60", "seconds to wait for the segmentation service's answer"),
@@ -143,6 +151,7 @@ class Settings:
     max_pixels: int = 40_000_000
     segmentation_backend: str = "auto"
     segmentation_url: str = "http://127.0.0.1:3000"
+    segmentation_transport: str = "auto"
     segmentation_connect_timeout: float = 3.0
     segmentation_timeout: float = 60.0
     matting_backend: str = "auto"
@@ -180,6 +189,7 @@ class Settings:
             max_pixels=_int(env, "BACKDROP_MAX_PIXELS", minimum=1),
             segmentation_backend=_choice(env, "BACKDROP_SEGMENTATION_BACKEND", SEGMENTATION_BACKENDS),
             segmentation_url=_get(env, "BACKDROP_SEGMENTATION_URL").rstrip("/"),
+            segmentation_transport=_choice(env, "BACKDROP_SEGMENTATION_TRANSPORT", TRANSPORTS),
             segmentation_connect_timeout=_float(env, "BACKDROP_SEGMENTATION_CONNECT_TIMEOUT"),
             segmentation_timeout=_float(env, "BACKDROP_SEGMENTATION_TIMEOUT"),
             matting_backend=_choice(env, "BACKDROP_MATTING_BACKEND", MATTING_BACKENDS),

@@ -26,9 +26,11 @@ from .errors import ApiError
 #: Formats we decode (Pillow's names).
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 
-#: Output formats: our name -> (Pillow format, MIME type, file extension).
+#: Formats we encode: our name -> (Pillow format, MIME type, file extension). Users get png,
+#: jpg or webp (contract.vocab.FORMATS); bmp is the uncompressed hop between the services.
 OUTPUT_FORMATS: dict[str, tuple[str, str, str]] = {
     "png": ("PNG", "image/png", ".png"),
+    "bmp": ("BMP", "image/bmp", ".bmp"),
     "jpg": ("JPEG", "image/jpeg", ".jpg"),
     "webp": ("WEBP", "image/webp", ".webp"),
 }
@@ -164,7 +166,8 @@ def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92, *,
 
     Args:
         pixels: ``H x W`` (grey), ``H x W x 3`` (RGB) or ``H x W x 4`` (RGBA), uint8.
-        fmt: ``"png"``, ``"jpg"`` or ``"webp"``. JPEG has no alpha: RGBA is refused.
+        fmt: ``"png"``, ``"jpg"``, ``"webp"`` (what users get) or ``"bmp"`` (uncompressed, for
+            the hop between the services on one machine). JPEG has no alpha: RGBA is refused.
         quality: JPEG/WebP quality, 1..100.
         compress_level: PNG zlib level, 0..9 (1: fast, for the hop between the services).
 
@@ -184,6 +187,8 @@ def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92, *,
         img.save(buf, format=pil_fmt, compress_level=compress_level)
     elif fmt == "webp":
         img.save(buf, format=pil_fmt, quality=quality, method=4)
+    elif fmt == "bmp":
+        img.save(buf, format=pil_fmt)
     else:
         img.save(buf, format=pil_fmt, quality=quality, subsampling=0 if quality >= 90 else 2)
     return buf.getvalue()

@@ -9,9 +9,9 @@ torch. The energy minimised over the unknown pixels ``u`` (the others fixed) is:
   Solution to Natural Image Matting"): for every 3x3 window ``w`` with colour mean ``mu_w``
   and covariance ``S_w``, ``L_ij += delta_ij - (1 + (I_i - mu_w)^T (S_w + eps/9 I)^-1
   (I_j - mu_w)) / 9``. :func:`matting_laplacian` builds it only for the windows that touch
-  an unknown pixel, so its cost follows the band, not the image (pymatting's
-  ``cf_laplacian`` allocates 25 entries for every pixel of the image first). Its rows of
-  unknown pixels equal pymatting's exactly (a test checks it).
+  an unknown pixel and keeps only the rows of unknown pixels, so its cost follows the band,
+  not the image (pymatting's ``cf_laplacian`` allocates 25 entries for every pixel of the
+  image first). Those rows equal pymatting's exactly (a test checks it).
 * the data term (only with a prior ``p``): the closed-form matting with a prior of the
   issue's formula ``a'La + lambda (a - p)' D (a - p)``, ``D`` diagonal. ``D`` trusts the prior
   where it is sure (near 0 or 1: ``|2p - 1|^power``) and hardly where it hesitates (near
@@ -26,6 +26,7 @@ incomplete Cholesky preconditioner converge in a handful of iterations on the ba
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
 import scipy.sparse
 
@@ -33,12 +34,91 @@ from trimap.encoding import FOREGROUND, UNKNOWN
 
 #: 3x3 window offsets (dy, dx), row-major.
 _OFFSETS = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+#: The 25 offsets (dy, dx) of the pixels that share a 3x3 window with a pixel, row-major
+#: (ascending flat index).
+_STENCIL = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)])
+
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_windows(image, cy, cx, row_of, epsilon, stencil):  # pragma: no cover - numba
+    """Add the closed-form Laplacian's contributions of the 3x3 windows centred at
+    ``(cy, cx)`` to ``stencil[row, slot]`` of every unknown pixel (``row_of[pixel] >= 0``):
+    for window pixels ``k``, ``l``: ``delta_kl - (1 + (I_k - mu)^T (S + eps/9)^-1 (I_l - mu)) / 9``.
+
+    ``image`` ``H x W x 3`` float64; ``row_of`` flat ``H * W`` int64 (-1: known pixel);
+    ``stencil`` ``nu x 25`` float64, slot ``(dy + 2) * 5 + (dx + 2)`` of the offset of ``l``
+    from ``k``.
+    """
+    width = image.shape[1]
+    c = np.empty((9, 3))
+    for w in range(cy.shape[0]):
+        y0, x0 = cy[w] - 1, cx[w] - 1
+        mean = np.zeros(3)
+        for k in range(9):
+            for ch in range(3):
+                c[k, ch] = image[y0 + k // 3, x0 + k % 3, ch]
+                mean[ch] += c[k, ch]
+        for ch in range(3):
+            mean[ch] /= 9.0
+        for k in range(9):
+            for ch in range(3):
+                c[k, ch] -= mean[ch]
+        s00 = s01 = s02 = s11 = s12 = s22 = 0.0
+        for k in range(9):
+            s00 += c[k, 0] * c[k, 0]
+            s01 += c[k, 0] * c[k, 1]
+            s02 += c[k, 0] * c[k, 2]
+            s11 += c[k, 1] * c[k, 1]
+            s12 += c[k, 1] * c[k, 2]
+            s22 += c[k, 2] * c[k, 2]
+        reg = epsilon / 9.0
+        s00 = s00 / 9.0 + reg
+        s01 /= 9.0
+        s02 /= 9.0
+        s11 = s11 / 9.0 + reg
+        s12 /= 9.0
+        s22 = s22 / 9.0 + reg
+        # inverse of the symmetric 3x3 covariance by cofactors
+        i00 = s11 * s22 - s12 * s12
+        i01 = s02 * s12 - s01 * s22
+        i02 = s01 * s12 - s02 * s11
+        i11 = s00 * s22 - s02 * s02
+        i12 = s01 * s02 - s00 * s12
+        i22 = s00 * s11 - s01 * s01
+        det = s00 * i00 + s01 * i01 + s02 * i02
+        i00 /= det
+        i01 /= det
+        i02 /= det
+        i11 /= det
+        i12 /= det
+        i22 /= det
+        for k in range(9):
+            row = row_of[(y0 + k // 3) * width + x0 + k % 3]
+            if row < 0:
+                continue
+            a0 = i00 * c[k, 0] + i01 * c[k, 1] + i02 * c[k, 2]
+            a1 = i01 * c[k, 0] + i11 * c[k, 1] + i12 * c[k, 2]
+            a2 = i02 * c[k, 0] + i12 * c[k, 1] + i22 * c[k, 2]
+            for m in range(9):
+                value = -(1.0 + a0 * c[m, 0] + a1 * c[m, 1] + a2 * c[m, 2]) / 9.0
+                if m == k:
+                    value += 1.0
+                slot = (m // 3 - k // 3 + 2) * 5 + (m % 3 - k % 3 + 2)
+                stencil[row, slot] += value
 
 
 def matting_laplacian(
     image: np.ndarray, unknown: np.ndarray, epsilon: float = 1e-7
-) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
-    """The closed-form matting Laplacian over the windows touching ``unknown``.
+) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """The rows of the unknown pixels of the closed-form matting Laplacian.
+
+    Only the 3x3 windows that touch an unknown pixel are built (centred one pixel or more
+    away from the border, as in pymatting). A pixel is coupled to the 25 pixels within 2 px
+    of it (those that share a window with it): each window's 81 contributions are summed
+    straight into those 25 "stencil" slots of the unknown rows (:func:`_accumulate_windows`,
+    one pass, compiled by numba), so the sparse blocks come out in order, without sorting or
+    summing duplicates.
 
     Args:
         image: ``H x W x 3`` float64 RGB in ``[0, 1]``, ``H, W >= 3``.
@@ -46,31 +126,44 @@ def matting_laplacian(
         epsilon: the regularisation of the window covariances.
 
     Returns:
-        ``(L, nodes)``: ``L`` a symmetric ``n x n`` sparse matrix over the ``n`` pixels of
-        those windows (the unknown pixels and their known neighbours within 2 px), ``nodes``
-        their flat indices (``y * W + x``, ascending). Windows are centred one pixel or more
-        away from the border, as in pymatting.
+        ``(L_uu, L_uk, unknown_idx, known_idx)``: ``L_uu`` the ``nu x nu`` block between the
+        unknown pixels (symmetric), ``L_uk`` the ``nu x nk`` block to the known pixels within
+        2 px of them, and the flat indices (``y * W + x``, ascending) of both sets.
     """
     height, width = unknown.shape
+    flat_unknown = unknown.ravel()
+    unknown_idx = np.flatnonzero(flat_unknown)
+    nu = len(unknown_idx)
+    near = cv2.dilate(unknown.astype(np.uint8), np.ones((5, 5), np.uint8)).ravel() > 0
+    known_idx = np.flatnonzero(near & ~flat_unknown)
+    local = np.full(height * width, -1, dtype=np.int64)
+    local[unknown_idx] = np.arange(nu)
+    local[known_idx] = np.arange(len(known_idx))
+
     centres = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     centres[0, :] = centres[-1, :] = False
     centres[:, 0] = centres[:, -1] = False
     cy, cx = np.nonzero(centres)
-    if cy.size == 0:
-        return scipy.sparse.csr_matrix((0, 0)), np.zeros(0, dtype=np.int64)
-    flat = (cy[:, None] + _OFFSETS[None, :, 0]) * width + (cx[:, None] + _OFFSETS[None, :, 1])
-    colours = image.reshape(-1, 3)[flat]  # m x 9 x 3
-    centred = colours - colours.mean(axis=1, keepdims=True)
-    cov = np.einsum("mki,mkj->mij", centred, centred) / 9.0 + (epsilon / 9.0) * np.eye(3)
-    inverse = np.linalg.inv(cov)
-    affinity = np.einsum("mki,mij,mlj->mkl", centred, inverse, centred, optimize=True)
-    values = np.eye(9)[None] - (1.0 + affinity) / 9.0  # m x 9 x 9
-    nodes, local = np.unique(flat, return_inverse=True)
-    local = local.reshape(flat.shape)
-    rows = np.repeat(local, 9, axis=1).ravel()
-    cols = np.tile(local, (1, 9)).ravel()
-    laplacian = scipy.sparse.csr_matrix((values.ravel(), (rows, cols)), shape=(len(nodes), len(nodes)))
-    return laplacian, nodes
+    stencil = np.zeros((nu, 25))
+    row_of = np.where(flat_unknown, local, -1)
+    _accumulate_windows(np.ascontiguousarray(image, dtype=np.float64), cy.astype(np.int64),
+                        cx.astype(np.int64), row_of, epsilon, stencil)
+
+    # the 25 neighbours of each unknown pixel, in ascending flat order
+    uy, ux = np.divmod(unknown_idx, width)
+    ny = uy[:, None] + _STENCIL[None, :, 0]
+    nx = ux[:, None] + _STENCIL[None, :, 1]
+    inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+    neighbour = np.where(inside, ny * width + nx, 0)
+    is_u = inside & flat_unknown[neighbour]
+    is_k = inside & ~flat_unknown[neighbour]
+
+    def block(where: np.ndarray, n_cols: int) -> scipy.sparse.csr_matrix:
+        indptr = np.concatenate(([0], np.cumsum(where.sum(axis=1))))
+        return scipy.sparse.csr_matrix((stencil[where], local[neighbour[where]], indptr),
+                                       shape=(nu, n_cols))
+
+    return block(is_u, nu), block(is_k, len(known_idx)), unknown_idx, known_idx
 
 
 #: Diagonal shifts tried by the incomplete Cholesky factorisation (of the preconditioner
@@ -128,16 +221,13 @@ def solve_alpha(
     alpha = (trimap == FOREGROUND).astype(np.float64)
     if not unknown.any():
         return alpha
-    laplacian, nodes = matting_laplacian(image, unknown, epsilon)
-    is_unknown = unknown.ravel()[nodes]
-    rows = laplacian[is_unknown]
-    system = rows[:, is_unknown]
-    rhs = -(rows[:, ~is_unknown] @ alpha.ravel()[nodes[~is_unknown]])
+    system, to_known, unknown_idx, known_idx = matting_laplacian(image, unknown, epsilon)
+    rhs = -(to_known @ alpha.ravel()[known_idx])
     if prior is not None:
-        p = np.asarray(prior, dtype=np.float64).ravel()[nodes[is_unknown]]
+        p = np.asarray(prior, dtype=np.float64).ravel()[unknown_idx]
         confidence = prior_confidence(p, prior_weight, prior_floor, prior_power)
         system = system + scipy.sparse.diags(confidence)
         rhs = rhs + confidence * p
     x = cg(system.tocsr(), rhs, M=_preconditioner(system.tocsc()), rtol=rtol, maxiter=maxiter)
-    alpha.ravel()[nodes[is_unknown]] = np.clip(x, 0.0, 1.0)
+    alpha.ravel()[unknown_idx] = np.clip(x, 0.0, 1.0)
     return alpha

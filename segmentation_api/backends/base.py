@@ -75,13 +75,16 @@ class Backend(Protocol):
     class_aliases: Mapping[str, str]
     mask_kind: str
 
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
+                working_size: int | None = None) -> list[Instance]:
         """Find the subjects in ``rgb``.
 
         Args:
             rgb: ``H x W x 3`` uint8 RGB image.
             classes: names from ``class_names`` to keep (ignored when ``classes_used`` is False).
             score_threshold: keep detections whose score is ``> score_threshold``, in [0, 1].
+            working_size: the request's ``model_size``: the network input's shorter side, px;
+                ``None`` = the backend's own. Only MODNet honours it; the others ignore it.
 
         Returns:
             the kept instances, masks ``H x W`` float32 in [0, 1]; empty when none.

@@ -286,7 +286,8 @@ class DeepLabV3Backend(TorchBackend):
             probs = logits.softmax(0)[class_ids]
             return probs.float().cpu().numpy(), winner.cpu().numpy()
 
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
+                working_size: int | None = None) -> list[Instance]:
         """One instance per class of ``classes`` present with score ``> score_threshold``.
 
         Args:

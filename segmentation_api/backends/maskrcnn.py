@@ -192,7 +192,8 @@ class MaskRCNNBackend(TorchBackend):
             max_detections=settings.maskrcnn_max_detections))
         return cls(model, name=variant, device=device)
 
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
+                working_size: int | None = None) -> list[Instance]:
         """Instances of ``classes`` with score ``> score_threshold``.
 
         Args:

@@ -11,11 +11,14 @@ Model facts (the ONNX file's own signature and the reference inference script): 
 ``H`` and ``W`` multiples of 32; the reference resizes the photo so that its shorter side
 is 512 px, with area interpolation. Output ``output``, ``1 x 1 x H x W`` alpha in ``[0, 1]``.
 
-Here the photo is resized so that its shorter side is ``short_side`` px
-(``BACKDROP_MODNET_SIZE``, default 512), each side rounded to a multiple of 32, the longer
-side capped at :data:`MAX_LONG_SIDE` (a panorama would otherwise cost minutes); the alpha is
-resized back to the photo's size (bilinear). It is returned as it is: the matting service
-refines it against the photo's own colours (``matting_api.refine``).
+Here the reference's size rule is followed with ``short_side`` px (``BACKDROP_MODNET_SIZE``,
+default 512) as its reference size: a photo smaller than it on both sides, or larger on
+both, is resized so that its shorter side is ``short_side``; one that straddles it (a
+640 x 480 video frame) keeps its size; each side is then rounded down to a multiple of 32,
+and the longer side capped at :data:`MAX_LONG_SIDE` (a panorama would otherwise cost
+minutes). The alpha is resized back to the photo's size (bilinear). It is returned as it
+is (``mask_kind = "matte"``): the matting service refines it against the photo's own
+colours (:mod:`trimap.from_prior`, :mod:`matting_api.backends.cf_solver`).
 
 Score: the mean alpha over the pixels with alpha >= 0.5 (about 0.99 for a person). MODNet
 always answers something, so a region of less than :data:`MIN_AREA_FRACTION` of the image
@@ -72,16 +75,16 @@ MIN_AREA_FRACTION = 0.005
 
 
 def input_size(height: int, width: int, short_side: int = DEFAULT_SHORT_SIDE) -> tuple[int, int]:
-    """The network input's ``(height, width)`` for a ``height x width`` photo.
-
-    The shorter side becomes ``short_side`` (the longer one at most :data:`MAX_LONG_SIDE`),
-    the aspect ratio is kept and each side is rounded to a multiple of :data:`STRIDE`
-    (at least one stride).
-    """
-    scale = min(short_side / min(height, width), MAX_LONG_SIDE / max(height, width))
+    """The network input's ``(height, width)`` for a ``height x width`` photo (see the module
+    docstring): the reference's rule around ``short_side``, the aspect ratio kept, each side
+    rounded down to a multiple of :data:`STRIDE` (at least one stride), the longer one at
+    most :data:`MAX_LONG_SIDE`."""
+    straddles = min(height, width) <= short_side <= max(height, width)
+    scale = 1.0 if straddles else short_side / min(height, width)
+    scale = min(scale, MAX_LONG_SIDE / max(height, width))
 
     def side(n: int) -> int:
-        return max(STRIDE, int(round(n * scale / STRIDE)) * STRIDE)
+        return max(STRIDE, int(n * scale) // STRIDE * STRIDE)
 
     return side(height), side(width)
 
@@ -142,18 +145,22 @@ class MODNetBackend:
                  time.perf_counter() - started)
         return backend
 
-    def alpha(self, rgb: np.ndarray) -> np.ndarray:
-        """MODNet's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``."""
+    def alpha(self, rgb: np.ndarray, short_side: int | None = None) -> np.ndarray:
+        """MODNet's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``;
+        ``short_side`` (px) replaces the backend's reference size for this call."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
-        outputs = self.session.run(None, {self.input_name: preprocess(rgb, self.short_side)})
+        x = preprocess(rgb, short_side or self.short_side)
+        outputs = self.session.run(None, {self.input_name: x})
         return postprocess(np.asarray(outputs[0])[0, 0], rgb.shape[0], rgb.shape[1])
 
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
+                working_size: int | None = None) -> list[Instance]:
         """The people of ``rgb`` as one ``person`` instance; none when the score is
         ``<= score_threshold`` (see the module docstring). ``classes`` can only be
-        ``["person"]`` (the request parser refuses others for this backend)."""
-        mask = self.alpha(rgb)
+        ``["person"]`` (the request parser refuses others for this backend);
+        ``working_size`` replaces ``short_side`` for this call."""
+        mask = self.alpha(rgb, working_size)
         score = score_of(mask)
         box = box_of_mask(mask)
         if score <= score_threshold or box[2] == 0:

@@ -27,6 +27,9 @@ def open_session(path: Path, weights: WeightsFile, threads: int = 0) -> Any:
         raise ModelError(missing_message(weights, path.parent))
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Idle intra-op threads sleep instead of spinning: a spinning pool burns the core the
+    # matting service (another process) needs next; bench/video_throughput.py measures it.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads > 0:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -123,7 +123,8 @@ class U2NetPBackend:
         raw = np.asarray(outputs[0])[0, 0]
         return raw, postprocess(raw, rgb.shape[0], rgb.shape[1])
 
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float) -> list[Instance]:
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
+                working_size: int | None = None) -> list[Instance]:
         """The salient object as one instance; none when its score is ``<= score_threshold``.
 
         ``classes`` is ignored.

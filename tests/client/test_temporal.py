@@ -87,3 +87,43 @@ def test_strength_zero_is_identity_and_bad_values_refused():
     assert np.array_equal(out_fg[a > 0], fg[a > 0])
     with pytest.raises(ValueError):
         AlphaSmoother(strength=1.0)
+
+
+def test_camera_noise_counts_as_still_and_motion_as_motion():
+    """Noise within ``noise`` levels gets the full strength; a change of ``motion_threshold``
+    or more (in any one channel) none; in between, linearly less."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(60, 200, (H, W, 3), dtype=np.uint8)
+    noisy = np.clip(a.astype(int) + rng.integers(-2, 3, a.shape), 0, 255).astype(np.uint8)
+    assert np.all(still_weight(a, noisy, 8.0, noise=3.0) == 1.0)
+    assert still_weight(a, noisy, 8.0, noise=0.0).mean() < 0.9  # without the dead zone
+    red = a.copy()
+    red[..., 0] = np.clip(a[..., 0].astype(int) + 40, 0, 255)  # one channel changes a lot
+    assert np.all(still_weight(a, red, 8.0, noise=3.0)[4:-4, 4:-4] == 0.0)
+    with pytest.raises(ValueError):
+        AlphaSmoother(noise=8.0, motion_threshold=8.0)
+
+
+def test_generated_clip_flickers_less_and_its_moving_edge_does_not_lag():
+    """A subject that stands still for 10 frames (jittery alpha, noisy frames), then moves
+    right 2 px per frame: flicker on the still part falls well below the raw one, and once it
+    moves every moving pixel takes the new alpha at once (no ghost of the old position)."""
+    rng = np.random.default_rng(5)
+    frames, alphas = [], []
+    for i in range(20):
+        x = 2 + max(0, i - 10) * 2
+        f = np.full((H, W, 3), 60, np.uint8)
+        f[6:18, x:x + 10] = 220
+        frames.append(np.clip(f.astype(int) + rng.integers(-2, 3, f.shape), 0, 255).astype(np.uint8))
+        a = np.zeros((H, W), np.float32)
+        a[6:18, x:x + 10] = 1.0
+        a[6:18, x] = a[6:18, x + 9] = 0.5 + rng.normal(0, 0.15, 12).clip(-0.4, 0.4)  # edges
+        alphas.append(a)
+    smoother = AlphaSmoother()  # the video client's defaults
+    fg = np.full((H, W, 3), 220, np.uint8)
+    out = [smoother(f, fg, a)[1] for f, a in zip(frames, alphas, strict=True)]
+    assert _mean_change(out[:10]) < 0.3 * _mean_change(alphas[:10])
+    for i in range(11, 20):
+        moved = np.abs(frames[i].astype(int) - frames[i - 1].astype(int)).max(axis=2) >= 100
+        assert moved.any()
+        assert np.abs(out[i] - alphas[i])[moved].max() < 1e-6

@@ -131,11 +131,14 @@ def test_band_laplacian_rows_equal_pymatting_laplacian() -> None:
     unknown = np.zeros((30, 40), bool)
     unknown[0:12, 5:20] = True  # touching the border
     unknown[20:26, 30:38] = True
-    lap, nodes = cf_solver.matting_laplacian(image, unknown)
-    assert abs(lap - lap.T).max() < 1e-12
+    l_uu, l_uk, unknown_idx, known_idx = cf_solver.matting_laplacian(image, unknown)
+    assert abs(l_uu - l_uu.T).max() < 1e-12
+    assert np.array_equal(unknown_idx, np.flatnonzero(unknown))
+    assert not unknown.ravel()[known_idx].any()
     reference = cf_laplacian(image, 1e-7, 1, is_known=~unknown).tocsr()[unknown.ravel()]
-    rows = np.zeros((int(unknown.sum()), unknown.size))
-    rows[:, nodes] = lap[np.searchsorted(nodes, np.flatnonzero(unknown))].toarray()
+    rows = np.zeros((len(unknown_idx), unknown.size))
+    rows[:, unknown_idx] = l_uu.toarray()
+    rows[:, known_idx] = l_uk.toarray()
     assert np.abs(rows - reference.toarray()).max() < 1e-10
 
 

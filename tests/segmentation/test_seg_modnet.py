@@ -23,9 +23,10 @@ def modnet(models_dir) -> MODNetBackend:
 
 @pytest.mark.parametrize(("shape", "expected"), [
     ((512, 512), (512, 512)),
-    ((480, 640), (512, 672)),  # 682.7 -> the nearest multiple of 32
-    ((1080, 1920), (512, 896)),
-    ((100, 50), (1024, 512)),  # small photos are enlarged to the working size
+    ((480, 640), (480, 640)),  # straddles the reference size: kept (as the reference does)
+    ((500, 700), (480, 672)),  # kept, rounded down to multiples of 32
+    ((1080, 1920), (512, 896)),  # larger on both sides: shorter side to 512 (910 -> 896)
+    ((100, 50), (1024, 512)),  # smaller on both sides: enlarged to the working size
     ((200, 20000), (32, 2048)),  # a panorama: the long side is capped
 ])
 def test_input_size_rule(shape, expected):

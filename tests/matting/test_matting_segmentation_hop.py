@@ -1,0 +1,49 @@
+"""What the matting service sends its segmentation neighbour: the image uncompressed (BMP)
+when the neighbour is on this machine, PNG when told so, and the segmentation parameters
+(``model_size`` included). A relay in between records the real request; the answers come
+from the real segmentation service."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _parts(body: bytes, content_type: str) -> dict[str, tuple[str, bytes]]:
+    """A multipart body -> {field name: (its Content-Type, its bytes)}."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    return {part.get_param("name", header="content-disposition"):
+            (part.get_content_type(), part.get_payload(decode=True))
+            for part in message.iter_parts()}
+
+
+@pytest.mark.parametrize(("transport", "mime", "pil_format"), [
+    ("auto", "image/bmp", "BMP"),  # the relay listens on 127.0.0.1
+    ("png", "image/png", "PNG"),
+])
+def test_image_format_on_the_hop(make_app, make_neighbour, offline_services, sample_photo, png,
+                                 transport, mime, pil_format):
+    seg, _ = offline_services
+    relay = make_neighbour()
+    relay.target, relay.mode = seg.url, "relay"
+    relay.start()
+    client = make_app(segmentation_url=relay.url, segmentation_transport=transport,
+                      segmentation_timeout=30.0).test_client()
+    photo = np.asarray(Image.fromarray(sample_photo).resize((160, 160)))
+    resp = client.post("/v1/matte", data={"image": (io.BytesIO(png(photo)), "p.png"),
+                                          "bg_color": "white", "model_size": "256"})
+    assert resp.status_code == 200, resp.get_json()
+    [request] = relay.received
+    parts = _parts(request.body, request.headers["Content-Type"])
+    kind, data = parts["image"]
+    assert kind == mime
+    sent = Image.open(io.BytesIO(data))
+    assert sent.format == pil_format
+    assert np.array_equal(np.asarray(sent.convert("RGB")), photo)  # lossless either way
+    assert parts["model_size"][1] == b"256"
