@@ -1,35 +1,37 @@
-"""Flicker of video mattes with and without the client's temporal smoothing (``--smooth``).
+"""Flicker of our video mattes against MODNet per frame and Robust Video Matting, same run.
 
 Usage::
 
-    python bench/video_flicker.py                       # starts both services (offline backends)
-    python bench/video_flicker.py --server http://127.0.0.1:5000 --frames 30 --size 320x240
+    python bench/video_flicker.py                      # the dev clips (../shared/data/dev/video)
+    python bench/video_flicker.py --input talk.mp4 --frames 60
+    python bench/video_flicker.py --no-rvm             # offline: without the RVM peer
 
-For each clip (default: /work/shared/data/dev/video/asl_*.mkv, sign-language clips with a
-still camera) the first ``--frames`` frames, scaled to ``--size``, are matted once by the
-service (``--jobs`` in flight, exactly as ``client.video`` does it). The raw mattes are then
-run through :class:`client.temporal.AlphaSmoother` for each ``--strengths`` value; the
-smoother is pure client-side code, so this equals running ``python -m client.video --smooth
-S`` once per strength, at a fraction of the cost. No ground truth exists for these clips, so
-the figures are about temporal change (alpha in 0..255 levels):
+For each clip, all frames (or the first ``--frames``) at the clip's size:
 
-* ``dt_rms``: dtSSD-style, the mean over frame pairs of the root-mean-square alpha change
-  over the whole frame (includes the real motion of the subject);
-* ``band``: mean |alpha change| in the uncertain band of still pixels: pixels whose colour
-  did not change (< 4 levels) and whose raw alpha is strictly between 0 and 1 in either frame
-  of the pair, or changed between them: the flicker proper (the same region for every S);
-* ``lag``: mean |smoothed alpha - raw alpha| on moving pixels (colour change >= 12 levels):
-  what smoothing costs where the subject really moves (0 = no ghosting).
+* **ours**: the whole stack as a user runs it: both services started as ``make serve``
+  starts them (offline defaults), the video client (:func:`client.video.process_video`, its
+  defaults: people model at :data:`client.video.VIDEO_MODEL_SIZE` px, ``--smooth``
+  :data:`client.video.DEFAULT_SMOOTH`) writing the RGBA PNG sequence a user gets with
+  ``--alpha-sequence``; the alpha is read back from those files (8 bits, as delivered);
+* **ours, --smooth 0**: the same without the client's temporal filter (what it removes);
+* **MODNet per frame**: the MODNet model alone on each frame at its reference size
+  (``segmentation_api.backends.modnet``), in this process;
+* **RVM**: Robust Video Matting's ONNX (``bench/rvm.py``, fetched into a cache, GPL, never
+  shipped), recurrent over the clip, at every downsample ratio its guide allows for the
+  frame size (:func:`rvm.ratios_for`); the table shows its best (lowest flicker) ratio.
 
-Results go to stdout as a Markdown table and to ``--json`` (default
-``bench/results/video_flicker.json``).
+Figures (``bench/temporal_metrics.py``), alpha x 1000: **flicker** = mean alpha change on
+still pixels (no channel changed by more than 2 levels); **drift** = mean |smoothed - raw|
+on the pixels that are not still (a channel changed by 3 levels or more): the lag the
+smoothing costs. Because "still" is a threshold, a second table gives ours and RVM's
+flicker with "still" meaning 0, 2, 4 and 6 levels.
+The smoother's settings were tuned on asl_again; asl_help and asl_thanks are the report.
+Markdown on stdout, JSON in ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
 import json
 import os
 import sys
@@ -43,138 +45,141 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from client.api import MattingClient  # noqa: E402
-from client.compositing import fit_cover  # noqa: E402
-from client.options import parse_video_size  # noqa: E402
-from client.pipeline import ordered_map  # noqa: E402
-from client.temporal import AlphaSmoother  # noqa: E402
-from client.video_io import VideoReader  # noqa: E402
-from client.video_matte import FrameMatter, MattedFrame  # noqa: E402
-from service_common.serve import Service, free_port, running  # noqa: E402
+from bench.clips import find_clips, read_frames  # noqa: E402
+from bench.stack import serving  # noqa: E402
+from bench.temporal_metrics import drift, flicker  # noqa: E402
 
-DEFAULT_CLIPS = "/work/shared/data/dev/video/asl_*.mkv"
-STILL_LEVEL = 4.0  # colour change below which a pixel counts as still (metric only)
-MOVING_LEVEL = 12.0  # colour change from which a pixel counts as moving (metric only)
-EPS = 1.0 / 255.0
+#: The still thresholds of the sensitivity table (levels of 255).
+STILL_LEVELS_SWEEP = (0, 2, 4, 6)
+
+from client.video import DEFAULT_SMOOTH, VIDEO_MODEL_SIZE, VideoJob, process_video  # noqa: E402
+
+#: The clip the smoother was tuned on (the others are the report).
+TUNED_ON = "asl_again"
 
 
-def colour_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """Mean absolute colour change over channels, ``H x W`` float32 in 0..255."""
-    return cv2.absdiff(prev, cur).astype(np.float32).mean(axis=2)
+def stack_alphas(server: str, clip: Path, frames: int | None, smooth: float,
+                 work: Path) -> tuple[list[np.ndarray], float]:
+    """The alphas the video client delivers for ``clip`` (``H x W`` float32 in [0, 1], read
+    back from its ``--alpha-sequence`` PNGs), and the seconds it took."""
+    folder = work / f"{clip.stem}_smooth{smooth:g}"
+    job = VideoJob(clip, None, alpha_sequence=folder, smooth=smooth, max_frames=frames,
+                   server=server, timeout=300)
+    result = process_video(job, progress=False)
+    files = sorted(folder.glob("frame_*.png"))
+    alphas = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED)[..., 3].astype(np.float32) / 255.0
+              for f in files]
+    return alphas, result.seconds
 
 
-def flicker_figures(frames: list[np.ndarray], raw: list[np.ndarray],
-                    alphas: list[np.ndarray]) -> dict[str, float]:
-    """``dt_rms``, ``band`` and ``lag`` (see module doc) for one clip, alpha in 0..255 levels.
+def modnet_alphas(frames_bgr: list[np.ndarray]) -> list[np.ndarray]:
+    """MODNet alone on each frame, at its reference working size."""
+    from segmentation_api.backends.modnet import MODNET, MODNetBackend
+    from service_common.config import Settings
 
-    Args:
-        frames: ``H x W x 3`` uint8 frames.
-        raw: the service's ``H x W`` float32 alphas in [0, 1] (they define the band).
-        alphas: the alphas to judge (raw or smoothed), same shapes.
-    """
-    dt, band, lag = [], [], []
-    for t in range(1, len(frames)):
-        change = colour_change(frames[t - 1], frames[t])
-        da = np.abs(alphas[t] - alphas[t - 1])
-        dt.append(float(np.sqrt(np.mean(da ** 2))))
-        uncertain = ((raw[t] > EPS) & (raw[t] < 1 - EPS)) | ((raw[t - 1] > EPS) & (raw[t - 1] < 1 - EPS))
-        region = (change < STILL_LEVEL) & (uncertain | (np.abs(raw[t] - raw[t - 1]) > EPS))
-        if region.any():
-            band.append(float(da[region].mean()))
-        moving = change >= MOVING_LEVEL
-        if moving.any():
-            lag.append(float(np.abs(alphas[t] - raw[t])[moving].mean()))
-    return {"dt_rms": 255 * float(np.mean(dt)), "band": 255 * float(np.mean(band or [0.0])),
-            "lag": 255 * float(np.mean(lag or [0.0]))}
+    backend = MODNetBackend(MODNET.path(Settings.from_env().models_dir))
+    return [backend.alpha(np.ascontiguousarray(f[..., ::-1])) for f in frames_bgr]
 
 
-def matte_clip(client: MattingClient, path: Path, n: int, size: tuple[int, int],
-               jobs: int) -> list[MattedFrame]:
-    """The first ``n`` frames of ``path`` at ``size``, matted by the service."""
-    with VideoReader(path) as reader:
-        frames = (fit_cover(f, size) for f in reader.frames(n))
-        with contextlib.closing(ordered_map(FrameMatter(client), frames, jobs)) as results:
-            return list(results)
-
-
-def smoothed(matted: list[MattedFrame], strength: float) -> list[np.ndarray]:
-    """The alphas after :class:`AlphaSmoother` of ``strength`` (0: the raw alphas)."""
-    if strength == 0:
-        return [m.alpha for m in matted]
-    smoother = AlphaSmoother(strength)
-    return [smoother(m.frame, m.fg, m.alpha)[1] for m in matted]
-
-
-def offline_services(log_dir: Path) -> tuple[Service, Service]:
-    """Segmentation (u2netp) and matting (closed_form) services on free ports."""
-    common = {"BACKDROP_LOG_LEVEL": "WARNING", "BACKDROP_TORCH_THREADS": "1"}
-    seg = Service("segmentation", free_port(), timeout=300, log_path=log_dir / "seg.log",
-                  env={**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp"})
-    mat = Service("matting", free_port(), timeout=300, log_path=log_dir / "mat.log",
-                  env={**common, "BACKDROP_MATTING_BACKEND": "closed_form",
-                       "BACKDROP_SEGMENTATION_URL": seg.url})
-    return seg, mat
-
-
-def run(server: str, clips: list[Path], args: argparse.Namespace) -> dict:
-    strengths = [float(s) for s in args.strengths.split(",")]
-    results: dict = {"frames": args.frames, "size": list(args.size), "strengths": strengths,
-                     "clips": {}}
-    with MattingClient(server, timeout=300, pool_size=args.jobs) as client:
-        client.ready()
+def measure(clips: list[Path], args: argparse.Namespace, work: Path) -> dict:
+    peer = None
+    rvm_note = "not run (--no-rvm)"
+    if not args.no_rvm:
+        from bench.rvm import RVMPeer
+        from service_common.weights import ModelError
+        try:
+            peer = RVMPeer()
+            rvm_note = str(peer.path)
+        except ModelError as exc:
+            rvm_note = f"unavailable: {exc}"
+            print(f"RVM {rvm_note}; its column stays empty (pass --no-rvm to skip it)",
+                  file=sys.stderr)
+    results: dict = {"smooth": DEFAULT_SMOOTH, "model_size": VIDEO_MODEL_SIZE, "rvm": rvm_note,
+                     "tuned_on": TUNED_ON, "clips": {}}
+    with serving(work) as (_, mat):
         for clip in clips:
+            frames = read_frames(clip, args.frames)
+            ours, seconds = stack_alphas(mat.url, clip, args.frames, DEFAULT_SMOOTH, work)
+            raw, raw_seconds = stack_alphas(mat.url, clip, args.frames, 0.0, work)
+            if not len(ours) == len(raw) == len(frames):
+                raise SystemExit(f"{clip.name}: {len(frames)} frames read, {len(ours)} and "
+                                 f"{len(raw)} matted")
+            row = {"frames": len(frames), "size": [frames[0].shape[1], frames[0].shape[0]],
+                   "ours": flicker(frames, ours), "ours_raw": flicker(frames, raw),
+                   "drift": drift(frames, raw, ours), "ours_seconds": seconds,
+                   "ours_raw_seconds": raw_seconds}
             started = time.perf_counter()
-            matted = matte_clip(client, clip, args.frames, args.size, args.jobs)
-            took = time.perf_counter() - started
-            frames = [m.frame for m in matted]
-            raw = [m.alpha for m in matted]
-            per_s = {f"{s:g}": flicker_figures(frames, raw, smoothed(matted, s)) for s in strengths}
-            results["clips"][clip.name] = {"matting_s": took, "n": len(matted), "by_strength": per_s}
-            print(f"{clip.name}: {len(matted)} frames matted in {took:.1f} s", file=sys.stderr)
+            row["modnet"] = flicker(frames, modnet_alphas(frames))
+            row["modnet_seconds"] = time.perf_counter() - started
+            if peer is not None:
+                from bench.rvm import ratios_for
+
+                by_ratio = {}
+                for ratio in ratios_for(tuple(row["size"])):
+                    by_ratio[f"{ratio:g}"] = flicker(frames, peer.alphas(frames, ratio))
+                best = min(by_ratio, key=by_ratio.__getitem__)
+                row.update(rvm_by_ratio=by_ratio, rvm_ratio=best, rvm=by_ratio[best])
+                rvm_best = peer.alphas(frames, float(best))
+                row["sweep"] = {str(level): {"ours": flicker(frames, ours, level),
+                                             "rvm": flicker(frames, rvm_best, level)}
+                                for level in STILL_LEVELS_SWEEP}
+            results["clips"][clip.name] = row
+            print(f"{clip.name}: {len(frames)} frames, ours {row['ours']:.3f}, "
+                  f"RVM {row.get('rvm', float('nan')):.3f}", file=sys.stderr)
     return results
 
 
 def table(results: dict) -> str:
-    lines = ["| clip | smooth | dt_rms | band flicker | lag on moving px |",
-             "|---|---|---|---|---|"]
-    means: dict[str, list[dict[str, float]]] = {}
-    for name, clip in results["clips"].items():
-        for s, fig in clip["by_strength"].items():
-            lines.append(f"| {name} | {s} | {fig['dt_rms']:.2f} | {fig['band']:.2f} | {fig['lag']:.2f} |")
-            means.setdefault(s, []).append(fig)
-    for s, figs in means.items():
-        avg = {k: float(np.mean([f[k] for f in figs])) for k in ("dt_rms", "band", "lag")}
-        lines.append(f"| **mean** | {s} | {avg['dt_rms']:.2f} | {avg['band']:.2f} | {avg['lag']:.2f} |")
+    lines = [f"flicker = mean |alpha change| x 1000 on still pixels (no channel changed by more "
+             f"than 2 levels); drift = mean |smoothed - raw| x 1000 on the other pixels. "
+             f"Ours: the whole stack, --smooth {results['smooth']:g}, "
+             f"model size {results['model_size']} px; smoother tuned on {results['tuned_on']}, "
+             "the other clips are the report.",
+             "",
+             "| clip | frames | ours | ours, --smooth 0 | MODNet per frame | RVM (best ratio) "
+             "| ours / RVM | drift (ours) |",
+             "|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for name, row in results["clips"].items():
+        tag = " (tune)" if name.startswith(results["tuned_on"]) else " (report)"
+        rvm = row.get("rvm")
+        rvm_text = f"{rvm:.3f} ({row['rvm_ratio']})" if rvm is not None else "-"
+        ratio_text = f"{row['ours'] / rvm:.2f}" if rvm else "-"
+        if rvm is not None:
+            verdicts.append(row["ours"] <= rvm)
+        lines.append(f"| {name}{tag} | {row['frames']} | {row['ours']:.3f} | {row['ours_raw']:.3f} "
+                     f"| {row['modnet']:.3f} | {rvm_text} | {ratio_text} | {row['drift']:.2f} |")
+    if verdicts:
+        lines += ["", "ours at or below RVM on every clip: " + ("yes" if all(verdicts) else "NO")]
+        head = " | ".join(f"still <= {level}" for level in STILL_LEVELS_SWEEP)
+        lines += ["", "Flicker, ours / RVM at its best ratio, by what counts as a still pixel "
+                  "(levels of 255):", "", f"| clip | {head} |",
+                  "|---|" + "---|" * len(STILL_LEVELS_SWEEP)]
+        for name, row in results["clips"].items():
+            if "sweep" in row:
+                cells = " | ".join(f"{row['sweep'][str(level)]['ours']:.3f} / "
+                                   f"{row['sweep'][str(level)]['rvm']:.3f}"
+                                   for level in STILL_LEVELS_SWEEP)
+                lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--server", help="use this matting service instead of starting both")
-    p.add_argument("--clips", default=DEFAULT_CLIPS, help="glob of input videos")
-    p.add_argument("--frames", type=int, default=30, help="first N frames of each clip")
-    p.add_argument("--size", type=parse_video_size, default=(320, 240), help="WxH (default 320x240)")
-    p.add_argument("--strengths", default="0,0.3,0.5,0.7", help="smoothing strengths to compare")
-    p.add_argument("--jobs", type=int, default=2, help="frames in flight")
+    p.add_argument("--input", type=Path, default=None,
+                   help="a video or a folder of videos (default: ../shared/data/dev/video)")
+    p.add_argument("--frames", type=int, default=None, help="first N frames of each clip (default all)")
+    p.add_argument("--no-rvm", action="store_true", help="leave the RVM peer out")
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "video_flicker.json")
     args = p.parse_args(argv)
-    clips = [Path(c) for c in sorted(glob.glob(args.clips))]
-    if not clips:  # a checkout without ../shared: nothing to measure, not an error
-        print(f"no clips match {args.clips}; skipped (give --clips)", file=sys.stderr)
-        return 0
-    if args.server:
-        results = run(args.server, clips, args)
-    else:
-        with tempfile.TemporaryDirectory() as logs:
-            seg, mat = offline_services(Path(logs))
-            with running(seg, mat, ready_timeout=180):
-                results = run(mat.url, clips, args)
+    clips = find_clips(args.input)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = measure(clips, args, Path(tmp))
     results["load_average"] = os.getloadavg()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(table(results))
-    print(f"\n(alpha levels 0..255; {args.frames} frames at {args.size[0]}x{args.size[1]}; "
-          f"written to {args.json})")
+    print(f"\n(written to {args.json})")
     return 0
 
 

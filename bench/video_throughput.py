@@ -1,38 +1,39 @@
-"""Video throughput through the whole stack, against the bare models on the same frames.
+"""Video throughput of the whole stack, against the bare models on the same frames, same run.
 
 Usage::
 
-    python bench/video_throughput.py                 # 30 frames at 640x480, --jobs 1 and 4
-    python bench/video_throughput.py --frames 8      # quick run
+    python bench/video_throughput.py                   # the dev clips (../shared/data/dev/video)
+    python bench/video_throughput.py --input talk.mp4 --frames 60
 
-Starts both services with ``service_common.serve`` (offline backends: U^2-Net-p
-segmentation, closed-form matting; one segmentation worker; the matting service once with
-1 and once with 2 gunicorn workers, ``--mat-workers``) and:
+1. **stack**: both services started as ``make serve`` starts them (offline defaults unless
+   ``BACKDROP_*`` variables say otherwise) and the video client exactly as a user runs it
+   (:func:`client.video.process_video` with its defaults: ``--jobs`` 4, people model at
+   :data:`client.video.VIDEO_MODEL_SIZE` px, ``--smooth`` 0.9, H.264 output): decode ->
+   HTTP to the matting service -> HTTP to the segmentation service -> model -> trimap ->
+   refinement -> back -> smoothing -> compositing -> encode. Frames per second per clip.
+2. **bare models**: in this process, on the same frames, back to back: the backend the
+   segmentation service picked for people (its ``/readyz`` policy) at the same working size
+   with its pre- and post-processing, the guide (trimap and prior) and the matting backend
+   the matting service loaded: the models, nothing else (no HTTP, no image coding, no
+   smoothing, no compositing, no video coding). Run once before and once after the stack
+   (both shown; the mean is the baseline), each model with all the cores it wants
+   (``BACKDROP_TORCH_THREADS=0``, whatever the services use): the hardest baseline.
+3. **ratio**: stack frames per second / bare frames per second (1.0: the stack costs
+   nothing over the models; above 1 when the stack overlaps its two services on two
+   cores, which back-to-back calls cannot).
 
-1. **stack**: runs the video client (:func:`client.video.process_video`: decode -> HTTP to
-   the matting service -> HTTP to the segmentation service -> matting -> back -> composite ->
-   H.264 encode) on the first ``--frames`` frames of ``--input`` scaled to ``--size``, once
-   per ``--jobs`` value (frames in flight), and reports frames per second;
-2. **bare models**: in this process, on the same frames, the segmentation backend plus the
-   trimap (:func:`segmentation_api.pipeline.segment`) and the closed-form matting backend
-   (``matting_api.backends.closed_form``), timed per frame, nothing else (no HTTP, no image
-   coding, no compositing);
-3. the ratio: bare model time per frame / stack time per frame (1.0 = the stack adds nothing;
-   above 1 with several jobs in flight when the two services work in parallel).
-
-The bare models run once before and once after the stack runs (the mean is reported), and
-the stack runs also report the services' own ``Server-Timing`` of their model stages, so a
-machine whose load changes during the run (a shared CI box) shows up in the figures.
-
-The input defaults to /work/shared/data/dev/video/asl_thanks.mkv when present, else a
-generated clip (a moving disk). Results: Markdown on stdout, JSON in ``--json``.
+Where the time goes: the CPU time per frame of each process during the stack runs
+(segmentation service, matting service, the client, the ffmpeg encoder; Linux ``/proc``),
+and the services' own ``Server-Timing`` stages. Markdown on stdout, JSON in ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -40,175 +41,160 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from client.compositing import fit_cover  # noqa: E402
-from client.options import parse_video_size  # noqa: E402
-from client.video import VideoJob, process_video  # noqa: E402
-from client.video_io import VideoReader  # noqa: E402
+from bench.clips import find_clips, read_frames  # noqa: E402
+from bench.stack import cpu_seconds, serving  # noqa: E402
+from client.video import VIDEO_MODEL_SIZE, VideoJob, process_video  # noqa: E402
 from service_common.config import Settings  # noqa: E402
-from service_common.serve import Service, free_port, running  # noqa: E402
 
-DEFAULT_INPUT = Path("/work/shared/data/dev/video/asl_thanks.mkv")
-
-
-def synthetic_clip(path: Path, n: int, size: tuple[int, int], fps: float = 30.0) -> Path:
-    """A clip of ``n`` frames: a bright disk moving over a dark gradient (mp4v, OpenCV)."""
-    w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    try:
-        ramp = np.linspace(30, 90, w, dtype=np.float32)[None, :, None]
-        base = np.broadcast_to(ramp, (h, w, 3)).astype(np.uint8)
-        for i in range(n):
-            frame = base.copy()
-            cx = int(w * (0.3 + 0.4 * i / max(1, n - 1)))
-            cv2.circle(frame, (cx, h // 2), h // 4, (60, 170, 240), -1, cv2.LINE_AA)
-            writer.write(frame)
-    finally:
-        writer.release()
-    return path
+#: The issue's goal for the whole stack at 640 x 480 on 2 cores, frames per second.
+GOAL_FPS = 5.0
 
 
-def load_frames(path: Path, n: int, size: tuple[int, int]) -> list[np.ndarray]:
-    """The first ``n`` frames at ``size`` as ``H x W x 3`` uint8 **RGB** (for the backends)."""
-    with VideoReader(path) as reader:
-        return [cv2.cvtColor(fit_cover(f, size), cv2.COLOR_BGR2RGB) for f in reader.frames(n)]
+def people_backend() -> str:
+    """The backend the segmentation service will use for people (its policy)."""
+    from segmentation_api.backends import plan
+
+    return plan(Settings.from_env(), with_preload=False)[1].person
 
 
-def bare_models(frames: list[np.ndarray], threads: int) -> dict[str, float]:
-    """Mean ms per frame of segmentation (the people model, as the stack's ``auto`` picks it)
-    and closed-form matting of its guide (trimap, prior), in-process."""
-    from matting_api.backends.closed_form import ClosedFormBackend
+def served_people_backend(seg_url: str) -> str:
+    """The backend the running segmentation service uses for people (``/readyz``)."""
+    ready = requests.get(seg_url + "/readyz", timeout=10).json()
+    policy = ready.get("policy") or {}
+    return policy.get("person") or ready["backend"]
+
+
+def bare_models(clips: dict[str, list[np.ndarray]], backend_name: str) -> dict[str, dict[str, float]]:
+    """Per clip, mean ms per frame of the people model and of guide + matting, in-process."""
+    from matting_api.backends import load_matting_backend
     from matting_api.pipeline import guide
     from segmentation_api.backends import load_backend
     from segmentation_api.pipeline import SegmentParams, segment
+    from service_common.cpu import limit_blas_threads
+    from service_common.torch_runtime import set_threads
 
-    settings = Settings.from_env({**os.environ, "BACKDROP_TORCH_THREADS": str(threads)})
-    seg_backend = load_backend(settings)  # auto: the backend serving people
-    matting = ClosedFormBackend.from_settings(settings)  # warms up numba
-    segment(seg_backend, frames[0], SegmentParams())  # warm-up of onnxruntime
-    seg_ms, mat_ms = [], []
-    for rgb in frames:
-        t0 = time.perf_counter()
-        result = segment(seg_backend, rgb, SegmentParams())
-        t1 = time.perf_counter()
-        seg_ms.append((t1 - t0) * 1000.0)
-        if result.mask is None:
-            continue  # no subject: the service answers 422 at once, no matting either
-        trimap, prior = guide(result.mask, seg_backend.mask_kind)
-        matting.matte(rgb, trimap, prior)
-        mat_ms.append((time.perf_counter() - t1) * 1000.0)
-    seg = float(np.mean(seg_ms))
-    mat = float(np.mean(mat_ms)) if mat_ms else 0.0
-    return {"segmentation_ms": seg, "matting_ms": mat, "total_ms": seg + mat,
-            "frames_without_subject": len(frames) - len(mat_ms)}
-
-
-def stack_runs(server: str, clip: Path, n: int, size: tuple[int, int], jobs_list: list[int],
-               out_dir: Path) -> dict[str, dict[str, float]]:
-    """Frames per second of :func:`process_video` for each ``--jobs`` value."""
-    runs = {}
-    warm = VideoJob(clip, out_dir / "warm.mp4", color="#1e88e5", size=size, max_frames=2,
-                    server=server, jobs=1)
-    process_video(warm, progress=False)  # first requests pay for lazy start-up work
-    for jobs in jobs_list:
-        job = VideoJob(clip, out_dir / f"jobs{jobs}.mp4", color="#1e88e5", size=size,
-                       max_frames=n, server=server, jobs=jobs, timeout=300)
-        result = process_video(job, progress=False)
-        runs[str(jobs)] = {"frames": result.frames, "seconds": result.seconds,
-                           "fps": result.frames_per_second,
-                           "ms_per_frame": 1000.0 * result.seconds / max(1, result.frames),
-                           "no_subject_frames": result.no_subject_frames,
-                           "service_ms": result.timing_ms}
-        print(f"jobs={jobs}: {result.frames} frames in {result.seconds:.1f} s "
-              f"({result.frames_per_second:.2f} fps)", file=sys.stderr)
-    return runs
+    settings = dataclasses.replace(Settings.from_env(), torch_threads=0)  # all cores per call
+    limit_blas_threads()  # as the services do at start
+    set_threads(settings.torch_threads)
+    seg_backend = load_backend(settings, backend_name)
+    matting = load_matting_backend(settings)
+    params = SegmentParams(model_size=VIDEO_MODEL_SIZE)
+    out = {}
+    for name, frames in clips.items():
+        rgbs = [np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for f in frames]
+        segment(seg_backend, rgbs[0], params)  # warm-up
+        seg_ms, mat_ms = [], []
+        for rgb in rgbs:
+            t0 = time.perf_counter()
+            result = segment(seg_backend, rgb, params)
+            t1 = time.perf_counter()
+            seg_ms.append((t1 - t0) * 1000.0)
+            if result.mask is not None:  # else the service answers 422 at once, no matting
+                trimap, prior = guide(result.mask, seg_backend.mask_kind)
+                matting.matte(rgb, trimap, prior)
+            mat_ms.append((time.perf_counter() - t1) * 1000.0)
+        seg, mat = float(np.mean(seg_ms)), float(np.mean(mat_ms))
+        out[name] = {"segmentation_ms": seg, "matting_ms": mat, "total_ms": seg + mat}
+    return out
 
 
-def start_services(tmp: Path, seg_workers: int, mat_workers: int,
-                   threads: int) -> tuple[Service, Service]:
-    """Segmentation (u2netp) and matting (closed_form) services on free ports."""
-    common = {"BACKDROP_LOG_LEVEL": "WARNING", "BACKDROP_TORCH_THREADS": str(threads)}
-    seg = Service("segmentation", free_port(), workers=seg_workers, timeout=300,
-                  log_path=tmp / "seg.log",
-                  env={**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp"})
-    mat = Service("matting", free_port(), workers=mat_workers, timeout=300,
-                  log_path=tmp / "mat.log",
-                  env={**common, "BACKDROP_MATTING_BACKEND": "closed_form",
-                       "BACKDROP_SEGMENTATION_URL": seg.url})
-    return seg, mat
+def stack_run(server: str, pids: dict[str, int], clip: Path, frames: int | None,
+              work: Path) -> dict:
+    """One clip through :func:`process_video` with the CLI's defaults; fps and CPU shares."""
+    job = VideoJob(clip, work / f"{clip.stem}.mp4", color="#1e88e5", max_frames=frames,
+                   server=server, timeout=300)
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    client_before = time.process_time()
+    encoder_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = process_video(job, progress=False)
+    encoder_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    n = max(1, result.frames)
+    cpu = {k: 1000.0 * (cpu_seconds(p) - before[k]) / n for k, p in pids.items()}
+    cpu["client"] = 1000.0 * (time.process_time() - client_before) / n
+    cpu["encoder"] = 1000.0 * ((encoder_after.ru_utime + encoder_after.ru_stime)
+                               - (encoder_before.ru_utime + encoder_before.ru_stime)) / n
+    return {"frames": result.frames, "seconds": result.seconds,
+            "fps": result.frames_per_second, "no_subject_frames": result.no_subject_frames,
+            "service_ms": result.timing_ms, "cpu_ms_per_frame": cpu}
 
 
 def report(results: dict) -> str:
-    """The results as a Markdown table."""
-    bare = results["bare"]
-    bare_fps = 1000.0 / bare["total_ms"]
-    lines = [f"input {Path(results['input']).name}, {results['frames']} frames at "
-             f"{results['size'][0]}x{results['size'][1]}, {results['cpus']} CPUs, load average "
-             f"{results['load_average'][0]:.2f}",
+    lines = [f"{results['cpus']} CPUs, load average {results['load_average'][0]:.2f} at the end; "
+             f"people model {results['people_backend']} at {results['model_size']} px",
              "",
-             "| run | ms / frame | frames / s | bare model / stack | in the services: "
-             "segmentation + matting ms |",
-             "|---|---|---|---|---|",
-             f"| bare models in-process (seg {bare['segmentation_ms']:.0f} ms + matting "
-             f"{bare['matting_ms']:.0f} ms; before {bare['total_ms_before']:.0f}, after "
-             f"{bare['total_ms_after']:.0f}) | {bare['total_ms']:.0f} | {bare_fps:.2f} | 1.00 | |"]
-    for workers, runs in results["stack"].items():
-        for jobs, run in runs.items():
-            svc = run["service_ms"]
-            lines.append(
-                f"| stack, {workers} matting worker(s), --jobs {jobs} | {run['ms_per_frame']:.0f} "
-                f"| {run['fps']:.2f} | {run['bare_over_stack']:.2f} | "
-                f"{svc.get('segmentation', 0):.0f} + {svc.get('matting', 0):.0f} |")
-        if "1" in runs and "4" in runs:
-            lines.append(f"| {workers} matting worker(s): --jobs 4 vs --jobs 1 | | "
-                         f"x{runs['4']['fps'] / runs['1']['fps']:.2f} | | |")
+             "| clip | frames | stack fps | bare fps (before / after) | stack / bare |",
+             "|---|---|---|---|---|"]
+    for name, run in results["stack"].items():
+        bare = results["bare"][name]
+        lines.append(f"| {name} | {run['frames']} | {run['fps']:.2f} | {bare['fps']:.2f} "
+                     f"({bare['fps_before']:.2f} / {bare['fps_after']:.2f}) | {run['ratio']:.2f} |")
+    total = results["total"]
+    lines.append(f"| **all** | {total['frames']} | **{total['fps']:.2f}** | {total['bare_fps']:.2f} "
+                 f"| **{total['ratio']:.2f}** |")
+    lines += ["", f"goal: >= {GOAL_FPS:g} fps and >= 0.9x the bare models: "
+              + ("met" if total["fps"] >= GOAL_FPS and total["ratio"] >= 0.9 else "NOT met"),
+              "", "Where the time goes, CPU ms per frame during the stack runs (2 cores give "
+              "2000 CPU ms per wall second), and the bare models' ms per frame:", "",
+              "| clip | segmentation service | matting service | client | encoder | all | "
+              "bare: model | bare: guide + matting |", "|---|---|---|---|---|---|---|---|"]
+    for name, run in results["stack"].items():
+        cpu, bare = run["cpu_ms_per_frame"], results["bare"][name]
+        lines.append(f"| {name} | {cpu['segmentation']:.0f} | {cpu['matting']:.0f} | "
+                     f"{cpu['client']:.0f} | {cpu['encoder']:.0f} | {sum(cpu.values()):.0f} | "
+                     f"{bare['segmentation_ms']:.0f} | {bare['matting_ms']:.0f} |")
+    stages = sorted({k for run in results["stack"].values() for k in run["service_ms"]})
+    lines += ["", "The services' Server-Timing, ms per frame (mean; `request` is the client's "
+              "wall time per call, with 4 in flight):", "",
+              "| clip | " + " | ".join(stages) + " |", "|---|" + "---|" * len(stages)]
+    for name, run in results["stack"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{run['service_ms'].get(s, 0):.1f}" for s in stages)
+                     + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", type=Path, default=None, help="video (default: asl_thanks.mkv or generated)")
-    p.add_argument("--frames", type=int, default=30, help="frames per run (default 30)")
-    p.add_argument("--size", type=parse_video_size, default=(640, 480), help="WxH (default 640x480)")
-    p.add_argument("--jobs", default="1,4", help="comma-separated --jobs values (default 1,4)")
-    p.add_argument("--seg-workers", type=int, default=1, help="gunicorn workers, segmentation")
-    p.add_argument("--mat-workers", default="1,2",
-                   help="comma-separated gunicorn worker counts of the matting service to try "
-                   "(default 1,2: one worker waits for segmentation and cannot overlap)")
-    p.add_argument("--threads", type=int, default=1, help="BACKDROP_TORCH_THREADS (both sides)")
+    p.add_argument("--input", type=Path, default=None,
+                   help="a video or a folder of videos (default: ../shared/data/dev/video)")
+    p.add_argument("--frames", type=int, default=None, help="first N frames of each clip (default all)")
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "video_throughput.json")
     args = p.parse_args(argv)
-    jobs_list = [int(j) for j in args.jobs.split(",")]
+    clips = find_clips(args.input)
+    frames = {c.name: read_frames(c, args.frames) for c in clips}
     stack: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        clip = args.input or (DEFAULT_INPUT if DEFAULT_INPUT.is_file() else None)
-        if clip is None:
-            clip = synthetic_clip(tmp / "synthetic.mp4", args.frames, args.size)
-        frames = load_frames(clip, args.frames, args.size)
-        bare_before = bare_models(frames, args.threads)
-        print(f"bare models: {bare_before['total_ms']:.0f} ms per frame", file=sys.stderr)
-        for workers in (int(w) for w in args.mat_workers.split(",")):
-            print(f"matting service with {workers} worker(s)", file=sys.stderr)
-            with running(*start_services(tmp, args.seg_workers, workers, args.threads),
-                         ready_timeout=180) as (_, mat):
-                stack[str(workers)] = stack_runs(mat.url, clip, args.frames, args.size,
-                                                 jobs_list, tmp)
-        bare_after = bare_models(frames, args.threads)
-        print(f"bare models again: {bare_after['total_ms']:.0f} ms per frame", file=sys.stderr)
-    bare = {k: (bare_before[k] + bare_after[k]) / 2 for k in bare_before}
-    bare["total_ms_before"], bare["total_ms_after"] = bare_before["total_ms"], bare_after["total_ms"]
-    for runs in stack.values():
-        for run in runs.values():
-            run["bare_over_stack"] = bare["total_ms"] / run["ms_per_frame"]
-    results = {
-        "input": str(clip), "frames": args.frames, "size": list(args.size),
-        "seg_workers": args.seg_workers, "threads": args.threads, "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(), "bare": bare, "stack": stack,
-    }
+    backend = people_backend()
+    bare_before = bare_models(frames, backend)
+    print("bare models measured", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp, serving(Path(tmp)) as (seg, mat):
+        if served_people_backend(seg.url) != backend:
+            raise SystemExit(f"the service uses {served_people_backend(seg.url)} for people, "
+                             f"the bare run {backend}: same settings needed")
+        pids = {"segmentation": seg.process.pid, "matting": mat.process.pid}
+        process_video(VideoJob(clips[0], Path(tmp) / "warm.mp4", color="#000000",
+                               max_frames=4, server=mat.url), progress=False)
+        for clip in clips:
+            stack[clip.name] = stack_run(mat.url, pids, clip, args.frames, Path(tmp))
+            print(f"{clip.name}: {stack[clip.name]['fps']:.2f} fps", file=sys.stderr)
+    bare_after = bare_models(frames, backend)
+    bare = {}
+    for name in frames:
+        b0, b1 = bare_before[name], bare_after[name]
+        mean = {k: (b0[k] + b1[k]) / 2 for k in b0}
+        mean.update(fps=1000.0 / mean["total_ms"], fps_before=1000.0 / b0["total_ms"],
+                    fps_after=1000.0 / b1["total_ms"])
+        bare[name] = mean
+        stack[name]["ratio"] = stack[name]["fps"] / mean["fps"]
+    n = sum(r["frames"] for r in stack.values())
+    stack_s = sum(r["seconds"] for r in stack.values())
+    bare_s = sum(bare[k]["total_ms"] / 1000.0 * stack[k]["frames"] for k in stack)
+    total = {"frames": n, "fps": n / stack_s, "bare_fps": n / bare_s, "ratio": bare_s / stack_s}
+    results = {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "people_backend": backend,
+               "model_size": VIDEO_MODEL_SIZE, "stack": stack, "bare": bare, "total": total}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(report(results))

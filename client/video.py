@@ -138,7 +138,7 @@ class VideoJob:
     score_threshold: float | None = None
     instances: str | None = None
     backend: str | None = None
-    model_size: int | None = None
+    model_size: int | None = VIDEO_MODEL_SIZE
     server: str | None = None
     timeout: float = 120.0
 

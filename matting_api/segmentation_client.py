@@ -42,6 +42,7 @@ from requests.adapters import HTTPAdapter
 
 from contract.transport import upload_format
 from contract.vocab import SEGMENTATION_FIELDS
+from service_common.cpu import IN_FLIGHT_HEADER, requests_in_flight
 from service_common.errors import ERROR_CODES, ApiError
 from service_common.images import decode_mask16, encode_image, mime_type
 
@@ -131,7 +132,7 @@ class SegmentationClient:
         """
         height, width = rgb.shape[:2]
         body = encode_image(rgb, self.transport, compress_level=1)  # lossless either way
-        headers = {"Accept": "image/png"}
+        headers = {"Accept": "image/png", IN_FLIGHT_HEADER: str(requests_in_flight())}
         if request_id:
             headers["X-Request-Id"] = request_id
         started = time.perf_counter()

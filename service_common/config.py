@@ -52,6 +52,10 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_SEG_PORT": ("3000", "port of the segmentation service (make serve)"),
     "BACKDROP_MATTING_PORT": ("5000", "port of the matting service (make serve)"),
     "BACKDROP_SEG_WORKERS": ("1", "gunicorn workers of the segmentation service"),
+    "BACKDROP_SEG_THREADS": (
+        "2", "threads per segmentation worker: requests in flight run the model side by side "
+        "(the ONNX models: a lone request gets every core, two at once one core each)"
+    ),
     "BACKDROP_MATTING_WORKERS": ("1", "gunicorn workers of the matting service"),
     "BACKDROP_MATTING_THREADS": (
         "4", "threads per matting worker: requests overlap while one waits for segmentation"
@@ -159,6 +163,7 @@ class Settings:
     seg_port: int = 3000
     matting_port: int = 5000
     seg_workers: int = 1
+    seg_threads: int = 2
     matting_workers: int = 1
     matting_threads: int = 4
     request_timeout: int = 300
@@ -197,6 +202,7 @@ class Settings:
             seg_port=_int(env, "BACKDROP_SEG_PORT", minimum=1),
             matting_port=_int(env, "BACKDROP_MATTING_PORT", minimum=1),
             seg_workers=_int(env, "BACKDROP_SEG_WORKERS", minimum=1),
+            seg_threads=_int(env, "BACKDROP_SEG_THREADS", minimum=1),
             matting_workers=_int(env, "BACKDROP_MATTING_WORKERS", minimum=1),
             matting_threads=_int(env, "BACKDROP_MATTING_THREADS", minimum=1),
             request_timeout=_int(env, "BACKDROP_REQUEST_TIMEOUT", minimum=1),

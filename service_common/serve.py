@@ -157,6 +157,7 @@ def services_from_settings(settings: Settings, log_dir: Path | None = None) -> t
     """The two services as configured by ``BACKDROP_*`` settings."""
     seg = Service(
         "segmentation", settings.seg_port, host=settings.bind_host, workers=settings.seg_workers,
+        threads=settings.seg_threads,
         timeout=settings.request_timeout,
         log_path=(log_dir / "segmentation.log") if log_dir else None,
     )

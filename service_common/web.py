@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from flask import Flask, current_app, g, request
 
 from .config import Settings
+from .cpu import IN_FLIGHT_HEADER, limit_blas_threads, sharing_cores
 from .errors import ApiError, register_error_handlers
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,12 @@ def init_app(app: Flask, settings: Settings) -> None:
     * ``MAX_CONTENT_LENGTH`` from ``settings.max_upload_bytes`` (413 ``payload_too_large``);
     * every answer carries ``X-Request-Id`` (the client's, when it sent a sane one);
     * every error is JSON in the common format (:mod:`service_common.errors`);
-    * debug mode stays off whatever the environment says.
+    * debug mode stays off whatever the environment says;
+    * BLAS on one thread; each request knows how many share the cores with it
+      (:mod:`service_common.cpu`: its worker's requests in flight, or its sender's count).
     """
+    limit_blas_threads()
+    counter = _InFlight()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
     app.debug = False
@@ -67,6 +73,20 @@ def init_app(app: Flask, settings: Settings) -> None:
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex[:16]
         g.started = time.perf_counter()
+        here = counter.enter()
+        try:
+            sent = int(request.headers.get(IN_FLIGHT_HEADER, "1"))
+        except ValueError:
+            sent = 1
+        g.sharing = sharing_cores(max(here, min(sent, 1024)))
+        g.sharing.__enter__()
+
+    @app.teardown_request
+    def _end(exc: BaseException | None) -> None:  # noqa: ARG001 - Flask passes the error
+        sharing = g.pop("sharing", None)
+        if sharing is not None:
+            sharing.__exit__(None, None, None)
+            counter.leave()
 
     @app.after_request
     def _finish(response):
@@ -76,6 +96,24 @@ def init_app(app: Flask, settings: Settings) -> None:
             ms = (time.perf_counter() - started) * 1000.0
             log.info("%s %s -> %s in %.0f ms", request.method, request.path, response.status_code, ms)
         return response
+
+
+class _InFlight:
+    """The number of requests an app (one worker) is serving right now."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> int:
+        """Count one more; return the count, this request included."""
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
 
 
 #: Where each app keeps its state (settings, models, clients) in ``app.extensions``.

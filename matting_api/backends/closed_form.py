@@ -39,9 +39,11 @@ import threading
 from typing import Any
 
 import cv2
+import numba
 import numpy as np
 
 from service_common.config import Settings
+from service_common.cpu import cores_shared
 from trimap.encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import WarmedBackend, known_regions
@@ -202,6 +204,8 @@ class ClosedFormBackend(WarmedBackend):
             prior_power=self.prior_power, rtol=self.cg_rtol, maxiter=2000,
         )
         with _NUMBA_PARALLEL_LOCK:
+            # this thread's numba threads (a thread-local setting): one beside other requests
+            numba.set_num_threads(1 if cores_shared() else numba.config.NUMBA_NUM_THREADS)
             f = estimate_foreground_ml(image, a)
         a = np.clip(a[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         f = np.clip(f[:work_h, :work_w], 0.0, 1.0).astype(np.float32)

@@ -41,7 +41,7 @@ from service_common.config import Settings
 from service_common.weights import WeightsFile
 
 from .base import Instance, box_of_mask
-from .onnx_common import open_session
+from .onnx_common import OnnxModel
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,12 @@ def score_of(alpha: np.ndarray) -> float:
 
 
 class MODNetBackend:
-    """A loaded MODNet ONNX session; :meth:`predict` returns the people as one instance.
+    """A loaded MODNet ONNX model (:class:`~.onnx_common.OnnxModel`); :meth:`predict` returns
+    the people as one instance.
 
     Args:
         path: the ``modnet.onnx`` file.
-        threads: onnxruntime intra-op threads (0 = its default).
+        threads: onnxruntime intra-op threads of a call that runs alone (0 = its default).
         short_side: the network input's shorter side, px (512 as the reference).
     """
 
@@ -131,8 +132,7 @@ class MODNetBackend:
     class_aliases = MappingProxyType({})
 
     def __init__(self, path: Path, threads: int = 0, short_side: int = DEFAULT_SHORT_SIDE):
-        self.session = open_session(path, MODNET, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self.model = OnnxModel(path, MODNET, threads)
         self.short_side = int(short_side)
 
     @classmethod
@@ -140,7 +140,7 @@ class MODNetBackend:
         path = MODNET.path(settings.models_dir)
         started = time.perf_counter()
         backend = cls(path, threads=settings.torch_threads, short_side=settings.modnet_size)
-        backend.alpha(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first run costs ~0.3 s more
+        backend.model.warm_up(preprocess(np.zeros((64, 64, 3), np.uint8)))  # first runs cost ~0.3 s
         log.info("loaded modnet from %s in %.2f s (warm-up included)", path,
                  time.perf_counter() - started)
         return backend
@@ -151,7 +151,7 @@ class MODNetBackend:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
         x = preprocess(rgb, short_side or self.short_side)
-        outputs = self.session.run(None, {self.input_name: x})
+        outputs = self.model.run(x)
         return postprocess(np.asarray(outputs[0])[0, 0], rgb.shape[0], rgb.shape[1])
 
     def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,

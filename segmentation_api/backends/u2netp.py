@@ -39,7 +39,7 @@ from service_common.weights import WeightsFile
 
 from .base import Instance, box_of_mask
 from .maskrcnn import class_names as coco_class_names
-from .onnx_common import open_session
+from .onnx_common import OnnxModel
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def postprocess(raw: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class U2NetPBackend:
-    """A loaded U^2-Net-p ONNX session; :meth:`predict` returns the salient object."""
+    """A loaded U^2-Net-p ONNX model (:class:`~.onnx_common.OnnxModel`); :meth:`predict`
+    returns the salient object."""
 
     name = "u2netp"
     classes_used = False
@@ -92,8 +93,7 @@ class U2NetPBackend:
     class_aliases = MappingProxyType({})
 
     def __init__(self, path: Path, threads: int = 0):
-        self.session = open_session(path, U2NETP, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self.model = OnnxModel(path, U2NETP, threads)
         self.device = "cpu"
 
     @property
@@ -107,6 +107,7 @@ class U2NetPBackend:
         path = U2NETP.path(settings.models_dir)
         started = time.perf_counter()
         backend = cls(path, threads=settings.torch_threads)
+        backend.model.warm_up(preprocess(np.zeros((64, 64, 3), np.uint8)))
         log.info("loaded u2netp from %s in %.2f s", path, time.perf_counter() - started)
         return backend
 
@@ -119,7 +120,7 @@ class U2NetPBackend:
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
-        outputs = self.session.run(None, {self.input_name: preprocess(rgb)})
+        outputs = self.model.run(preprocess(rgb))
         raw = np.asarray(outputs[0])[0, 0]
         return raw, postprocess(raw, rgb.shape[0], rgb.shape[1])
 

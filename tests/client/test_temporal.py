@@ -99,7 +99,11 @@ def test_camera_noise_counts_as_still_and_motion_as_motion():
     assert still_weight(a, noisy, 8.0, noise=0.0).mean() < 0.9  # without the dead zone
     red = a.copy()
     red[..., 0] = np.clip(a[..., 0].astype(int) + 40, 0, 255)  # one channel changes a lot
-    assert np.all(still_weight(a, red, 8.0, noise=3.0)[4:-4, 4:-4] == 0.0)
+    assert np.all(still_weight(a, red, 8.0, noise=3.0) == 0.0)
+    one = a.copy()
+    one[10, 10] = (a[10, 10].astype(int) + 100) % 256  # one pixel moves: its neighbours stay still
+    w = still_weight(a, one, 8.0, noise=2.0)
+    assert w[10, 10] == 0.0 and (w == 1.0).sum() == H * W - 1
     with pytest.raises(ValueError):
         AlphaSmoother(noise=8.0, motion_threshold=8.0)
 

@@ -56,3 +56,11 @@ def test_the_page_names_every_package_and_the_tree_has_no_other():
         assert f"`{package}/`" in page, package
     on_disk = {p.parent.name for p in REPO_ROOT.glob("*/__init__.py")}
     assert on_disk == {*PACKAGES, "bench"}, on_disk
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_nothing_shipped_imports_the_benches(package):
+    """bench/ measures peers (RVM's GPL model among them): the services and clients never
+    import it."""
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        assert "bench" not in _imports(path), path

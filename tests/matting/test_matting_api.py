@@ -172,3 +172,14 @@ def test_openapi_document_is_valid_and_complete(client, make_app):
             "instances", "backend", "blend", "model_size"} == set(fields)
     removebg = doc["paths"]["/v1.0/removebg"]["post"]["responses"]
     assert "unknown_foreground" in removebg["400"]["description"]
+
+
+def test_app_start_puts_blas_on_one_thread(make_app):
+    """A multi-threaded OpenBLAS spin-waits between the small products the matting does and
+    burns the core the segmentation model needs (service_common.cpu)."""
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(limits=2, user_api="blas")
+    make_app()
+    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)

@@ -47,3 +47,4 @@ def test_image_format_on_the_hop(make_app, make_neighbour, offline_services, sam
     assert sent.format == pil_format
     assert np.array_equal(np.asarray(sent.convert("RGB")), photo)  # lossless either way
     assert parts["model_size"][1] == b"256"
+    assert request.headers["X-Backdrop-In-Flight"] == "1"  # one request at the matting service

@@ -1,0 +1,48 @@
+"""The whole stack for a bench: both services as ``make serve`` starts them (the offline
+defaults unless ``BACKDROP_*`` variables say otherwise), on free ports, logs in a folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from service_common.config import Settings  # noqa: E402
+from service_common.serve import Service, free_port, running, services_from_settings  # noqa: E402
+
+
+@contextlib.contextmanager
+def serving(log_dir: Path, **env: str) -> Iterator[tuple[Service, Service]]:
+    """Start segmentation, then matting, wait until both are ready; stop both on exit.
+
+    ``env``: extra ``BACKDROP_*`` settings for both (``BACKDROP_LOG_LEVEL`` is ``WARNING``
+    unless given). Yields ``(segmentation, matting)``; ``matting.url`` is what clients use.
+    """
+    ports = {"BACKDROP_SEG_PORT": str(free_port()), "BACKDROP_MATTING_PORT": str(free_port())}
+    settings_env = {**os.environ, "BACKDROP_LOG_LEVEL": "WARNING", **env, **ports}
+    seg, mat = services_from_settings(Settings.from_env(settings_env), log_dir)
+    extra = {k: v for k, v in settings_env.items() if k.startswith("BACKDROP_")}
+    seg.env = {**extra, **seg.env}
+    mat.env = {**extra, **mat.env, "BACKDROP_SEGMENTATION_URL": seg.url}
+    with running(seg, mat, ready_timeout=300) as started:
+        yield started  # type: ignore[misc]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, s) of process ``pid`` and its children so far (Linux
+    ``/proc``; gunicorn's workers are the master's children); 0 elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    except OSError:
+        return 0.0
+    return total

@@ -1,0 +1,60 @@
+"""How steady a video matte is, without ground truth (pure numpy).
+
+Both figures are in alpha x 1000 (alpha in ``[0, 1]``), means over the frame pairs of a clip:
+
+* :func:`flicker`: mean ``|alpha_t - alpha_{t-1}|`` over the pixels whose colour did not
+  change between the two frames (no channel by more than ``still_levels`` of 255: the
+  compression noise of a still camera). A perfect matte of a still pixel does not change,
+  so all of it is flicker.
+* :func:`drift`: mean ``|smoothed_t - raw_t|`` over the pixels whose colour changed by
+  ``moving_levels`` or more (every pixel that is not still): what temporal smoothing costs
+  where the picture changes (0 = the smoothed matte follows the motion exactly; a lag shows
+  up here). Counting only the clearly moving pixels (12 levels or more) would hide the lag
+  of a filter that keeps smoothing faint motion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: A pixel is still when no channel changed by more than this (0..255).
+STILL_LEVELS = 2
+#: A pixel moves when some channel changed by at least this (0..255): any pixel not still.
+MOVING_LEVELS = STILL_LEVELS + 1
+
+
+def colour_change(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Largest change over the channels between two ``H x W x 3`` uint8 frames:
+    ``H x W`` int16 in 0..255."""
+    return np.abs(cur.astype(np.int16) - prev.astype(np.int16)).max(axis=2)
+
+
+def flicker(frames: list[np.ndarray], alphas: list[np.ndarray],
+            still_levels: int = STILL_LEVELS) -> float:
+    """Mean alpha change x 1000 on still pixels (see the module doc).
+
+    Args:
+        frames: ``H x W x 3`` uint8 frames, in order.
+        alphas: their ``H x W`` float alphas in ``[0, 1]``.
+        still_levels: colour change (0..255) that still counts as none.
+    """
+    values = []
+    for t in range(1, len(frames)):
+        still = colour_change(frames[t - 1], frames[t]) <= still_levels
+        if still.any():
+            change = np.abs(alphas[t].astype(np.float64) - alphas[t - 1])
+            values.append(float(change[still].mean()))
+    return 1000.0 * float(np.mean(values)) if values else 0.0
+
+
+def drift(frames: list[np.ndarray], raw: list[np.ndarray], smoothed: list[np.ndarray],
+          moving_levels: int = MOVING_LEVELS) -> float:
+    """Mean ``|smoothed - raw|`` x 1000 on moving pixels (see the module doc); same shapes
+    as :func:`flicker`, ``raw`` and ``smoothed`` the alphas before and after smoothing."""
+    values = []
+    for t in range(1, len(frames)):
+        moving = colour_change(frames[t - 1], frames[t]) >= moving_levels
+        if moving.any():
+            gap = np.abs(smoothed[t].astype(np.float64) - raw[t])
+            values.append(float(gap[moving].mean()))
+    return 1000.0 * float(np.mean(values)) if values else 0.0
