@@ -97,6 +97,22 @@ class AlphaSmoother:
         """Forget the previous frame (the next frame is taken as is)."""
         self._frame = self._alpha = self._premult = None
 
+    def state(self) -> dict[str, np.ndarray] | None:
+        """What the next frame depends on (``None`` before the first frame): to save with
+        a resumable job and give back to :meth:`restore`."""
+        if self._frame is None or self._alpha is None or self._premult is None:
+            return None
+        return {"frame": self._frame, "alpha": self._alpha, "premult": self._premult}
+
+    def restore(self, state: dict[str, np.ndarray] | None) -> None:
+        """Continue from a :meth:`state` (``None``: from scratch)."""
+        if state is None:
+            self.reset()
+            return
+        self._frame = np.asarray(state["frame"], np.uint8)
+        self._alpha = np.asarray(state["alpha"], np.float32)
+        self._premult = np.asarray(state["premult"], np.float32)
+
     def __call__(
         self, frame: np.ndarray, fg: np.ndarray, alpha: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,15 @@ RGBA PNGs (``--alpha-sequence DIR``) and/or a video with alpha (``--output-alpha
 FILE.mov = ProRes 4444, FILE.webm = VP9 with alpha); ``--transparent`` writes OUTPUT itself
 that way.
 
-Failure: videos are encoded into ``NAME.partial.EXT``, renamed to ``NAME.EXT`` only when
-complete. On an error or Ctrl-C the encoder is closed properly and the part done is kept as
-``NAME.partial.EXT`` (removed when empty); a complete-looking file is never left behind.
+Failure and resume (with ffmpeg): the videos are written as pieces in ``NAME.EXT.partial/``
+beside the first output, with an index of the frames done (:mod:`client.video_resume`).
+An error, Ctrl-C or SIGTERM keeps every frame finished (Ctrl-C: no new frame is sent, those
+in flight are written; a second Ctrl-C stops at once); running the same command again goes
+on from there without redoing them, and the result equals that of an uninterrupted run.
+``--restart`` discards an unfinished run; other options than the unfinished run's are
+refused (never mixed). Nothing at ``NAME.EXT`` until the whole video is done. Without
+ffmpeg (OpenCV's writer) a failed job keeps its part as ``NAME.partial.EXT``, and is not
+resumable.
 
 Exit codes: 0 done, 1 failed (service, video or encoder error), 2 usage error, 130 Ctrl-C.
 """
@@ -40,9 +46,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +73,6 @@ from .video_io import (
     ALPHA_EXTS,
     OPAQUE_EXTS,
     VIDEO_EXTS,
-    FFmpegWriter,
     OpenCVWriter,
     PngSequenceWriter,
     StillBackground,
@@ -74,6 +83,19 @@ from .video_io import (
     has_audio,
 )
 from .video_matte import FrameMatter
+from .video_resume import (
+    CHECKPOINT_FRAMES,
+    Pieces,
+    Progress,
+    differences,
+    drop_old_states,
+    file_identity,
+    join,
+    load_state,
+    remove_folder,
+    save_state,
+    work_folder,
+)
 
 #: The people model's working size for video frames, px (the photo default is 512): at 384
 #: a 640 x 480 frame costs 0.6x the model time, and its matte flickers less (bench/video_flicker.py).
@@ -116,6 +138,7 @@ class VideoJob:
             (:data:`VIDEO_MODEL_SIZE` by default; ``None``: the service's own, 512).
         server: matting service URL (``None``: ``$BACKDROP_SERVER`` or the default).
         timeout: seconds to wait for each frame's answer.
+        restart: discard an unfinished earlier run of this job instead of resuming it.
     """
 
     input: Path
@@ -141,6 +164,7 @@ class VideoJob:
     model_size: int | None = VIDEO_MODEL_SIZE
     server: str | None = None
     timeout: float = 120.0
+    restart: bool = False
 
 
 @dataclass
@@ -148,7 +172,8 @@ class VideoResult:
     """What :func:`process_video` did.
 
     Attributes:
-        frames: frames written.
+        frames: frames in the outputs (those of earlier runs of a resumed job included).
+        resumed_from: frames an earlier, interrupted run had done (0: a fresh job).
         seconds: wall time of the whole run.
         fps: the input's (and output's) frame rate.
         size: output ``(width, height)``.
@@ -157,10 +182,12 @@ class VideoResult:
         audio: whether audio was copied.
         outputs: files and folders written.
         timing_ms: mean per frame of the service's stages (``segmentation``, ``matting``,
-            ...; from ``Server-Timing``) and of ``request`` (the client's wall time per call).
+            ...; from ``Server-Timing``) and of ``request`` (the client's wall time per call),
+            over this run's frames.
     """
 
     frames: int = 0
+    resumed_from: int = 0
     seconds: float = 0.0
     fps: float = 0.0
     size: tuple[int, int] = (0, 0)
@@ -172,8 +199,9 @@ class VideoResult:
 
     @property
     def frames_per_second(self) -> float:
-        """Processing speed (frames / wall second)."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Processing speed of this run (frames / wall second)."""
+        done = self.frames - self.resumed_from
+        return done / self.seconds if self.seconds > 0 else 0.0
 
 
 class UsageError(ValueError):
@@ -267,6 +295,11 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
                   progress: bool = True) -> VideoResult:
     """Run ``job``: read, matte (``job.jobs`` in flight), smooth, composite, encode.
 
+    With ffmpeg the job is resumable (:mod:`client.video_resume`): a job stopped by an
+    error, Ctrl-C or SIGTERM keeps its work in ``NAME.EXT.partial/`` and the same job run
+    again goes on from the first frame not done. Without ffmpeg (OpenCV's writer) it is
+    not: the part written is kept as ``NAME.partial.EXT``.
+
     Args:
         job: the options.
         client: a client to use (else one for ``job.server`` is made and closed).
@@ -276,9 +309,11 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
         a :class:`VideoResult`.
 
     Raises:
-        UsageError: the job is inconsistent (a :class:`ValueError`).
+        UsageError: the job is inconsistent (a :class:`ValueError`), or an unfinished job
+            with other options is in the way.
         VideoError: a video cannot be read or written.
         MattingError: the service failed for a frame (after the client's one retry).
+        KeyboardInterrupt: Ctrl-C or SIGTERM (after the frame in progress was kept).
     """
     exe = None if job.writer == "opencv" else ffmpeg_exe()
     validate(job, exe)
@@ -295,78 +330,237 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
             client = stack.enter_context(MattingClient(job.server or default_server(),
                                                        timeout=job.timeout, pool_size=job.jobs))
         client.ready()  # fail fast, with the service's own words, before any file is made
-        main_out, alpha_outs, seq = _open_writers(job, exe, reader, size, stack, result)
-        smoother = AlphaSmoother(job.smooth) if job.smooth > 0 else None
-        matter = FrameMatter(client, {"classes": job.classes, "instances": job.instances,
-                                      "score_threshold": job.score_threshold,
-                                      "backend": job.backend, "model_size": job.model_size})
-        frames = (fit_cover(f, size) for f in reader.frames(job.max_frames))
-        matted = stack.enter_context(contextlib.closing(ordered_map(matter, frames, job.jobs)))
-        total = reader.frame_count
-        if job.max_frames is not None:
-            total = min(total, job.max_frames) if total else job.max_frames
-        bar = stack.enter_context(tqdm(total=total or None, unit="frame", disable=not progress,
-                                       dynamic_ncols=True, desc=job.input.name))
-        totals: dict[str, float] = {}
-        for index, m in enumerate(matted):
-            fg, alpha = (m.fg, m.alpha) if smoother is None else smoother(m.frame, m.fg, m.alpha)
-            result.no_subject_frames += int(m.no_subject)
-            for stage, ms in m.timing_ms.items():
-                totals[stage] = totals.get(stage, 0.0) + ms
-            if main_out is not None and background is not None:
-                main_out.write(composite(fg, alpha, background.frame(index)))
-            if alpha_outs or seq is not None:
-                bgra = to_rgba8(fg, alpha)
-                for out in alpha_outs:
-                    out.write(bgra)
-                if seq is not None:
-                    seq.write(bgra)
-            result.frames += 1
-            bar.update(1)
-        if result.frames == 0:
-            raise VideoError(f"{job.input} has no frames OpenCV can decode")
+        run = _Run(job, reader, size, background, client, stack, result, progress)
+        if exe is None:
+            run.direct()
+        else:
+            run.resumable(exe)
     result.seconds = time.perf_counter() - started
-    result.timing_ms = {k: v / result.frames for k, v in totals.items()}
+    done_here = max(1, result.frames - result.resumed_from)
+    result.timing_ms = {k: v / done_here for k, v in run.totals.items()}
     if result.no_subject_frames:
         log.warning("%d of %d frames had no subject (written as background only)",
                     result.no_subject_frames, result.frames)
     return result
 
 
-def _open_writers(job: VideoJob, exe: str | None, reader: VideoReader, size: tuple[int, int],
-                  stack: contextlib.ExitStack, result: VideoResult):
-    """Open the outputs of ``job`` inside ``stack``: (opaque writer, alpha writers, PNG seq)."""
-    audio_from = None
-    if exe is not None and job.audio and has_audio(job.input, exe):
-        audio_from = job.input
-        result.audio = job.output is not None or job.alpha_video is not None
-    seconds = (job.max_frames / float(reader.fps)) if job.max_frames else None
-    main_out = None
-    alpha_outs: list[FFmpegWriter] = []
-    if job.output is not None:
-        if exe is None:
-            main_out = stack.enter_context(OpenCVWriter(job.output, size, reader.fps))
-            log.info("ffmpeg not installed: writing mp4v with OpenCV, without audio")
-        else:
-            writer = stack.enter_context(FFmpegWriter(
-                job.output, size, reader.fps, exe, alpha=job.transparent, audio_from=audio_from,
-                audio_seconds=seconds, crf=job.crf))
-            if job.transparent:
-                alpha_outs.append(writer)
+def fingerprint(job: VideoJob) -> dict[str, object]:
+    """What decides a job's frames and files: a resumed job must have the same (its
+    ``jobs``, ``server``, ``timeout`` and ``writer`` may change)."""
+    def where(path: Path | None) -> str | None:
+        return None if path is None else str(path.resolve())
+
+    return {
+        "input": file_identity(job.input), "output": where(job.output),
+        "background": file_identity(job.background), "color": job.color,
+        "gradient": list(job.gradient) if job.gradient else None,
+        "transparent": job.transparent, "bg_video_end": job.bg_video_end,
+        "size": list(job.size) if job.size else None, "smooth": job.smooth,
+        "alpha_sequence": where(job.alpha_sequence), "alpha_video": where(job.alpha_video),
+        "max_frames": job.max_frames, "audio": job.audio, "crf": job.crf,
+        "classes": job.classes, "score_threshold": job.score_threshold,
+        "instances": job.instances, "backend": job.backend, "model_size": job.model_size,
+    }
+
+
+#: The CLI options behind :func:`fingerprint`'s keys, for messages.
+OPTION_NAMES = {
+    "input": "INPUT (or the file changed)", "output": "OUTPUT",
+    "background": "--background (or the file changed)", "color": "--color",
+    "gradient": "--gradient", "transparent": "--transparent", "bg_video_end": "--bg-video-end",
+    "size": "--size", "smooth": "--smooth", "alpha_sequence": "--alpha-sequence",
+    "alpha_video": "--output-alpha-video", "max_frames": "--max-frames", "audio": "--no-audio",
+    "crf": "--crf", "classes": "--classes", "score_threshold": "--score-threshold",
+    "instances": "--instances", "backend": "--backend", "model_size": "--model-size",
+}
+
+
+class _StopRequests:
+    """While active (main thread only), Ctrl-C and SIGTERM ask the job to stop after the
+    frame in progress instead of interrupting it; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: object) -> None:  # noqa: ARG002
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after the frame in progress (press Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+class _Run:
+    """One run of :func:`process_video` once the input, background and client are open."""
+
+    def __init__(self, job: VideoJob, reader: VideoReader, size: tuple[int, int],
+                 background: StillBackground | VideoBackground | None, client: MattingClient,
+                 stack: contextlib.ExitStack, result: VideoResult, progress: bool) -> None:
+        self.job, self.reader, self.size, self.background = job, reader, size, background
+        self.client, self.stack, self.result, self.progress = client, stack, result, progress
+        self.smoother = AlphaSmoother(job.smooth) if job.smooth > 0 else None
+        self.totals: dict[str, float] = {}
+        total = reader.frame_count
+        if job.max_frames is not None:
+            total = min(total, job.max_frames) if total else job.max_frames
+        self.total = total or None
+
+    def frames(self, skip: int, stop: _StopRequests | None = None
+               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(index, fg, alpha)`` of each frame from ``skip`` on, matted and smoothed; the
+        frames before ``skip`` are decoded, not sent. Once ``stop`` is requested no new
+        frame is sent, and the frames in flight still come out."""
+        job = self.job
+        matter = FrameMatter(self.client, {"classes": job.classes, "instances": job.instances,
+                                           "score_threshold": job.score_threshold,
+                                           "backend": job.backend, "model_size": job.model_size})
+        decoded = self.reader.frames(job.max_frames)
+        for _ in itertools.islice(decoded, skip):
+            pass
+
+        def todo() -> Iterator[np.ndarray]:
+            for frame in decoded:
+                if stop is not None and stop.requested:
+                    return  # no new frame goes out; those in flight still come back
+                yield fit_cover(frame, self.size)
+
+        matted = self.stack.enter_context(contextlib.closing(ordered_map(matter, todo(), job.jobs)))
+        bar = self.stack.enter_context(tqdm(total=self.total, initial=skip, unit="frame",
+                                            disable=not self.progress, dynamic_ncols=True,
+                                            desc=job.input.name))
+        for index, m in enumerate(matted, start=skip):
+            fg, alpha = (m.fg, m.alpha) if self.smoother is None else self.smoother(m.frame, m.fg, m.alpha)
+            self.result.no_subject_frames += int(m.no_subject)
+            for stage, ms in m.timing_ms.items():
+                self.totals[stage] = self.totals.get(stage, 0.0) + ms
+            yield index, fg, alpha
+            bar.update(1)
+
+    def opaque(self, index: int, fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        assert self.background is not None
+        return composite(fg, alpha, self.background.frame(index))
+
+    def direct(self) -> None:
+        """OpenCV's writer (no ffmpeg): one file per output, not resumable."""
+        job, result = self.job, self.result
+        main_out = None
+        if job.output is not None:
+            main_out = self.stack.enter_context(OpenCVWriter(job.output, self.size, self.reader.fps))
+            log.info("ffmpeg not installed: writing mp4v with OpenCV, without audio or resume")
+            result.writer = "opencv"
+            result.outputs.append(job.output)
+        seq = None
+        if job.alpha_sequence is not None:
+            seq = self.stack.enter_context(PngSequenceWriter(job.alpha_sequence))
+            result.outputs.append(job.alpha_sequence)
+        for index, fg, alpha in self.frames(0):
+            if main_out is not None:
+                main_out.write(self.opaque(index, fg, alpha))
+            if seq is not None:
+                seq.write(to_rgba8(fg, alpha))
+            result.frames += 1
+        if result.frames == 0:
+            raise VideoError(f"{job.input} has no frames OpenCV can decode")
+
+    def resumable(self, exe: str) -> None:
+        """ffmpeg pieces in a work folder (:mod:`client.video_resume`), joined at the end."""
+        job, result = self.job, self.result
+        primary = job.output or job.alpha_video or job.alpha_sequence
+        assert primary is not None  # validate() checked it
+        folder = work_folder(primary)
+        if job.restart:
+            remove_folder(folder)
+        wanted = fingerprint(job)
+        progress = Progress.load(folder)
+        if progress is not None and differences(progress.options, wanted):
+            names = ", ".join(OPTION_NAMES[k] for k in differences(progress.options, wanted))
+            raise UsageError(f"{folder} holds an unfinished job with other options ({names}); "
+                             "run the same command as before to finish it, or add --restart "
+                             "to discard it")
+        if progress is None:
+            progress = Progress(wanted)
+        elif progress.frames:
+            log.warning("resuming %s after %d frames (%s)", primary.name, progress.frames, folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        done = result.resumed_from = progress.frames
+        if self.smoother is not None and done:
+            self.smoother.restore(load_state(folder, progress.state))
+        outputs: dict[str, tuple[Path, bool]] = {}
+        if job.output is not None:
+            outputs["main"] = (job.output, job.transparent)
+        if job.alpha_video is not None:
+            outputs["alpha"] = (job.alpha_video, True)
+        pieces = Pieces(folder, outputs, self.size, self.reader.fps, exe, job.crf, progress)
+        seq = None
+        if job.alpha_sequence is not None:
+            seq = self.stack.enter_context(PngSequenceWriter(job.alpha_sequence, start=done))
+
+        def checkpoint() -> None:
+            if pieces.frames == 0:
+                return
+            progress.frames += pieces.frames
+            pieces.commit()
+            state = None if self.smoother is None else self.smoother.state()
+            progress.state = save_state(folder, progress.frames, state)
+            progress.save(folder)
+            drop_old_states(folder, keep=progress.state)
+
+        stop = self.stack.enter_context(_StopRequests())
+        try:
+            for index, fg, alpha in self.frames(done, stop):
+                if "main" in outputs:
+                    pieces.write("main", to_rgba8(fg, alpha) if job.transparent
+                                 else self.opaque(index, fg, alpha))
+                if "alpha" in outputs or seq is not None:
+                    bgra = to_rgba8(fg, alpha)
+                    if "alpha" in outputs:
+                        pieces.write("alpha", bgra)
+                    if seq is not None:
+                        seq.write(bgra)
+                pieces.frames += 1
+                if pieces.frames >= CHECKPOINT_FRAMES:
+                    checkpoint()
+            checkpoint()
+            if stop.requested:
+                raise KeyboardInterrupt
+        except BaseException as exc:
+            if pieces.whole(pieces.frames) and not isinstance(exc, VideoError):
+                checkpoint()  # stopped between two frames: nothing is lost
             else:
-                main_out = writer
-        result.writer = "opencv" if exe is None else "ffmpeg"
-        result.outputs.append(job.output)
-    if job.alpha_video is not None and exe is not None:
-        alpha_outs.append(stack.enter_context(FFmpegWriter(
-            job.alpha_video, size, reader.fps, exe, alpha=True, audio_from=audio_from,
-            audio_seconds=seconds, crf=job.crf)))
-        result.outputs.append(job.alpha_video)
-    seq = None
-    if job.alpha_sequence is not None:
-        seq = stack.enter_context(PngSequenceWriter(job.alpha_sequence))
-        result.outputs.append(job.alpha_sequence)
-    return main_out, alpha_outs, seq
+                pieces.discard()  # stopped inside a frame's writes: redo this piece
+                progress.save(folder)
+            if progress.frames:
+                log.warning("stopped after %d frames; the work is kept in %s: run the same "
+                            "command again to go on from there", progress.frames, folder)
+            else:
+                remove_folder(folder)
+            raise
+        result.frames = progress.frames
+        if result.frames == 0:
+            remove_folder(folder)
+            raise VideoError(f"{job.input} has no frames OpenCV can decode")
+        audio_from = job.input if job.audio and has_audio(job.input, exe) else None
+        seconds = result.frames / float(self.reader.fps)
+        for key, (path, alpha) in outputs.items():
+            join(folder, progress.pieces[key], path, exe, alpha=alpha, audio_from=audio_from,
+                 seconds=seconds)
+            result.outputs.append(path)
+        if seq is not None:
+            result.outputs.append(job.alpha_sequence)
+        result.writer = "ffmpeg"
+        result.audio = audio_from is not None and bool(outputs)
+        remove_folder(folder)
+        log.info("wrote %s (%d frames)", ", ".join(map(str, result.outputs)), result.frames)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -409,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--writer", choices=("auto", "ffmpeg", "opencv"), default="auto",
                    help="encoder: ffmpeg (H.264, audio) when installed, else OpenCV (mp4v)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51, lower is better")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the unfinished earlier run of this job (NAME.EXT.partial/) "
+                   "instead of resuming it")
     add_subject_arguments(p)
     p.set_defaults(model_size=VIDEO_MODEL_SIZE)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
@@ -438,7 +635,7 @@ def job_from_args(args: argparse.Namespace) -> VideoJob:
         classes=None if args.classes is None else ",".join(args.classes),
         score_threshold=args.score_threshold, instances=args.instances, backend=args.backend,
         model_size=args.model_size,
-        server=args.server, timeout=args.timeout,
+        server=args.server, timeout=args.timeout, restart=args.restart,
     )
 
 
@@ -459,11 +656,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted; the part done is kept as *.partial.* (see above)", file=sys.stderr)
+        print("interrupted; the frames done are kept (see above): run the same command again "
+              "to go on from there", file=sys.stderr)
         return EXIT_INTERRUPTED
     for path in result.outputs:
         print(path)
-    print(f"{result.frames} frames, {result.size[0]}x{result.size[1]} at {result.fps:g} fps, "
+    resumed = f" (resumed after {result.resumed_from})" if result.resumed_from else ""
+    print(f"{result.frames} frames{resumed}, {result.size[0]}x{result.size[1]} at {result.fps:g} fps, "
           f"{result.frames_per_second:.2f} frames/s, writer {result.writer}, "
           f"audio {'copied' if result.audio else 'none'}", file=sys.stderr)
     return EXIT_OK

@@ -396,10 +396,10 @@ class PngSequenceWriter:
 
     kind = "png-sequence"
 
-    def __init__(self, folder: Path, pattern: str = "frame_{:06d}.png") -> None:
+    def __init__(self, folder: Path, pattern: str = "frame_{:06d}.png", start: int = 0) -> None:
         self.folder = folder
         self.pattern = pattern
-        self.frames = 0
+        self.frames = start  # the number of the next file (a resumed job starts further on)
         folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, bgra: np.ndarray) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
-from videotools import read_all
+from PIL import Image
+from videotools import CLIP_SIZE, read_all
 
 from service_common.config import REPO_ROOT
 
@@ -30,7 +34,12 @@ def test_notebook_executes(offline_services, subject_clip: Path, tmp_path: Path,
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     assert len(read_all(out)[0]) == 3
     last = nb.cells[-1]
-    assert any("image/png" in o.get("data", {}) for o in last.outputs)
+    [png] = [o["data"]["image/png"] for o in last.outputs if "image/png" in o.get("data", {})]
+    sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+    width, height = CLIP_SIZE
+    assert sheet.shape[:2] == (3 * height, 2 * width)  # frames 0, 1, 2: before | after
+    before, after = sheet[:, :width].astype(int), sheet[:, width:].astype(int)
+    assert np.abs(before - after).mean() > 20  # the background was replaced
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert errors == []

@@ -131,3 +131,24 @@ def test_generated_clip_flickers_less_and_its_moving_edge_does_not_lag():
         moved = np.abs(frames[i].astype(int) - frames[i - 1].astype(int)).max(axis=2) >= 100
         assert moved.any()
         assert np.abs(out[i] - alphas[i])[moved].max() < 1e-6
+
+
+def test_a_restored_state_continues_exactly():
+    """What a resumed video job relies on: state() after frame k, restore() into a new
+    smoother, and frames k+1.. come out as from the one smoother."""
+    frames, alphas = _frames(8, moving=False), _jittery_alpha(8, seed=2)
+    fg = np.full((H, W, 3), 220, np.uint8)
+    one = AlphaSmoother()
+    straight = [one(f, fg, a) for f, a in zip(frames, alphas, strict=True)]
+    first = AlphaSmoother()
+    assert first.state() is None
+    for f, a in zip(frames[:5], alphas[:5], strict=True):
+        first(f, fg, a)
+    second = AlphaSmoother()
+    second.restore({k: v.copy() for k, v in first.state().items()})
+    for (f, a), (want_fg, want_a) in zip(zip(frames[5:], alphas[5:], strict=True), straight[5:],
+                                         strict=True):
+        got_fg, got_a = second(f, fg, a)
+        assert np.array_equal(got_a, want_a) and np.array_equal(got_fg, want_fg)
+    second.restore(None)
+    assert second.state() is None

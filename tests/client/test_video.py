@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from videotools import CLIP_SIZE, nearest_colour, read_all
 
 from client.api import MattingClient
 from client.video import UsageError, VideoJob, main, process_video
-from client.video_io import ffmpeg_exe, partial_path
+from client.video_io import ffmpeg_exe
 from service_common.config import REPO_ROOT
 from service_common.serve import free_port
 
@@ -30,7 +32,7 @@ def test_colour_background_alpha_outputs_and_smoothing(offline_services, subject
     assert (result.frames, result.fps, result.size) == (6, 12.0, CLIP_SIZE)
     frames, fps, size = read_all(out)
     assert (len(frames), fps, size) == (6, 12.0, CLIP_SIZE)
-    assert not partial_path(out).exists()
+    assert not (tmp_path / "out.mp4.partial").exists()
     assert result.writer == ("ffmpeg" if ffmpeg_exe() else "opencv")
     # the corner is background (green), the disk's centre is the subject (orange)
     corner, centre = frames[0][2, 2].astype(int), frames[0][24, 22].astype(int)
@@ -112,26 +114,100 @@ def test_output_is_never_the_input(subject_clip: Path, capsys):
 
 
 class _InterruptingClient(MattingClient):
-    """The real client, but Ctrl-C strikes while the (n+1)-th frame is in flight."""
+    """The real client, counting its calls; ``interrupt(call)`` strikes during call ``after + 1``:
+    by default a KeyboardInterrupt raised there, as Ctrl-C in an old-style loop would."""
 
-    def __init__(self, server: str, after: int) -> None:
+    def __init__(self, server: str, after: int | None = None, interrupt=None) -> None:
         super().__init__(server, timeout=60)
         self.after, self.calls = after, 0
+        self.interrupt = interrupt
 
     def matte(self, image: bytes, **options):
         self.calls += 1
-        if self.calls > self.after:
-            raise KeyboardInterrupt
+        if self.after is not None and self.calls == self.after + 1:
+            if self.interrupt is None:
+                raise KeyboardInterrupt
+            self.interrupt()
         return super().matte(image, **options)
 
 
-def test_ctrl_c_closes_the_writers_and_keeps_a_partial(offline_services, subject_clip: Path,
-                                                       tmp_path: Path):
-    out, seq = tmp_path / "out.mp4", tmp_path / "seq"
-    client = _InterruptingClient(offline_services[1].url, after=3)
+def _alphas(folder: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted(folder.iterdir())]
+
+
+def _job(clip: Path, tmp_path: Path, name: str, **changes) -> VideoJob:
+    job = VideoJob(clip, tmp_path / f"{name}.mp4", color="black", alpha_sequence=tmp_path / name,
+                   jobs=1, backend="u2netp", smooth=0.5)
+    for key, value in changes.items():
+        setattr(job, key, value)
+    return job
+
+
+def test_interrupted_job_resumes_without_redoing_frames(offline_services, subject_clip: Path,
+                                                        tmp_path: Path, monkeypatch):
+    """Stopped after 5 of 6 frames (checkpoints every 2), then run again: only the last frame
+    is sent, and the result (video, alpha PNGs, smoothing included) equals an uninterrupted
+    run's."""
+    url = offline_services[1].url
+    whole = process_video(_job(subject_clip, tmp_path, "whole"), client=MattingClient(url),
+                          progress=False)
+    assert whole.frames == 6 and whole.resumed_from == 0
+
+    monkeypatch.setattr("client.video.CHECKPOINT_FRAMES", 2)
+    job = _job(subject_clip, tmp_path, "cut")
+    client = _InterruptingClient(url, after=5)
     with pytest.raises(KeyboardInterrupt):
-        process_video(VideoJob(subject_clip, out, color="black", alpha_sequence=seq, jobs=1),
-                      client=client, progress=False)
-    assert not out.exists()
-    assert len(read_all(partial_path(out))[0]) == 3  # closed properly: it plays
-    assert len(list(seq.iterdir())) == 3
+        process_video(job, client=client, progress=False)
+    folder = tmp_path / "cut.mp4.partial"
+    index = json.loads((folder / "index.json").read_text())
+    assert index["frames"] == 5 and index["pieces"]["main"] == ["main_000.mp4", "main_001.mp4",
+                                                                "main_002.mp4"]
+    assert (folder / index["state"]).is_file()
+    assert not job.output.exists()  # nothing looks complete
+
+    again = _InterruptingClient(url)
+    result = process_video(job, client=again, progress=False)
+    assert again.calls == 1 and (result.frames, result.resumed_from) == (6, 5)
+    assert not folder.exists()
+    frames, fps, size = read_all(job.output)
+    assert (len(frames), fps, size) == (6, 12.0, CLIP_SIZE)
+    want = _alphas(tmp_path / "whole")
+    got = _alphas(tmp_path / "cut")
+    assert len(got) == 6 and all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+    whole_frames = read_all(tmp_path / "whole.mp4")[0]
+    # the same frames in the same order (H.264 of separate pieces differs only in coding noise)
+    gaps = np.array([[np.abs(a.astype(int) - b).mean() for b in whole_frames] for a in frames])
+    assert list(gaps.argmin(axis=1)) == list(range(6)) and gaps.diagonal().max() < 3
+
+
+def test_ctrl_c_stops_after_the_frame_in_progress(offline_services, subject_clip: Path,
+                                                  tmp_path: Path):
+    """A real SIGINT while frame 3 is in flight: the job ends that frame, keeps it, stops."""
+    job = _job(subject_clip, tmp_path, "sig")
+    client = _InterruptingClient(offline_services[1].url, after=2,
+                                 interrupt=lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        process_video(job, client=client, progress=False)
+    index = json.loads((tmp_path / "sig.mp4.partial" / "index.json").read_text())
+    assert index["frames"] == 3  # the frame in progress was finished and kept
+    assert len(list((tmp_path / "sig").iterdir())) >= 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
+
+
+def test_other_options_do_not_mix_with_an_unfinished_job(offline_services, subject_clip: Path,
+                                                         tmp_path: Path, capsys):
+    url = offline_services[1].url
+    job = _job(subject_clip, tmp_path, "mix")
+    with pytest.raises(KeyboardInterrupt):
+        process_video(job, client=_InterruptingClient(url, after=2), progress=False)
+    with pytest.raises(UsageError, match=r"other options \(--color, --smooth\).*--restart"):
+        process_video(_job(subject_clip, tmp_path, "mix", color="white", smooth=0.2),
+                      client=MattingClient(url), progress=False)
+    args = [str(subject_clip), str(job.output), "--color", "white", "--alpha-sequence",
+            str(tmp_path / "mix"), "--backend", "u2netp", "--jobs", "1", "-q", "--server", url]
+    assert main(args) == 2
+    assert "--restart" in capsys.readouterr().err
+    _InterruptingClient(url)
+    assert main([*args, "--restart"]) == 0
+    assert not (tmp_path / "mix.mp4.partial").exists()
+    assert len(read_all(job.output)[0]) == 6
