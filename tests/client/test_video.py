@@ -211,3 +211,29 @@ def test_other_options_do_not_mix_with_an_unfinished_job(offline_services, subje
     assert main([*args, "--restart"]) == 0
     assert not (tmp_path / "mix.mp4.partial").exists()
     assert len(read_all(job.output)[0]) == 6
+
+
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="needs the ffmpeg of imageio-ffmpeg")
+def test_resumed_job_keeps_audio_and_alpha_video(offline_services, tmp_path: Path):
+    """Pieces of an H.264 output and of a ProRes 4444 alpha video, joined after a resume,
+    with the input's audio cut to the frames done (6 at 12 fps: 0.5 s)."""
+    exe = ffmpeg_exe()
+    src = tmp_path / "talk.mkv"
+    subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=12:duration=2", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=2", "-c:v", "mpeg4", "-c:a", "pcm_s16le",
+                    str(src)], check=True)
+    job = VideoJob(src, tmp_path / "out.mp4", color="white", alpha_video=tmp_path / "alpha.mov",
+                   max_frames=6, jobs=1, backend="u2netp")
+    url = offline_services[1].url
+    with pytest.raises(KeyboardInterrupt):
+        process_video(job, client=_InterruptingClient(url, after=3), progress=False)
+    result = process_video(job, client=MattingClient(url), progress=False)
+    assert (result.frames, result.resumed_from, result.audio) == (6, 3, True)
+    assert len(read_all(job.output)[0]) == 6 and len(read_all(job.alpha_video)[0]) == 6
+    probe = subprocess.run([exe, "-hide_banner", "-i", str(job.output)], capture_output=True,
+                           text=True).stderr
+    assert "aac" in probe and "Duration: 00:00:00.5" in probe
+    probe = subprocess.run([exe, "-hide_banner", "-i", str(job.alpha_video)], capture_output=True,
+                           text=True).stderr
+    assert "prores" in probe and "4444" in probe
