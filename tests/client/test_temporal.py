@@ -152,3 +152,30 @@ def test_a_restored_state_continues_exactly():
         assert np.array_equal(got_a, want_a) and np.array_equal(got_fg, want_fg)
     second.restore(None)
     assert second.state() is None
+
+
+def test_an_edge_of_nearly_the_background_colour_leaves_no_trail():
+    """A subject whose right half has almost the background's colour (4 levels apart, under
+    the motion threshold) moves right: its alpha jumps there next to the moving bright half,
+    so the new alpha is taken (no trail of the old position), while a faint alpha wobble on
+    still pixels far from the motion is still smoothed."""
+    frames, alphas = [], []
+    for i in range(6):
+        x = 4 + 2 * i
+        f = np.full((H, W, 3), 100, np.uint8)
+        f[6:18, x:x + 5] = 220  # bright left half
+        f[6:18, x + 5:x + 10] = 104  # dim right half
+        frames.append(f)
+        a = np.zeros((H, W), np.float32)
+        a[6:18, x:x + 10] = 1.0
+        a[20:, :] = 0.02 * (i % 2)  # flicker on still pixels, far below the subject
+        alphas.append(a)
+    fg = np.full((H, W, 3), 220, np.uint8)
+    smoother = AlphaSmoother()
+    out = [smoother(f, fg, a)[1] for f, a in zip(frames, alphas, strict=True)]
+    for i in range(1, 6):
+        assert np.abs(out[i][:20] - alphas[i][:20]).max() < 1e-6  # follows the moving subject
+    assert _mean_change([o[20:] for o in out]) < 0.3 * _mean_change([a[20:] for a in alphas])
+    plain = AlphaSmoother(jump=2.0)  # without the jump rule: the dim half leaves a trail
+    trail = [plain(f, fg, a)[1] for f, a in zip(frames, alphas, strict=True)]
+    assert max(np.abs(t[:20] - a[:20]).max() for t, a in zip(trail, alphas, strict=True)) > 0.3
