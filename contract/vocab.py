@@ -32,6 +32,6 @@ MATTE_FIELDS = (
     "classes", "score_threshold", "instances", "backend", "model_size", "blend",
 )
 #: The file fields of ``POST /v1/matte`` besides ``image``.
-MATTE_FILES = ("bg_image", "trimap")
+MATTE_FILES = ("bg_image", "trimap", "hints")
 #: The parameters the matting service passes on to the segmentation service.
 SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size")

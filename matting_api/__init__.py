@@ -8,7 +8,8 @@ It reads the ``BACKDROP_*`` settings, loads the matting backend once (FBA when
 ``models/FBA.pth`` exists, else closed-form matting, warmed up so the first request is not
 slow), opens one pooled HTTP session to the segmentation service and registers the
 endpoints: ``POST /v1/matte``, ``POST /v1.0/removebg``, ``GET /healthz``, ``GET /readyz``,
-``GET /openapi.json``. Importing this package loads nothing.
+``GET /openapi.json`` and the web page at ``GET /`` (:mod:`matting_api.page`). Importing this
+package loads nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, matting_backend: MattingBackend
     """
     from service_common.web import attach_state, init_app
 
-    from . import openapi, removebg, routes
+    from . import openapi, page, removebg, routes
     from .backends import load_matting_backend
     from .pipeline import Pipeline
     from .segmentation_client import SegmentationClient
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, matting_backend: MattingBackend
     app.register_blueprint(routes.bp)
     app.register_blueprint(removebg.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(page.bp)
     app.logger.info("matting service ready: backend %s on %s, segmentation at %s",
                     backend.name, backend.device, settings.segmentation_url)
     return app

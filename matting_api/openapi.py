@@ -24,11 +24,11 @@ VERSION = "0.1.0"
 #: Error codes each endpoint can answer.
 MATTE_ERRORS = (
     "empty_body", "missing_field", "invalid_image", "unsupported_format", "image_too_large",
-    "image_too_small", "invalid_parameter", "invalid_trimap", "payload_too_large",
+    "image_too_small", "invalid_parameter", "invalid_trimap", "invalid_hints", "payload_too_large",
     "no_subject", "segmentation_unavailable", "segmentation_timeout",
     "segmentation_bad_response", "internal_error",
 )
-REMOVEBG_ERRORS = tuple(c for c in MATTE_ERRORS if c != "invalid_trimap")
+REMOVEBG_ERRORS = tuple(c for c in MATTE_ERRORS if c not in ("invalid_trimap", "invalid_hints"))
 READY_ERRORS = ("not_ready",)
 
 _STATUS_TEXT = {400: "Bad request", 413: "Payload too large", 415: "Unsupported media type",
@@ -51,8 +51,12 @@ RESULT_HEADERS: dict[str, Any] = {
     "X-Foreground-Left": _int_header("subject box left, in result pixels"),
     "X-Foreground-Width": _int_header("subject box width, px (0: nothing visible)"),
     "X-Foreground-Height": _int_header("subject box height, px (0: nothing visible)"),
-    "X-Segmentation-Backend": _str_header("u2netp, maskrcnn, ... or given-trimap"),
+    "X-Segmentation-Backend": _str_header(
+        "u2netp, maskrcnn, ... or given-trimap (or hints-only: nothing found, the keep "
+        "strokes define the subject)"),
     "X-Matting-Backend": _str_header("fba or closed_form"),
+    "X-Hints": _str_header("with hints: the pixels each kind of stroke covered at the "
+                           "working size, e.g. keep=1200, remove=0"),
     "Server-Timing": _str_header(
         "decode, segmentation, matting, compositing and encode durations, ms"),
     "X-Request-Id": _str_header("the request's id (the client's X-Request-Id when sane)"),
@@ -103,6 +107,13 @@ MATTE_FORM: dict[str, Any] = {
                       **_BINARY),
     "trimap": _prop("0/128/255 trimap of the image's size; skips the segmentation service",
                     **_BINARY),
+    "hints": _prop("touch-up strokes, an image of the image's size: white (luma >= 245) = keep, "
+                   "the subject is surely here; black (<= 10) = remove, surely background; "
+                   "anything else, or alpha < 128, = no hint (e.g. strokes drawn on a transparent "
+                   "PNG). Added to the trimap the service builds (or to the given trimap): the "
+                   "strokes are known, and where one contradicts it the edge within 2% of the "
+                   "shorter side of the stroke is matted again. Without a subject found, keep "
+                   "strokes alone define it", **_BINARY),
     "bg_mode": _prop("default: image if bg_image, else color if bg_color, else transparent",
                      type="string", enum=list(vocab.BG_MODES)),
     "bg_color": {**_COLOR, "description": _COLOR["description"] + " (bg_mode=color: white)"},
@@ -295,6 +306,15 @@ def build_openapi() -> dict[str, Any]:
                                        status_of=_removebg_status,
                                        name_of=lambda c: rb.REMOVEBG_CODES.get(c, c)),
                 },
+            }},
+            "/": {"get": {
+                "summary": "the web page: drop a photo, pick a background, touch up, download",
+                "description": "A static page served from the package (nothing fetched from "
+                               "elsewhere); it calls POST /v1/matte, sending its touch-up "
+                               "strokes as the hints upload.",
+                "operationId": "page",
+                "responses": {"200": {"description": "the page", "content": {
+                    "text/html": {"schema": {"type": "string"}}}}},
             }},
             "/healthz": {"get": {
                 "summary": "liveness", "operationId": "healthz",

@@ -39,10 +39,11 @@ from render import render
 from render.composite import flatten, has_transparency
 from render.geometry import crop_box, fit_size, resize_image, resize_mask_nearest, subject_box
 from service_common.errors import ApiError
-from service_common.images import decode_image, decode_mask, encode_image, mime_type
-from trimap.encoding import FOREGROUND, normalise
+from service_common.images import decode_image, decode_luma_alpha, decode_mask, encode_image, mime_type
+from trimap.encoding import BACKGROUND, FOREGROUND, normalise
 from trimap.from_masks import build_trimap
 from trimap.from_prior import prior_trimap
+from trimap.hints import apply_hints, hint_counts, hints_from_pixels
 
 from .backends import MattingBackend
 from .options import MatteOptions
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 #: Pixels whose alpha rounds to 0 in an 8-bit output are "empty" (subject box, crop).
 VISIBLE_ALPHA = 0.5 / 255.0
 GIVEN_TRIMAP = "given-trimap"
+#: ``X-Segmentation-Backend`` when segmentation found nothing and the keep strokes served.
+HINTS_ONLY = "hints-only"
 ZIP_MIME = "application/zip"
 
 
@@ -65,12 +68,14 @@ class MatteRequest:
         options: validated options (``options.format`` may also be ``"zip"``, remove.bg's).
         bg_image: bytes of the background image, if any.
         trimap: bytes of a user-given trimap (skips segmentation), if any.
+        hints: bytes of touch-up strokes (:mod:`trimap.hints`), if any.
     """
 
     image: bytes
     options: MatteOptions
     bg_image: bytes | None = None
     trimap: bytes | None = None
+    hints: bytes | None = None
 
 
 @dataclass
@@ -88,6 +93,8 @@ class MatteResult:
             ``X-Segmentation-Reason``).
         matting_backend: ``fba`` or ``closed_form``.
         timings_ms: step name -> milliseconds, in pipeline order.
+        hints: ``(keep, remove)`` pixels the touch-up strokes covered (at the working
+            size), or ``None`` without hints.
     """
 
     body: bytes
@@ -99,6 +106,7 @@ class MatteResult:
     segmentation_reason: str
     matting_backend: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    hints: tuple[int, int] | None = None
 
     @property
     def mime(self) -> str:
@@ -151,23 +159,40 @@ class Pipeline:
         bg_rgb = None
         if req.bg_image is not None and opts.bg_mode == "image":
             bg_rgb = decode_image(req.bg_image, self.max_pixels, "bg_image").rgb
-        given = None
+        given = hints = None
         if req.trimap is not None:
             given = self._given_trimap(req.trimap, image.width, image.height)
+        if req.hints is not None:
+            hints = self._hints(req.hints, image.width, image.height)
         width, height = fit_size(image.width, image.height, opts.size)
         rgb = resize_image(rgb, width, height)
         if given is not None:
             given = resize_mask_nearest(given, width, height)
+        if hints is not None:
+            hints = resize_mask_nearest(hints, width, height)
         t = timer.step("decode", t)
 
         if given is not None:
             trimap, prior = given, None
             seg_backend, seg_reason = GIVEN_TRIMAP, "the request carried a trimap"
         else:
-            seg = self.segmentation.mask(rgb, opts.segmentation.as_form(), request_id)
-            seg_backend, seg_reason = seg.backend, seg.reason
-            t = timer.step("segmentation", t)
-            trimap, prior = guide(seg.mask, seg.kind)
+            try:
+                seg = self.segmentation.mask(rgb, opts.segmentation.as_form(), request_id)
+            except ApiError as exc:
+                if exc.code != "no_subject" or hints is None or not (hints == FOREGROUND).any():
+                    raise
+                # Nothing found, but the user marked what to keep: an empty matte as the
+                # prior, and the strokes define the subject.
+                trimap = np.full((height, width), BACKGROUND, dtype=np.uint8)
+                prior = np.zeros((height, width), dtype=np.float32)
+                seg_backend = HINTS_ONLY
+                seg_reason = f"{exc.message}; the keep strokes define the subject"
+            else:
+                seg_backend, seg_reason = seg.backend, seg.reason
+                t = timer.step("segmentation", t)
+                trimap, prior = guide(seg.mask, seg.kind)
+        if hints is not None:
+            trimap, prior = apply_hints(trimap, prior, hints)
         t = timer.step("segmentation" if given is not None else "trimap", t)
 
         fg, alpha = self.backend.matte(rgb, trimap, prior)
@@ -193,6 +218,7 @@ class Pipeline:
             segmentation_backend=seg_backend, segmentation_reason=seg_reason,
             matting_backend=self.backend.name,
             timings_ms=timer.timings,
+            hints=None if hints is None else hint_counts(hints),
         )
 
     def _given_trimap(self, data: bytes, width: int, height: int) -> np.ndarray:
@@ -210,6 +236,17 @@ class Pipeline:
                 "the trimap has no foreground (255) pixels; mark the sure subject white",
             )
         return trimap
+
+
+    def _hints(self, data: bytes, width: int, height: int) -> np.ndarray:
+        luma, alpha = decode_luma_alpha(data, self.max_pixels, "hints")
+        if luma.shape != (height, width):
+            raise ApiError(
+                "invalid_hints",
+                f"the hints image is {luma.shape[1]}x{luma.shape[0]} but the image is "
+                f"{width}x{height}; draw the strokes on an image of the photo's size",
+            )
+        return hints_from_pixels(luma, alpha)
 
 
 def guide(mask: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -10,9 +10,10 @@ _EXTENSIONS = {"png": "png", "jpg": "jpg", "webp": "webp", "zip": "zip"}
 
 
 def result_headers(result: MatteResult) -> dict[str, str]:
-    """``X-Width``, ``X-Height``, ``X-Foreground-*``, the backends and ``Server-Timing``."""
+    """``X-Width``, ``X-Height``, ``X-Foreground-*``, the backends, ``Server-Timing`` and,
+    with touch-up hints, ``X-Hints``."""
     left, top, width, height = result.foreground
-    return {
+    headers = {
         "X-Width": str(result.width),
         "X-Height": str(result.height),
         "X-Foreground-Top": str(top),
@@ -24,6 +25,9 @@ def result_headers(result: MatteResult) -> dict[str, str]:
         "X-Matting-Backend": result.matting_backend,
         "Server-Timing": result.server_timing(),
     }
+    if result.hints is not None:
+        headers["X-Hints"] = f"keep={result.hints[0]}, remove={result.hints[1]}"
+    return headers
 
 
 def image_response(result: MatteResult, extra_headers: dict[str, str] | None = None) -> Response:

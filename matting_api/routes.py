@@ -41,9 +41,11 @@ def matte():
     image = read_upload("image", raw_body=True)
     bg_image = read_upload("bg_image", required=False)
     trimap = read_upload("trimap", required=False)
+    hints = read_upload("hints", required=False)
     params = {name: param(name) for name in MATTE_FIELDS}
     options = parse_matte_options(params, has_bg_image=bg_image is not None)
-    request = MatteRequest(image=image or b"", options=options, bg_image=bg_image, trimap=trimap)
+    request = MatteRequest(image=image or b"", options=options, bg_image=bg_image, trimap=trimap,
+                           hints=hints)
     result = app_state().pipeline.run(request, getattr(g, "request_id", None))
     return image_response(result)
 

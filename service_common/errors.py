@@ -34,6 +34,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "image_too_small": (400, "the image is smaller than the minimum size"),
     "invalid_parameter": (400, "a parameter has a value that is not allowed"),
     "invalid_trimap": (400, "the given trimap does not fit the image or has no foreground"),
+    "invalid_hints": (400, "the touch-up hints are not the image's size"),
     "no_subject": (422, "no subject of the requested classes was found in the image"),
     "not_found": (404, "no such endpoint"),
     "method_not_allowed": (405, "the endpoint does not take this HTTP method"),

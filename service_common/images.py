@@ -160,6 +160,20 @@ def decode_mask(data: bytes, max_pixels: int, what: str = "trimap") -> np.ndarra
     return np.ascontiguousarray(np.asarray(img))
 
 
+def decode_luma_alpha(
+    data: bytes, max_pixels: int, what: str = "hints"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode an image to its luma and alpha, both ``H x W`` uint8 (alpha ``None`` when the
+    image has none); the luma is taken before any compositing, so a half-transparent black
+    pixel is still black (the touch-up ``hints``: :func:`trimap.hints.hints_from_pixels`)."""
+    img = _to_8bit(_load(_open(data, max_pixels, what), what))
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        la = np.asarray(img.convert("RGBA").convert("LA"))
+        return np.ascontiguousarray(la[..., 0]), np.ascontiguousarray(la[..., 1])
+    return np.ascontiguousarray(np.asarray(img.convert("L"))), None
+
+
 def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92, *,
                  compress_level: int = 3) -> bytes:
     """Encode ``pixels`` to ``fmt``.
