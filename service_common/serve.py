@@ -25,11 +25,11 @@ from pathlib import Path
 
 import requests
 
-from .config import REPO_ROOT, Settings
+from .config import REPO_ROOT, ConfigError, Settings, unknown_variables
 
 APPS = {
-    "segmentation": "segmentation_api:create_app()",
-    "matting": "matting_api:create_app()",
+    "segmentation": "segmentation_api:gunicorn_app()",
+    "matting": "matting_api:gunicorn_app()",
 }
 
 
@@ -109,7 +109,8 @@ class Service:
             if self.process is not None and self.process.poll() is not None:
                 raise ServiceError(
                     f"{self.name} service exited with code {self.process.returncode}"
-                    + (f"; see {self.log_path}" if self.log_path else "")
+                    + (f"; see {self.log_path}" if self.log_path else
+                       " (its reason is the 'cannot start' line above)")
                 )
             try:
                 resp = requests.get(self.url + path, timeout=5)
@@ -171,13 +172,52 @@ def services_from_settings(settings: Settings, log_dir: Path | None = None) -> t
     return seg, mat
 
 
+#: The variable that sets each service's port.
+PORT_VARIABLES = {"segmentation": "BACKDROP_SEG_PORT", "matting": "BACKDROP_MATTING_PORT"}
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` cannot be bound now (someone listens there, or it is reserved)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def busy_port_message(svc: Service) -> str:
+    """One line: which port is taken and which variable moves the service elsewhere."""
+    variable = PORT_VARIABLES[svc.name]
+    return (f"port {svc.port} on {svc.host} is already in use (another program, or Backdrop "
+            f"already running?), so the {svc.name} service cannot start there; stop that "
+            f"program, or choose another port: {variable}={svc.port + 1} make serve")
+
+
+def preflight(seg: Service, mat: Service) -> list[str]:
+    """The start-up problems found before anything starts: busy ports (one line each)."""
+    return [busy_port_message(svc) for svc in (seg, mat) if port_in_use(svc.host, svc.port)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service_common.serve", description=__doc__)
     parser.add_argument("--check", action="store_true", help="start, wait until ready, then stop")
     parser.add_argument("--log-dir", type=Path, default=None, help="write each service's log there")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    for warning in unknown_variables():
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     seg, mat = services_from_settings(settings, args.log_dir)
+    problems = preflight(seg, mat)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     stop = {"now": False}
 
     def _on_signal(signum, frame):  # noqa: ARG001

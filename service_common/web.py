@@ -11,20 +11,38 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .cpu import IN_FLIGHT_HEADER, limit_blas_threads, sharing_cores
 from .errors import ApiError, register_error_handlers
+from .weights import ModelError
 
 log = logging.getLogger(__name__)
+
+#: gunicorn's exit code for a worker that failed to boot (its arbiter then stops).
+WORKER_BOOT_ERROR = 3
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 #: MIME types accepted as a raw image body (besides multipart).
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+
+
+def boot(name: str, factory: Callable[[], Flask]) -> Flask:
+    """``factory()`` for a gunicorn worker, where an app that cannot start says why in one
+    log line (a missing model file, a missing extra, a bad setting: the message says what to
+    change) and the worker exits with gunicorn's boot-error code, which stops the server,
+    instead of a traceback."""
+    try:
+        return factory()
+    except (ModelError, ConfigError) as exc:
+        logging.basicConfig()
+        logging.getLogger(f"backdrop.{name}").error("the %s service cannot start: %s", name, exc)
+        raise SystemExit(WORKER_BOOT_ERROR) from None
 
 
 def configure_logging(level: str) -> None:

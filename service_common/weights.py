@@ -129,13 +129,20 @@ def missing_message(w: WeightsFile, models_dir: Path) -> str:
     )
 
 
-def hub_cache_path(w: WeightsFile) -> Path:
-    """Where torch hub caches ``w``: ``torch.hub.get_dir()/checkpoints/<file name>``
-    (``$TORCH_HOME/hub``, by default ``~/.cache/torch/hub``): where torchvision itself puts
-    the file when a program calls ``weights.get_state_dict()``."""
-    from .torch_runtime import hub_dir  # local: a models-folder hit needs no torch
+def torch_hub_dir() -> Path:
+    """torch hub's folder as torch computes it by default, without importing torch:
+    ``$TORCH_HOME/hub``, where ``TORCH_HOME`` defaults to ``$XDG_CACHE_HOME/torch`` and that
+    to ``~/.cache/torch``."""
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.environ.get("TORCH_HOME", os.path.join(cache, "torch"))
+    return Path(os.path.expanduser(home)) / "hub"
 
-    return hub_dir() / "checkpoints" / w.filename
+
+def hub_cache_path(w: WeightsFile) -> Path:
+    """Where torch hub caches ``w``: ``<torch hub dir>/checkpoints/<file name>``
+    (:func:`torch_hub_dir`): where torchvision itself puts the file when a program calls
+    ``weights.get_state_dict()``."""
+    return torch_hub_dir() / "checkpoints" / w.filename
 
 
 def find_weights(w: WeightsFile, models_dir: Path) -> Path | None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from service_common.config import Settings
+from service_common.extras import require_torch, torch_installed, torch_missing_message
 from service_common.weights import ModelError, missing_message
 from trimap.encoding import FOREGROUND, UNKNOWN
 
@@ -50,12 +51,20 @@ class MattingBackend(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
+#: A warm-up longer than this (ms) was a first start compiling kernels: say so in the log.
+SLOW_FIRST_START_MS = 5000.0
+
+
 def load_matting_backend(settings: Settings) -> MattingBackend:
     """Build the backend ``settings.matting_backend`` asks for (once per worker)."""
     choice = settings.matting_backend
     weights = FBA.path(settings.models_dir)
     if choice == "auto":
-        if weights.exists():
+        if weights.exists() and not torch_installed():
+            log.warning("MATTING BACKEND FALLBACK: %s found, but %s. Using the offline closed-form "
+                        "matting instead.", weights, torch_missing_message("FBA Matting"))
+            choice = "closed_form"
+        elif weights.exists():
             choice = "fba"
         else:
             log.warning(
@@ -66,6 +75,7 @@ def load_matting_backend(settings: Settings) -> MattingBackend:
     if choice == "fba":
         if not weights.exists():
             raise ModelError(missing_message(FBA, settings.models_dir))
+        require_torch("the matting backend fba (FBA Matting)")
         from service_common.torch_runtime import set_threads  # local: imports torch
 
         from .fba.backend import FBABackend
@@ -136,3 +146,9 @@ class WarmedBackend:
         self.matte(rgb, trimap, prior=(trimap / 255.0).astype(np.float32))
         self.warmup_ms = (time.perf_counter() - started) * 1000.0
         log.info("%s matting warmed up in %.0f ms", self.name, self.warmup_ms)
+        if self.warmup_ms > SLOW_FIRST_START_MS:
+            log.warning("first start: %s matting took %.0f s to warm up, most of it numba compiling "
+                        "its kernels; they are cached now, and later starts take about a second. "
+                        "Compile them at install time with `python -m matting_api.precompile` "
+                        "(make install and the container images do)", self.name,
+                        self.warmup_ms / 1000.0)

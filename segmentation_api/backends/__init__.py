@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from contract.vocab import SEGMENTATION_BACKENDS
 from service_common.config import Settings
+from service_common.extras import require_torch, torch_installed, torch_missing_message
 from service_common.weights import ModelError, find_weights, missing_message, not_found_message
 
 from .base import Backend, Instance, box_of_mask
@@ -144,6 +145,8 @@ def load_backend(settings: Settings, name: str | None = None) -> Backend:
     loader = _LOADERS.get(name)
     if loader is None:
         raise ModelError(f"unknown segmentation backend {name!r}; expected one of {', '.join(_LOADERS)}")
+    if name in TORCH_BACKENDS:
+        require_torch(f"the segmentation backend {name}")
     return loader(settings, name)
 
 
@@ -174,7 +177,12 @@ def plan(settings: Settings, with_preload: bool = True) -> tuple[list[str], Poli
         names, policy = [choice], Policy.single(choice, f"BACKDROP_SEGMENTATION_BACKEND={choice}")
     else:
         found = find_weights(MASKRCNN, settings.models_dir)
-        if found is not None:
+        if found is not None and not torch_installed():
+            log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: Mask R-CNN weights found at %s, "
+                        "but %s; using the offline models.", found,
+                        torch_missing_message("Mask R-CNN"))
+            names, policy = _auto_offline(settings, "auto: Mask R-CNN weights found, torch not installed")
+        elif found is not None:
             why = f"auto: Mask R-CNN weights found at {found}"
             names, policy = ["maskrcnn"], Policy.single("maskrcnn", why)
         else:
@@ -215,6 +223,9 @@ def load_backends(settings: Settings, default: Backend | None = None,
         policy = Policy.single(default.name, f"backend {default.name} given to create_app")
     else:
         names, policy = plan(settings, with_preload=extra is None)
+        for name in names:
+            if name in TORCH_BACKENDS:
+                require_torch(f"the segmentation backend {name}")
         if any(name in TORCH_BACKENDS for name in names):
             from service_common.torch_runtime import set_threads  # local: imports torch
 

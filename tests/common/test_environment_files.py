@@ -19,7 +19,9 @@ def _name(spec: str) -> str:
 
 @pytest.mark.parametrize(
     ("filename", "extras"),
-    [("environment-segmentation.yml", ["segmentation"]), ("environment-matting.yml", ["matting", "video"])],
+    # the conda environments are the full ones (GPU machines): torch included
+    [("environment-segmentation.yml", ["segmentation", "torch"]),
+     ("environment-matting.yml", ["matting", "video", "torch"])],
 )
 def test_environment_file_agrees_with_pyproject(filename: str, extras: list[str]) -> None:
     env = yaml.safe_load((REPO_ROOT / filename).read_text())
@@ -40,8 +42,10 @@ def test_environment_file_agrees_with_pyproject(filename: str, extras: list[str]
     assert specs["torchvision"] == "torchvision==0.29.1"
 
 
-def test_pyproject_pins_torch_exactly() -> None:
-    deps = {_name(d): d for d in PYPROJECT["dependencies"]}
+def test_pyproject_pins_torch_exactly_in_its_extra_only() -> None:
+    base = {_name(d) for d in PYPROJECT["dependencies"]}
+    assert not base & {"torch", "torchvision"}  # the default install is slim
+    deps = {_name(d): d for d in PYPROJECT["optional-dependencies"]["torch"]}
     assert deps["torch"] == "torch==2.14.1"
     assert deps["torchvision"] == "torchvision==0.29.1"
     assert PYPROJECT["requires-python"].startswith(">=3.11")
