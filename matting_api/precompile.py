@@ -18,8 +18,11 @@ import time
 
 
 def main() -> int:
+    import logging
+
     from .backends.closed_form import ClosedFormBackend
 
+    logging.getLogger("matting_api.backends").setLevel(logging.ERROR)  # its first-start warning
     started = time.perf_counter()
     ClosedFormBackend().warm_up()
     where = os.environ.get("NUMBA_CACHE_DIR") or "__pycache__ beside the sources"

@@ -62,6 +62,10 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "BACKDROP_REQUEST_TIMEOUT": ("300", "gunicorn worker timeout: longest a request may run, in seconds"),
     "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
+    "BACKDROP_SERVICE": ("", "make serve / backdrop-serve: start only this service, segmentation or "
+                         "matting (a container runs one); empty = both"),
+    "BACKDROP_FETCH_WEIGHTS": ("", "backdrop-serve: weights to fetch when missing before starting, "
+                               "comma-separated (e.g. maskrcnn); empty = none"),
     "BACKDROP_MASKRCNN_MIN_SIZE": ("800", "Mask R-CNN input: shorter side resized to this, in px"),
     "BACKDROP_MASKRCNN_MAX_SIZE": ("1333", "Mask R-CNN input: longer side capped at this, in px"),
     "BACKDROP_MASKRCNN_MAX_DETECTIONS": ("100", "Mask R-CNN: most detections per image (all classes)"),
@@ -177,6 +181,8 @@ class Settings:
     deeplabv3_size: int = 520
     modnet_size: int = 512
     fba_crop_margin: int = 0
+    service: str | None = None
+    fetch_weights: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -185,6 +191,9 @@ class Settings:
         level = _get(env, "BACKDROP_LOG_LEVEL").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"BACKDROP_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+        service = _get(env, "BACKDROP_SERVICE").strip().lower()
+        if service not in ("", "segmentation", "matting"):
+            raise ConfigError(f"BACKDROP_SERVICE={service!r}: expected segmentation, matting or empty (both)")
         return cls(
             models_dir=Path(_get(env, "BACKDROP_MODELS_DIR")).expanduser(),
             device=_get(env, "BACKDROP_DEVICE").lower(),
@@ -213,6 +222,9 @@ class Settings:
             closed_form_max_side=_int(env, "BACKDROP_CLOSED_FORM_MAX_SIDE"),
             closed_form_max_unknown=_int(env, "BACKDROP_CLOSED_FORM_MAX_UNKNOWN"),
             segmentation_preload=_choices(env, "BACKDROP_SEGMENTATION_PRELOAD", SEGMENTATION_BACKENDS[1:]),
+            service=service or None,
+            fetch_weights=tuple(v.strip() for v in _get(env, "BACKDROP_FETCH_WEIGHTS").split(",")
+                                if v.strip()),
             deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),
             modnet_size=_int(env, "BACKDROP_MODNET_SIZE", minimum=32),
             fba_crop_margin=_int(env, "BACKDROP_FBA_CROP_MARGIN"),

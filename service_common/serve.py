@@ -4,6 +4,8 @@ Command line (``make serve``)::
 
     python -m service_common.serve            # runs until Ctrl-C / SIGTERM
     python -m service_common.serve --check    # start, wait for readiness, stop (smoke test)
+    python -m service_common.serve --service matting   # one service only (a container)
+    python -m service_common.serve --service segmentation --fetch-weights maskrcnn
 
 Ports, worker counts, host and timeouts come from the ``BACKDROP_*`` settings. The same
 :class:`Service` class starts services for the tests, the demo and the benchmarks.
@@ -140,14 +142,16 @@ class Service:
 
 
 @contextlib.contextmanager
-def running(*services: Service, ready_timeout: float = 180.0) -> Iterator[tuple[Service, ...]]:
-    """Start ``services`` in order, wait for each to be ready, stop all on exit."""
+def running(*services: Service, ready_timeout: float = 180.0,
+            ready: bool = True) -> Iterator[tuple[Service, ...]]:
+    """Start ``services`` in order, wait for each to be ready (``ready``; else only alive:
+    a lone matting service is not ready until its segmentation service is), stop all on exit."""
     started: list[Service] = []
     try:
         for svc in services:
             started.append(svc.start())
         for svc in services:
-            svc.wait_ready(ready_timeout)
+            svc.wait_ready(ready_timeout, path="/readyz" if ready else "/healthz")
         yield services
     finally:
         for svc in reversed(started):
@@ -195,15 +199,21 @@ def busy_port_message(svc: Service) -> str:
             f"program, or choose another port: {variable}={svc.port + 1} make serve")
 
 
-def preflight(seg: Service, mat: Service) -> list[str]:
+def preflight(*services: Service) -> list[str]:
     """The start-up problems found before anything starts: busy ports (one line each)."""
-    return [busy_port_message(svc) for svc in (seg, mat) if port_in_use(svc.host, svc.port)]
+    return [busy_port_message(svc) for svc in services if port_in_use(svc.host, svc.port)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service_common.serve", description=__doc__)
     parser.add_argument("--check", action="store_true", help="start, wait until ready, then stop")
     parser.add_argument("--log-dir", type=Path, default=None, help="write each service's log there")
+    parser.add_argument("--service", choices=tuple(APPS), default=None,
+                        help="start only this service (one per container); default: "
+                             "BACKDROP_SERVICE, else both")
+    parser.add_argument("--fetch-weights", nargs="+", default=None, metavar="NAME",
+                        help="first fetch these weights when missing (the weights command); "
+                             "default: BACKDROP_FETCH_WEIGHTS")
     args = parser.parse_args(argv)
     for warning in unknown_variables():
         print(f"warning: {warning}", file=sys.stderr, flush=True)
@@ -213,11 +223,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seg, mat = services_from_settings(settings, args.log_dir)
-    problems = preflight(seg, mat)
+    args.service = args.service or settings.service
+    fetch = settings.fetch_weights if args.fetch_weights is None else args.fetch_weights
+    chosen = [svc for svc in (seg, mat) if args.service in (None, svc.name)]
+    problems = preflight(*chosen)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         return 2
+    if fetch:
+        from .weights import main as fetch_weights
+
+        if fetch_weights([*fetch, "--quiet"]) != 0:
+            print("error: the weights above could not be fetched; mount them into "
+                  f"{settings.models_dir} instead (BACKDROP_MODELS_DIR)", file=sys.stderr)
+            return 1
     stop = {"now": False}
 
     def _on_signal(signum, frame):  # noqa: ARG001
@@ -226,15 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        with running(seg, mat):
-            for svc in (seg, mat):
-                info = requests.get(svc.url + "/readyz", timeout=5).json()
-                print(f"{svc.name:12s} ready at {svc.url}  {info}", flush=True)
+        with running(*chosen, ready=args.service is None):
+            for svc in chosen:
+                if args.service is None:
+                    info = requests.get(svc.url + "/readyz", timeout=5).json()
+                    print(f"{svc.name:12s} ready at {svc.url}  {info}", flush=True)
             if args.check:
                 return 0
-            print("both services ready; Ctrl-C stops them", flush=True)
+            print("both services ready; Ctrl-C stops them" if args.service is None else
+                  f"{args.service} service started at {chosen[0].url}; Ctrl-C stops it", flush=True)
             while not stop["now"]:
-                for svc in (seg, mat):
+                for svc in chosen:
                     if svc.process is not None and svc.process.poll() is not None:
                         print(f"{svc.name} service exited (code {svc.process.returncode})", flush=True)
                         return 1
