@@ -24,7 +24,8 @@ VERSION = "0.1.0"
 #: Error codes each endpoint can answer.
 MATTE_ERRORS = (
     "empty_body", "missing_field", "invalid_image", "unsupported_format", "image_too_large",
-    "image_too_small", "invalid_parameter", "invalid_trimap", "invalid_hints", "payload_too_large",
+    "image_too_small", "image_too_complex", "invalid_parameter", "too_many_fields",
+    "invalid_trimap", "invalid_hints", "payload_too_large",
     "no_subject", "segmentation_unavailable", "segmentation_timeout",
     "segmentation_bad_response", "internal_error",
 )

@@ -57,6 +57,8 @@ GIVEN_TRIMAP = "given-trimap"
 #: ``X-Segmentation-Backend`` when segmentation found nothing and the keep strokes served.
 HINTS_ONLY = "hints-only"
 ZIP_MIME = "application/zip"
+#: The WebP format's largest side, px.
+WEBP_MAX_SIDE = 16383
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,10 @@ def encode_result(pixels: np.ndarray, requested: str) -> tuple[str, bytes]:
     fmt = choose_format(pixels, requested)
     if pixels.ndim == 3 and pixels.shape[2] == 4 and (fmt == "jpg" or not has_transparency(pixels)):
         pixels = flatten(pixels) if has_transparency(pixels) else pixels[..., :3]
+    if fmt == "webp" and max(pixels.shape[:2]) > WEBP_MAX_SIDE:
+        raise ApiError("invalid_parameter", f"format=webp holds at most {WEBP_MAX_SIDE} px per side "
+                       f"and the result is {pixels.shape[1]}x{pixels.shape[0]}; ask for format=png "
+                       f"or jpg, or a smaller size (size={WEBP_MAX_SIDE})", field="format")
     if fmt == "webp" and pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)  # WebP has no greyscale mode
     return fmt, encode_image(np.ascontiguousarray(pixels), fmt)

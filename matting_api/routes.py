@@ -77,6 +77,5 @@ def readyz():
     if not backend_ready:
         missing.append("the matting backend is not warmed up")
     if not seg_ready:
-        missing.append(f"the segmentation service at {seg_info.get('url')} is "
-                       f"{seg_info.get('status', 'not ready')}")
+        missing.append(f"the segmentation service is {seg_info.get('status', 'not ready')}")
     raise ApiError("not_ready", "; ".join(missing), **body)

@@ -226,10 +226,12 @@ class SegmentationClient:
             resp.close()
 
     def _unavailable(self, exc: Exception) -> ApiError:
+        # the internal address goes to the log only, never to the client
+        log.warning("segmentation service at %s cannot be reached: %s", self.base_url, exc)
         return ApiError(
             "segmentation_unavailable",
-            f"the segmentation service at {self.base_url} cannot be reached "
-            f"({type(exc).__name__}); is it running?",
+            f"the segmentation service cannot be reached ({type(exc).__name__}); try again "
+            "shortly (the operator finds its address in the matting service's log)",
         )
 
     @staticmethod
@@ -287,18 +289,19 @@ class SegmentationClient:
     # -------------------------------------------------------------- /readyz
 
     def readiness(self, timeout: float = 2.0) -> tuple[bool, dict[str, Any]]:
-        """``GET /readyz`` of the segmentation service: ``(ready, what it said)``. Never raises."""
+        """``GET /readyz`` of the segmentation service: ``(ready, what it said)``, without its
+        address (that goes to the log only). Never raises."""
         url = self.base_url + "/readyz"
         try:
             resp = self.session.get(url, timeout=(self.connect_timeout, timeout))
         except requests.exceptions.RequestException as exc:
-            return False, {"url": self.base_url, "status": "unreachable",
-                           "error": type(exc).__name__}
+            log.warning("segmentation service at %s is unreachable: %s", self.base_url, exc)
+            return False, {"status": "unreachable", "error": type(exc).__name__}
         try:
             body = resp.json()
         except ValueError:
             body = {}
-        info: dict[str, Any] = {"url": self.base_url, "http_status": resp.status_code}
+        info: dict[str, Any] = {"http_status": resp.status_code}
         if isinstance(body, dict):
             for key in ("status", "backend", "device", "backends", "policy"):
                 if key in body:

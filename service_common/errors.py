@@ -32,7 +32,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "image_too_large": (413, "the image has more pixels than BACKDROP_MAX_PIXELS allows"),
     "payload_too_large": (413, "the request body is larger than BACKDROP_MAX_UPLOAD_MB allows"),
     "image_too_small": (400, "the image is smaller than the minimum size"),
+    "image_too_complex": (422, "decoding the image would take more work than allowed (a JPEG "
+                               "with too many progressive scans)"),
     "invalid_parameter": (400, "a parameter has a value that is not allowed"),
+    "too_many_fields": (400, "the form has more fields than the service reads"),
     "invalid_trimap": (400, "the given trimap does not fit the image or has no foreground"),
     "invalid_hints": (400, "the touch-up hints are not the image's size"),
     "no_subject": (422, "no subject of the requested classes was found in the image"),
@@ -102,8 +105,27 @@ def api_error_from_http(exc: HTTPException) -> ApiError:
         return ApiError("internal_error", "unexpected server error")
     message = ERROR_CODES[code][1]
     if code == "payload_too_large":
+        if _too_many_parts():
+            return ApiError("too_many_fields", f"the form has more than {MAX_FORM_PARTS} fields "
+                            "and files; send only the fields the endpoint documents",
+                            max_fields=MAX_FORM_PARTS)
         message = "the request body is larger than this server accepts (BACKDROP_MAX_UPLOAD_MB)"
     return ApiError(code, message)
+
+
+#: Most multipart fields and files in one request (werkzeug's own limit, named here).
+MAX_FORM_PARTS = 1000
+
+
+def _too_many_parts() -> bool:
+    """Whether werkzeug's 413 came from the number of form parts, not the body's size."""
+    from flask import current_app, has_request_context, request
+
+    if not has_request_context():
+        return False
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    size = request.content_length
+    return size is not None and (limit is None or size <= limit)
 
 
 def as_api_error(exc: Exception) -> ApiError:

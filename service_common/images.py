@@ -64,6 +64,20 @@ class DecodedImage:
         return int(self.rgb.shape[1])
 
 
+#: Most scans (SOS segments) a JPEG may have. Baseline JPEGs have 1, progressive ones from
+#: cameras and encoders about 10 (libjpeg's default script) to 20; each scan is a decoding
+#: pass over the whole image, so thousands of them are a CPU bomb (20,000 scans in 736 KB
+#: cost 12 s of decoding).
+MAX_JPEG_SCANS = 100
+
+
+def jpeg_scans(data: bytes) -> int:
+    """How many scans a JPEG file holds: its start-of-scan markers (``FF DA``). In the
+    entropy-coded data a ``FF`` byte is always followed by ``00`` or a restart marker, so
+    every ``FF DA`` is a marker (an embedded EXIF thumbnail adds its own, one or a few)."""
+    return data.count(b"\xff\xda")
+
+
 def _open(data: bytes, max_pixels: int, what: str) -> Image.Image:
     if not data:
         raise ApiError("empty_body", f"the {what} is empty")
@@ -80,6 +94,16 @@ def _open(data: bytes, max_pixels: int, what: str) -> Image.Image:
             "unsupported_format",
             f"the {what} is {img.format}; send PNG, JPEG, WebP, GIF, BMP or TIFF",
         )
+    if img.format == "JPEG":
+        scans = jpeg_scans(data)
+        if scans > MAX_JPEG_SCANS:
+            raise ApiError(
+                "image_too_complex",
+                f"the {what} is a progressive JPEG with {scans} scans, and decoding each costs a "
+                f"pass over the whole image; at most {MAX_JPEG_SCANS} are decoded. Save it "
+                "again as a baseline JPEG or as PNG",
+                scans=scans, max_scans=MAX_JPEG_SCANS,
+            )
     width, height = img.size
     if width < 1 or height < 1:
         raise ApiError("image_too_small", f"the {what} has no pixels ({width}x{height})")

@@ -18,7 +18,7 @@ from flask import Flask, current_app, g, request
 
 from .config import ConfigError, Settings
 from .cpu import IN_FLIGHT_HEADER, limit_blas_threads, sharing_cores
-from .errors import ApiError, register_error_handlers
+from .errors import MAX_FORM_PARTS, ApiError, register_error_handlers
 from .weights import ModelError
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     counter = _InFlight()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
+    app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
     app.debug = False
     configure_logging(settings.log_level)
     register_error_handlers(app)
