@@ -60,7 +60,15 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_MATTING_THREADS": (
         "4", "threads per matting worker: requests overlap while one waits for segmentation"
     ),
-    "BACKDROP_REQUEST_TIMEOUT": ("300", "gunicorn worker timeout: longest a request may run, in seconds"),
+    "BACKDROP_REQUEST_TIMEOUT": ("300", "longest a request may run, in seconds (the front answers 504 "
+                                 "after it; gunicorn's worker timeout)"),
+    "BACKDROP_FRONT": ("1", "1: each service listens through its buffering front (service_common.front: "
+                       "deadlines, a bounded queue, JSON for protocol errors); 0: gunicorn listens itself"),
+    "BACKDROP_CLIENT_TIMEOUT": ("10", "seconds a client has to send a request's head, and the body's "
+                                "grace before its minimum rate counts; slower clients get 408"),
+    "BACKDROP_CLIENT_MIN_KBPS": ("32", "slowest upload accepted after the grace, KB/s"),
+    "BACKDROP_MAX_QUEUE": ("8", "requests that may wait for a free thread per service (beyond them: 503 "
+                           "overloaded with Retry-After)"),
     "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
     "BACKDROP_SERVICE": ("", "make serve / backdrop-serve: start only this service, segmentation or "
                          "matting (a container runs one); empty = both"),
@@ -183,6 +191,10 @@ class Settings:
     fba_crop_margin: int = 0
     service: str | None = None
     fetch_weights: tuple[str, ...] = ()
+    front: bool = True
+    client_timeout: float = 10.0
+    client_min_kbps: float = 32.0
+    max_queue: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -223,6 +235,10 @@ class Settings:
             closed_form_max_unknown=_int(env, "BACKDROP_CLOSED_FORM_MAX_UNKNOWN"),
             segmentation_preload=_choices(env, "BACKDROP_SEGMENTATION_PRELOAD", SEGMENTATION_BACKENDS[1:]),
             service=service or None,
+            front=_choice(env, "BACKDROP_FRONT", ("0", "1")) == "1",
+            client_timeout=_float(env, "BACKDROP_CLIENT_TIMEOUT"),
+            client_min_kbps=_float(env, "BACKDROP_CLIENT_MIN_KBPS"),
+            max_queue=_int(env, "BACKDROP_MAX_QUEUE"),
             fetch_weights=tuple(v.strip() for v in _get(env, "BACKDROP_FETCH_WEIGHTS").split(",")
                                 if v.strip()),
             deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),

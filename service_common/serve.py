@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from pathlib import Path
 import requests
 
 from .config import REPO_ROOT, ConfigError, Settings, unknown_variables
+from .memory import GLIBC_ENV
 
 APPS = {
     "segmentation": "segmentation_api:gunicorn_app()",
@@ -57,6 +60,8 @@ class Service:
         env: extra environment variables (``BACKDROP_*``) for the process.
         timeout: gunicorn's worker timeout (longest request), seconds.
         log_path: where gunicorn's output goes; ``None`` = inherit the terminal.
+        front: listen through the buffering front (:mod:`service_common.front`): gunicorn
+            then binds a Unix socket in a private folder and the front the TCP port.
     """
 
     name: str
@@ -67,17 +72,24 @@ class Service:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: int = 300
     log_path: Path | None = None
+    front: bool = True
     process: subprocess.Popen | None = None
+    front_process: subprocess.Popen | None = None
     _log_file: object = None
+    _socket_dir: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Service:
+        bind = f"{self.host}:{self.port}"
+        if self.front:
+            self._socket_dir = tempfile.mkdtemp(prefix=f"backdrop-{self.name}-")
+            bind = f"unix:{self._socket_dir}/gunicorn.sock"
         cmd = [
             sys.executable, "-m", "gunicorn",
-            "--bind", f"{self.host}:{self.port}",
+            "--bind", bind,
             "--workers", str(self.workers),
             "--threads", str(self.threads),
             "--timeout", str(self.timeout),
@@ -86,7 +98,10 @@ class Service:
             "--access-logformat", f'{self.name} %(h)s "%(r)s" %(s)s %(b)s %(M)sms',
             APPS[self.name],
         ]
-        env = dict(os.environ)
+        if self.front:  # the front enforces the limits (in JSON); gunicorn's sit above them
+            cmd[-1:-1] = ["--limit-request-line", "16380", "--limit-request-fields", "200",
+                          "--limit-request-field_size", "65536"]
+        env = {**os.environ, **GLIBC_ENV}
         env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         stdout = None
@@ -97,7 +112,23 @@ class Service:
             cmd, cwd=REPO_ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if self.front:
+            front = [sys.executable, "-m", "service_common.front", "--listen",
+                     f"{self.host}:{self.port}", "--upstream", f"{self._socket_dir}/gunicorn.sock",
+                     "--service", self.name, "--slots", str(self.workers * self.threads)]
+            self.front_process = subprocess.Popen(
+                front, cwd=REPO_ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
+
+    def exited(self) -> int | None:
+        """The exit code of the service's gunicorn or front when either has stopped, else
+        ``None``."""
+        for proc in (self.process, self.front_process):
+            if proc is not None and proc.poll() is not None:
+                return proc.returncode
+        return None
 
     def wait_ready(self, timeout: float = 180.0, path: str = "/readyz") -> dict:
         """Poll ``path`` until it answers 200; return its JSON.
@@ -108,9 +139,9 @@ class Service:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            if self.exited() is not None:
                 raise ServiceError(
-                    f"{self.name} service exited with code {self.process.returncode}"
+                    f"{self.name} service exited with code {self.exited()}"
                     + (f"; see {self.log_path}" if self.log_path else
                        " (its reason is the 'cannot start' line above)")
                 )
@@ -125,17 +156,20 @@ class Service:
         raise ServiceError(f"{self.name} service at {self.url} not ready after {timeout:.0f}s ({last})")
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it lingers."""
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL if it lingers; the front first."""
+        for proc in (self.front_process, self.process):
+            if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=5)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
             self._log_file = None
@@ -162,13 +196,13 @@ def services_from_settings(settings: Settings, log_dir: Path | None = None) -> t
     """The two services as configured by ``BACKDROP_*`` settings."""
     seg = Service(
         "segmentation", settings.seg_port, host=settings.bind_host, workers=settings.seg_workers,
-        threads=settings.seg_threads,
+        threads=settings.seg_threads, front=settings.front,
         timeout=settings.request_timeout,
         log_path=(log_dir / "segmentation.log") if log_dir else None,
     )
     mat = Service(
         "matting", settings.matting_port, host=settings.bind_host,
-        workers=settings.matting_workers, threads=settings.matting_threads,
+        workers=settings.matting_workers, threads=settings.matting_threads, front=settings.front,
         timeout=settings.request_timeout,
         env={"BACKDROP_SEGMENTATION_URL": os.environ.get("BACKDROP_SEGMENTATION_URL", seg.url)},
         log_path=(log_dir / "matting.log") if log_dir else None,
@@ -202,6 +236,45 @@ def busy_port_message(svc: Service) -> str:
 def preflight(*services: Service) -> list[str]:
     """The start-up problems found before anything starts: busy ports (one line each)."""
     return [busy_port_message(svc) for svc in services if port_in_use(svc.host, svc.port)]
+
+
+class Supervisor:
+    """Restarts a service whose gunicorn or front died, with a growing pause (1, 2, 4 ... up
+    to :attr:`MAX_BACKOFF_S` seconds; back to 1 once it has run :attr:`STABLE_S` seconds), and
+    says so; the other service keeps running. ``make serve`` only: in production each service
+    runs under its own supervisor (systemd, Kubernetes), which restarts it the same way."""
+
+    MAX_BACKOFF_S = 30.0
+    STABLE_S = 60.0
+
+    def __init__(self, services: list[Service], out=print) -> None:
+        self.services = services
+        self.out = out
+        self.backoff = {svc.name: 1.0 for svc in services}
+        self.started = {svc.name: time.monotonic() for svc in services}
+        self.due: dict[str, float] = {}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for svc in self.services:
+            if svc.name in self.due:
+                if now >= self.due[svc.name]:
+                    del self.due[svc.name]
+                    self.out(f"{svc.name} service: restarting", flush=True)
+                    svc.start()
+                    self.started[svc.name] = now
+                continue
+            code = svc.exited()
+            if code is None:
+                if now - self.started[svc.name] > self.STABLE_S:
+                    self.backoff[svc.name] = 1.0
+                continue
+            pause = self.backoff[svc.name]
+            self.out(f"{svc.name} service exited (code {code}); restarting it in {pause:g} s "
+                     "(the other service keeps running)", flush=True)
+            svc.stop()
+            self.due[svc.name] = now + pause
+            self.backoff[svc.name] = min(self.MAX_BACKOFF_S, pause * 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,11 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             print("both services ready; Ctrl-C stops them" if args.service is None else
                   f"{args.service} service started at {chosen[0].url}; Ctrl-C stops it", flush=True)
+            supervisor = Supervisor(chosen)
             while not stop["now"]:
-                for svc in chosen:
-                    if svc.process is not None and svc.process.poll() is not None:
-                        print(f"{svc.name} service exited (code {svc.process.returncode})", flush=True)
-                        return 1
+                supervisor.tick()
                 time.sleep(0.5)
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 
+from . import memory
 from .config import ConfigError, Settings
 from .cpu import IN_FLIGHT_HEADER, limit_blas_threads, sharing_cores
 from .errors import MAX_FORM_PARTS, ApiError, register_error_handlers
@@ -106,6 +107,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         if sharing is not None:
             sharing.__exit__(None, None, None)
             counter.leave()
+        memory.after_request(request.content_length)
 
     @app.after_request
     def _finish(response):

@@ -155,3 +155,68 @@ def test_a_missing_model_is_one_line_and_no_traceback(tmp_path):
     assert "make weights WEIGHTS=u2netp" in cannot[0]
     assert output.strip().splitlines()[-1] == (
         "error: segmentation service exited with code 3 (its reason is the 'cannot start' line above)")
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of the direct children of ``pid`` (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append((int(entry.name), cmdline))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_make_serve_restarts_a_service_that_dies_and_keeps_the_other(models_dir):
+    import signal
+    import time
+
+    import requests
+
+    seg_port, mat_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BACKDROP_SEG_PORT": str(seg_port),
+           "BACKDROP_MATTING_PORT": str(mat_port), "BACKDROP_MODELS_DIR": str(models_dir),
+           "BACKDROP_LOG_LEVEL": "WARNING"}
+    serve = subprocess.Popen([sys.executable, "-m", "service_common.serve"], cwd=REPO_ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{mat_port}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("the services did not become ready")
+        (seg_master,) = [pid for pid, cmd in _children(serve.pid) if "segmentation_api" in cmd]
+        os.kill(seg_master, signal.SIGKILL)  # the segmentation service dies
+        time.sleep(1.0)
+        assert requests.get(f"http://127.0.0.1:{mat_port}/healthz", timeout=5).status_code == 200
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # ... and comes back
+            try:
+                if requests.get(f"http://127.0.0.1:{mat_port}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("the segmentation service did not come back")
+        assert serve.poll() is None  # make serve still runs
+    finally:
+        serve.send_signal(signal.SIGINT)
+        output, _ = serve.communicate(timeout=60)
+    assert ("segmentation service exited (code -9); restarting it in 1 s "
+            "(the other service keeps running)") in output
+    assert "segmentation service: restarting" in output
