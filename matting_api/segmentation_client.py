@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import requests
 import urllib3
@@ -50,6 +51,12 @@ from service_common.images import decode_mask16, encode_image, mime_type
 MASK_KINDS = ("matte", "segmentation")
 
 log = logging.getLogger(__name__)
+
+#: Longest side sent to the segmentation service, px. Every model works below it (Mask R-CNN
+#: at most 1333 px, MODNet 128-1024, DeepLabV3 520, U^2-Net-p 320), so a larger photo loses
+#: nothing by being sent scaled down, and its hop stays well inside the segmentation
+#: service's upload limit (a 40 MP photo would be 120 MB of BMP; at 3072 px it is 28 MB).
+SEND_MAX_SIDE = 3072
 
 #: Error codes of the segmentation service that are the caller's fault: passed through.
 PASS_THROUGH_CODES = frozenset({
@@ -129,7 +136,15 @@ class SegmentationClient:
 
         Raises:
             ApiError: see the module docstring for which code when.
+
+        A photo with a side above :data:`SEND_MAX_SIDE` is sent scaled down to it and its
+        mask scaled back up (bilinear).
         """
+        full_height, full_width = rgb.shape[:2]
+        scale = SEND_MAX_SIDE / max(full_height, full_width)
+        if scale < 1.0:
+            size = (max(1, round(full_width * scale)), max(1, round(full_height * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         height, width = rgb.shape[:2]
         body = encode_image(rgb, self.transport, compress_level=1)  # lossless either way
         headers = {"Accept": "image/png", IN_FLIGHT_HEADER: str(requests_in_flight())}
@@ -142,6 +157,9 @@ class SegmentationClient:
         if resp.status_code != 200:
             raise self._error_from(resp, content)
         mask = self._parse_mask(resp, content, width, height)
+        if (height, width) != (full_height, full_width):
+            mask = np.clip(cv2.resize(mask, (full_width, full_height), interpolation=cv2.INTER_LINEAR),
+                           0.0, 1.0)
         kind = resp.headers.get("X-Mask-Kind", "segmentation")
         return MaskResult(
             mask=mask,

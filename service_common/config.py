@@ -67,6 +67,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_CLIENT_TIMEOUT": ("10", "seconds a client has to send a request's head, and the body's "
                                 "grace before its minimum rate counts; slower clients get 408"),
     "BACKDROP_CLIENT_MIN_KBPS": ("32", "slowest upload accepted after the grace, KB/s"),
+    "BACKDROP_MALLOC_TUNING": ("1", "1: glibc's mmap threshold fixed and malloc_trim after large requests, "
+                               "so workers give memory back (service_common.memory); 0: glibc's defaults"),
     "BACKDROP_MAX_QUEUE": ("8", "requests that may wait for a free thread per service (beyond them: 503 "
                            "overloaded with Retry-After)"),
     "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
@@ -195,6 +197,7 @@ class Settings:
     client_timeout: float = 10.0
     client_min_kbps: float = 32.0
     max_queue: int = 8
+    malloc_tuning: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -239,6 +242,7 @@ class Settings:
             client_timeout=_float(env, "BACKDROP_CLIENT_TIMEOUT"),
             client_min_kbps=_float(env, "BACKDROP_CLIENT_MIN_KBPS"),
             max_queue=_int(env, "BACKDROP_MAX_QUEUE"),
+            malloc_tuning=_choice(env, "BACKDROP_MALLOC_TUNING", ("0", "1")) == "1",
             fetch_weights=tuple(v.strip() for v in _get(env, "BACKDROP_FETCH_WEIGHTS").split(",")
                                 if v.strip()),
             deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),

@@ -421,7 +421,7 @@ class Front:
             up_writer.write(upstream_head(req, client))
             up_writer.write(req.body)
             await up_writer.drain()
-            answer = asyncio.ensure_future(_read_response(up_reader))
+            answer = asyncio.ensure_future(_read_response(up_reader, req.method))
             done, _ = await asyncio.wait({answer, gone}, timeout=self.limits.request_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if answer not in done:
@@ -447,9 +447,13 @@ class Front:
         finally:
             up_writer.close()
         out = [status_line]
-        out += [f"{k}: {v}" for k, v in headers if k.lower() not in ("connection", "keep-alive",
-                                                                     "content-length", "transfer-encoding")]
-        out += [f"Content-Length: {len(body)}", f"Connection: {'keep-alive' if keep else 'close'}"]
+        dropped = ("connection", "keep-alive", "transfer-encoding")
+        if req.method != "HEAD":  # a HEAD answer keeps the length of the body it would have
+            dropped += ("content-length",)
+        out += [f"{k}: {v}" for k, v in headers if k.lower() not in dropped]
+        if req.method != "HEAD":
+            out.append(f"Content-Length: {len(body)}")
+        out.append(f"Connection: {'keep-alive' if keep else 'close'}")
         writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()
         return keep
@@ -474,8 +478,10 @@ async def _wait_closed(reader: asyncio.StreamReader) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[str, list[tuple[str, str]], bytes]:
-    """gunicorn's answer: status line, headers, body (by Content-Length, else to EOF)."""
+async def _read_response(reader: asyncio.StreamReader, method: str = "GET"
+                         ) -> tuple[str, list[tuple[str, str]], bytes]:
+    """gunicorn's answer: status line, headers, body (by Content-Length, else to EOF; none
+    for HEAD, 1xx, 204 and 304)."""
     status_line = (await reader.readuntil(b"\r\n"))[:-2].decode("latin-1")
     headers: list[tuple[str, str]] = []
     while True:
@@ -484,6 +490,9 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[str, list[tuple[
             break
         name, _, value = raw.partition(b":")
         headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
+    status = int(status_line.split()[1])
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return status_line, headers, b""
     length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
     chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
     if chunked:

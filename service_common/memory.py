@@ -29,6 +29,13 @@ TRIM_EVERY = 64
 _lock = threading.Lock()
 _count = 0
 _libc = None
+_enabled = True
+
+
+def enable(on: bool) -> None:
+    """Trim after requests (``BACKDROP_MALLOC_TUNING``), or never."""
+    global _enabled
+    _enabled = on
 
 
 def _malloc_trim():
@@ -49,7 +56,7 @@ def after_request(body_bytes: int | None) -> bool:
     with _lock:
         _count += 1
         due = (body_bytes or 0) > TRIM_AFTER_BYTES or _count % TRIM_EVERY == 0
-    trim = _malloc_trim()
+    trim = _malloc_trim() if _enabled else None
     if not (due and trim):
         return False
     trim(0)

@@ -62,6 +62,8 @@ class Service:
         log_path: where gunicorn's output goes; ``None`` = inherit the terminal.
         front: listen through the buffering front (:mod:`service_common.front`): gunicorn
             then binds a Unix socket in a private folder and the front the TCP port.
+        malloc_tuning: start with :data:`service_common.memory.GLIBC_ENV` (where the
+            environment does not set those variables itself).
     """
 
     name: str
@@ -73,6 +75,7 @@ class Service:
     timeout: int = 300
     log_path: Path | None = None
     front: bool = True
+    malloc_tuning: bool = True
     process: subprocess.Popen | None = None
     front_process: subprocess.Popen | None = None
     _log_file: object = None
@@ -101,8 +104,7 @@ class Service:
         if self.front:  # the front enforces the limits (in JSON); gunicorn's sit above them
             cmd[-1:-1] = ["--limit-request-line", "16380", "--limit-request-fields", "200",
                           "--limit-request-field_size", "65536"]
-        env = {**os.environ, **GLIBC_ENV}
-        env.update(self.env)
+        env = {**(GLIBC_ENV if self.malloc_tuning else {}), **os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         stdout = None
         if self.log_path is not None:
@@ -196,13 +198,14 @@ def services_from_settings(settings: Settings, log_dir: Path | None = None) -> t
     """The two services as configured by ``BACKDROP_*`` settings."""
     seg = Service(
         "segmentation", settings.seg_port, host=settings.bind_host, workers=settings.seg_workers,
-        threads=settings.seg_threads, front=settings.front,
+        threads=settings.seg_threads, front=settings.front, malloc_tuning=settings.malloc_tuning,
         timeout=settings.request_timeout,
         log_path=(log_dir / "segmentation.log") if log_dir else None,
     )
     mat = Service(
         "matting", settings.matting_port, host=settings.bind_host,
         workers=settings.matting_workers, threads=settings.matting_threads, front=settings.front,
+        malloc_tuning=settings.malloc_tuning,
         timeout=settings.request_timeout,
         env={"BACKDROP_SEGMENTATION_URL": os.environ.get("BACKDROP_SEGMENTATION_URL", seg.url)},
         log_path=(log_dir / "matting.log") if log_dir else None,

@@ -80,6 +80,7 @@ def init_app(app: Flask, settings: Settings) -> None:
       (:mod:`service_common.cpu`: its worker's requests in flight, or its sender's count).
     """
     limit_blas_threads()
+    memory.enable(settings.malloc_tuning)
     counter = _InFlight()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes

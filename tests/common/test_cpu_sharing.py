@@ -109,3 +109,44 @@ def test_the_model_runs_wide_alone_and_narrow_when_shared(models_dir):
     assert log == ["wide", "narrow"]
     one = OnnxModel(MODNET.path(models_dir), MODNET, threads=1)
     assert one.narrow is one.wide  # nothing to narrow
+
+
+def test_memory_is_trimmed_after_large_requests_and_every_so_often(monkeypatch):
+    from service_common import memory
+
+    calls = []
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: calls.append)
+    monkeypatch.setattr(memory, "_count", 1)
+    memory.enable(True)
+    assert memory.after_request(memory.TRIM_AFTER_BYTES + 1) is True
+    assert memory.after_request(1000) is False
+    assert calls == [0]
+    monkeypatch.setattr(memory, "_count", memory.TRIM_EVERY - 1)
+    assert memory.after_request(None) is True  # the TRIM_EVERY-th request
+    memory.enable(False)
+    try:
+        assert memory.after_request(memory.TRIM_AFTER_BYTES + 1) is False
+    finally:
+        memory.enable(True)
+
+
+def test_the_services_start_with_glibc_tuned_unless_told_otherwise(monkeypatch):
+    from service_common.memory import GLIBC_ENV
+    from service_common.serve import Service
+
+    seen = {}
+
+    class Popen:
+        def __init__(self, cmd, env, **kwargs):
+            seen.setdefault("envs", []).append(env)
+
+    monkeypatch.setattr("service_common.serve.subprocess.Popen", Popen)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    Service("matting", 1, front=False).start()
+    assert GLIBC_ENV.items() <= seen["envs"][-1].items()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")  # the operator's own value wins
+    Service("matting", 1, front=False).start()
+    assert seen["envs"][-1]["MALLOC_ARENA_MAX"] == "8"
+    Service("matting", 1, front=False, malloc_tuning=False).start()
+    assert "MALLOC_MMAP_THRESHOLD_" not in seen["envs"][-1]

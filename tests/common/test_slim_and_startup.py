@@ -176,6 +176,22 @@ def _children(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+def _ready_within(url: str, seconds: float) -> bool:
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def test_make_serve_restarts_a_service_that_dies_and_keeps_the_other(models_dir):
     import signal
     import time
@@ -189,29 +205,13 @@ def test_make_serve_restarts_a_service_that_dies_and_keeps_the_other(models_dir)
     serve = subprocess.Popen([sys.executable, "-m", "service_common.serve"], cwd=REPO_ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{mat_port}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        else:
+        if not _ready_within(f"http://127.0.0.1:{mat_port}/readyz", 120):
             pytest.fail("the services did not become ready")
         (seg_master,) = [pid for pid, cmd in _children(serve.pid) if "segmentation_api" in cmd]
         os.kill(seg_master, signal.SIGKILL)  # the segmentation service dies
         time.sleep(1.0)
         assert requests.get(f"http://127.0.0.1:{mat_port}/healthz", timeout=5).status_code == 200
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # ... and comes back
-            try:
-                if requests.get(f"http://127.0.0.1:{mat_port}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        else:
+        if not _ready_within(f"http://127.0.0.1:{mat_port}/readyz", 90):  # ... and comes back
             pytest.fail("the segmentation service did not come back")
         assert serve.poll() is None  # make serve still runs
     finally:

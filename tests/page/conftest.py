@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -173,21 +174,22 @@ def _driver(chromium: Chromium, downloads: Path, phone: bool):
     return driver
 
 
-@pytest.fixture
-def page(chromium, offline_services, tmp_path) -> Iterator[Page]:
-    _, matting = offline_services
-    driver = _driver(chromium, tmp_path, phone=False)
+@contextlib.contextmanager
+def _opened(chromium: Chromium, url: str, downloads: Path, phone: bool) -> Iterator[Page]:
+    driver = _driver(chromium, downloads, phone=phone)
     try:
-        yield Page(driver, matting.url, tmp_path).open()
+        yield Page(driver, url, downloads).open()
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def page(chromium, offline_services, tmp_path) -> Iterator[Page]:
+    with _opened(chromium, offline_services[1].url, tmp_path, phone=False) as opened:
+        yield opened
 
 
 @pytest.fixture
 def phone_page(chromium, offline_services, tmp_path) -> Iterator[Page]:
-    _, matting = offline_services
-    driver = _driver(chromium, tmp_path, phone=True)
-    try:
-        yield Page(driver, matting.url, tmp_path).open()
-    finally:
-        driver.quit()
+    with _opened(chromium, offline_services[1].url, tmp_path, phone=True) as opened:
+        yield opened

@@ -8,7 +8,6 @@ see that a dropped request never arrived."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import threading
@@ -29,6 +28,7 @@ class Upstream:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.delay = 0.0
+        self.hang_up = False  # close without answering, as a worker killed mid-request does
         self.received: list[str] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -38,6 +38,9 @@ class Upstream:
         await reader.readexactly(length)
         self.received.append(lines[0])
         await asyncio.sleep(self.delay)
+        if self.hang_up:
+            writer.close()
+            return
         body = json.dumps({"ok": lines[0].split()[1], "headers": lines[1:]}).encode()
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                      + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
@@ -71,8 +74,8 @@ class Running:
             async with server:
                 await asyncio.Event().wait()
 
-        with contextlib.suppress(asyncio.CancelledError, RuntimeError):  # stopped by __exit__
-            self.loop.run_until_complete(main())
+        self.main = self.loop.create_task(main())  # held: the loop keeps only weak references
+        self.loop.run_forever()  # until __exit__ has cancelled every task and stopped it
 
     def __enter__(self) -> Running:
         self.thread.start()
@@ -86,12 +89,14 @@ class Running:
         raise RuntimeError("the front did not start")
 
     def __exit__(self, *exc: object) -> None:
-        def stop() -> None:
-            for task in asyncio.all_tasks(self.loop):
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
                 task.cancel()
-            self.loop.call_soon(self.loop.stop)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.stop()
 
-        self.loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
         self.thread.join(timeout=5)
 
 
@@ -162,7 +167,12 @@ def test_protocol_errors_are_json_with_a_request_id(front, raw, status, code):
     assert not front.upstream.received  # nothing malformed reaches gunicorn
 
 
-def test_slow_headers_and_slow_bodies_are_cut_off_and_do_not_block_others(front):
+def test_slow_headers_and_slow_bodies_are_cut_off_and_do_not_block_others(tmp_path):
+    with Running(tmp_path, client_timeout=3.0) as front:
+        _slow_clients(front)
+
+
+def _slow_clients(front: Running) -> None:
     slow = []
     for i in range(20):
         sock = socket.create_connection(("127.0.0.1", front.port))
@@ -170,9 +180,10 @@ def test_slow_headers_and_slow_bodies_are_cut_off_and_do_not_block_others(front)
                      b"POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab")
         slow.append(sock)
     started = time.perf_counter()
-    assert requests.get(front.url + "/v1/fast", timeout=5).status_code == 200
-    assert time.perf_counter() - started < 0.5
-    time.sleep(front.limits.client_timeout + 0.5)  # grace 1 s; the body needs 100 s at 1 KB/s
+    assert requests.get(front.url + "/v1/fast", timeout=10).status_code == 200
+    # answered while every slow connection is still open (none has reached its deadline)
+    assert time.perf_counter() - started < front.limits.client_timeout
+    time.sleep(front.limits.client_timeout + 0.5)  # the body needs 100 s at 1 KB/s
     for i, sock in enumerate(slow):
         if i % 2:  # the slow head: cut off after client_timeout
             sock.settimeout(2)
@@ -201,9 +212,8 @@ def test_beyond_the_queue_the_answer_is_503_at_once_with_retry_after(front):
     for t in threads:
         t.start()
         time.sleep(0.1)
-    started = time.perf_counter()
     refused = requests.get(front.url + "/v1/third", timeout=10)
-    assert time.perf_counter() - started < 0.3
+    assert threads[0].is_alive()  # refused at once: the first request is still being served
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
     assert refused.json()["error"]["code"] == "overloaded"
     probe = requests.get(front.url + "/healthz", timeout=10)  # probes skip the queue
@@ -259,3 +269,27 @@ def test_the_real_services_answer_through_their_fronts(offline_services):
     assert (status, error["code"]) == (400, "bad_request")
     status, error = _error(_raw(seg.port, b"GET /readyz HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n"))
     assert (status, error["code"]) == (431, "header_too_large")
+
+
+def test_a_worker_that_dies_mid_request_leaves_its_client_a_503_not_silence(front):
+    front.upstream.hang_up = True
+    resp = requests.post(front.url + "/v1/matte", data=b"photo", timeout=5)
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+    error = resp.json()["error"]
+    assert error["code"] == "not_ready" and "stopped while answering" in error["message"]
+
+
+def test_head_requests_get_the_headers_without_waiting_for_a_body(offline_services):
+    _, mat = offline_services
+    resp = requests.head(mat.url + "/healthz", timeout=5)  # not BACKDROP_REQUEST_TIMEOUT's 300 s
+    assert resp.status_code == 200 and int(resp.headers["Content-Length"]) > 0
+
+
+def test_expect_100_continue_is_answered_before_the_body(front):
+    with socket.create_connection(("127.0.0.1", front.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"hello")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"Expect" not in answer  # not forwarded
