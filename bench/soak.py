@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--no-large", action="store_true")
+    parser.add_argument("--only", choices=("now", "before"), default=None,
+                        help="measure one memory setting only")
     args = parser.parse_args(argv)
     warm = portraits(100, seed=1)
     soak = portraits(args.requests, seed=2)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     large_rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label in ("now", "before"):
+        for label in (args.only,) if args.only else ("now", "before"):
             tuning = {"BACKDROP_MAX_PIXELS": "50000000",
                       "BACKDROP_MALLOC_TUNING": "1" if label == "now" else "0"}
             with serving(Path(tmp), **tuning) as (seg, mat):

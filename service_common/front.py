@@ -59,6 +59,11 @@ log = logging.getLogger("backdrop.front")
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_FIELDS = 100
 MAX_HEAD_BYTES = 32 * 1024
+#: asyncio's read buffer of a connection while it sends its head (a few KB per idle
+#: connection), and while it sends its body: large enough that a megabyte streams in a few
+#: reads (with the small one the transport pauses and resumes every few KB).
+HEAD_LIMIT = MAX_HEAD_BYTES + 1024
+STREAM_LIMIT = 4 * 1024 * 1024
 #: How long a kept-alive connection may stay idle between requests, seconds.
 KEEP_ALIVE_S = 5.0
 #: Retry-After of 503 answers, seconds.
@@ -252,6 +257,7 @@ async def read_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
                       f"accepts ({limits.max_body} bytes, BACKDROP_MAX_UPLOAD_MB)")
     if not encoding and not length:
         return b""
+    reader._limit = STREAM_LIMIT  # noqa: SLF001 - asyncio has no public setter; reset per request
     if (req.header("expect") or "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         await writer.drain()
@@ -326,6 +332,7 @@ class Front:
             while True:
                 request_id = uuid.uuid4().hex[:16]
                 req = None
+                reader._limit = HEAD_LIMIT  # noqa: SLF001 - see read_body
                 try:
                     wait = self.limits.client_timeout if first else KEEP_ALIVE_S
                     req = await self._head(reader, wait, first)
@@ -409,7 +416,7 @@ class Front:
     async def _relay(self, req: Request, client: str, writer: asyncio.StreamWriter, keep: bool,
                      gone: asyncio.Future) -> bool:
         try:
-            up_reader, up_writer = await asyncio.open_unix_connection(self.upstream, limit=1 << 20)
+            up_reader, up_writer = await asyncio.open_unix_connection(self.upstream, limit=STREAM_LIMIT)
         except OSError:
             writer.write(error_response(
                 "not_ready", f"the {self.service} service is starting or restarting; try again "
@@ -510,7 +517,7 @@ async def _read_response(reader: asyncio.StreamReader, method: str = "GET"
 
 
 async def serve(host: str, port: int, front: Front) -> None:
-    server = await asyncio.start_server(front.handle, host, port, limit=MAX_HEAD_BYTES + 1024,
+    server = await asyncio.start_server(front.handle, host, port, limit=HEAD_LIMIT,
                                         backlog=1024, reuse_address=True)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_log_one_line)

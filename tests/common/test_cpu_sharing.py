@@ -141,12 +141,13 @@ def test_the_services_start_with_glibc_tuned_unless_told_otherwise(monkeypatch):
             seen.setdefault("envs", []).append(env)
 
     monkeypatch.setattr("service_common.serve.subprocess.Popen", Popen)
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    for name in GLIBC_ENV:
+        monkeypatch.delenv(name, raising=False)
     Service("matting", 1, front=False).start()
     assert GLIBC_ENV.items() <= seen["envs"][-1].items()
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")  # the operator's own value wins
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")  # the operator's own value wins
     Service("matting", 1, front=False).start()
-    assert seen["envs"][-1]["MALLOC_ARENA_MAX"] == "8"
+    assert seen["envs"][-1]["MALLOC_MMAP_THRESHOLD_"] == "1048576"
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     Service("matting", 1, front=False, malloc_tuning=False).start()
     assert "MALLOC_MMAP_THRESHOLD_" not in seen["envs"][-1]
