@@ -67,9 +67,3 @@ def set_threads(threads: int) -> None:
     Called once at app start (``create_app``), never by a model builder."""
     if threads > 0:
         torch.set_num_threads(threads)
-
-
-def hub_dir() -> Path:
-    """torch hub's folder (``torch.hub.get_dir()``: ``$TORCH_HOME/hub``, by default
-    ``~/.cache/torch/hub``)."""
-    return Path(torch.hub.get_dir())

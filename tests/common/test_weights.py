@@ -149,3 +149,14 @@ def test_torchvision_entries_match_torchvision_enums() -> None:
         assert w.filename.rsplit("-", 1)[1].startswith(w.sha256_prefix)
         assert w.categories == tuple(enum.meta["categories"])
         assert w.hub_cache
+
+
+@pytest.mark.parametrize("env", [{}, {"TORCH_HOME": "/tmp/th"}, {"XDG_CACHE_HOME": "/tmp/xdg"}])
+def test_torch_hub_dir_is_torchs_own_without_importing_it(monkeypatch, env):
+    from service_common.weights import torch_hub_dir
+
+    for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert torch_hub_dir() == Path(torch.hub.get_dir())
