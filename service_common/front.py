@@ -84,12 +84,10 @@ _STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too La
 class Refusal(Exception):
     """A request answered by the front itself (an :data:`ERROR_CODES` code and a message)."""
 
-    def __init__(self, code: str, message: str, close: bool = True, **headers: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.close = close
-        self.headers = headers
 
 
 @dataclass
@@ -159,6 +157,14 @@ def error_response(code: str, message: str, request_id: str, close: bool,
              f"X-Request-Id: {request_id}", f"Connection: {'close' if close else 'keep-alive'}"]
     lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def _answer_error(writer: asyncio.StreamWriter, code: str, message: str, request_id: str,
+                        *, close: bool, path: str, retry: bool = False) -> None:
+    """Send :func:`error_response` (with ``Retry-After`` when ``retry``) and flush it."""
+    extra = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
+    writer.write(error_response(code, message, request_id, close, extra, path))
+    await writer.drain()
 
 
 async def _read_line(reader: asyncio.StreamReader, limit: int, too_long: Refusal) -> bytes:
@@ -343,9 +349,8 @@ class Front:
                     request_id = req.request_id
                     req.body = await read_body(reader, writer, req, self.limits)
                 except Refusal as refusal:
-                    writer.write(error_response(refusal.code, refusal.message, request_id, True,
-                                                refusal.headers, req.path if req else ""))
-                    await writer.drain()
+                    await _answer_error(writer, refusal.code, refusal.message, request_id,
+                                        close=True, path=req.path if req else "")
                     return
                 keep = req.keep_alive
                 keep = await self._forward(req, client, reader, writer, keep)
@@ -385,11 +390,10 @@ class Front:
         connection open."""
         probe = req.path in PROBES
         if not probe and self.slots.locked() and self.waiting >= self.limits.max_queue:
-            writer.write(error_response(
-                "overloaded", f"the {self.service} service is busy: {self.limits.slots} requests "
-                f"are being served and {self.waiting} wait; try again in {RETRY_AFTER_S} s",
-                req.request_id, not keep, {"Retry-After": str(RETRY_AFTER_S)}, req.path))
-            await writer.drain()
+            await _answer_error(
+                writer, "overloaded", f"the {self.service} service is busy: {self.limits.slots} "
+                f"requests are being served and {self.waiting} wait; try again in {RETRY_AFTER_S} s",
+                req.request_id, close=not keep, path=req.path, retry=True)
             return keep
         gone = asyncio.ensure_future(_wait_closed(reader))
         try:
@@ -418,11 +422,9 @@ class Front:
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(self.upstream, limit=STREAM_LIMIT)
         except OSError:
-            writer.write(error_response(
-                "not_ready", f"the {self.service} service is starting or restarting; try again "
-                f"in {RETRY_AFTER_S} s", req.request_id, not keep, {"Retry-After": str(RETRY_AFTER_S)},
-                req.path))
-            await writer.drain()
+            await _answer_error(
+                writer, "not_ready", f"the {self.service} service is starting or restarting; try "
+                f"again in {RETRY_AFTER_S} s", req.request_id, close=not keep, path=req.path, retry=True)
             return keep
         try:
             up_writer.write(upstream_head(req, client))
@@ -436,20 +438,19 @@ class Front:
                 if gone in done:
                     log.info("%s %s %s cut off: the client left", self.service, req.method, req.path)
                     return False
-                writer.write(error_response(
-                    "request_timeout", f"the request took longer than {self.limits.request_timeout:g} "
-                    "s (BACKDROP_REQUEST_TIMEOUT) and was given up", req.request_id, True, None, req.path))
-                await writer.drain()
+                await _answer_error(
+                    writer, "request_timeout", f"the request took longer than "
+                    f"{self.limits.request_timeout:g} s (BACKDROP_REQUEST_TIMEOUT) and was given up",
+                    req.request_id, close=True, path=req.path)
                 return False
             status_line, headers, body = answer.result()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
             log.warning("%s: the application closed %s %s without a complete answer (%s)",
                         self.service, req.method, req.path, exc)
-            writer.write(error_response(
-                "not_ready", f"the {self.service} service stopped while answering (a worker "
-                f"restarted); try again in {RETRY_AFTER_S} s", req.request_id, True,
-                {"Retry-After": str(RETRY_AFTER_S)}, req.path))
-            await writer.drain()
+            await _answer_error(
+                writer, "not_ready", f"the {self.service} service stopped while answering (a "
+                f"worker restarted); try again in {RETRY_AFTER_S} s", req.request_id, close=True,
+                path=req.path, retry=True)
             return False
         finally:
             up_writer.close()
