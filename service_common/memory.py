@@ -3,7 +3,7 @@
 A large photo allocates hundreds of megabytes of numpy arrays; freed, glibc keeps much of it
 (its heap only shrinks from the top, and after a large block is freed it raises its mmap
 threshold, so the next large arrays come from the heap too). So a worker that served one
-40 MP photo stayed large. Two measures, both glibc's own (no effect elsewhere):
+40 MP photo stayed large. Three measures, all glibc's own (no effect elsewhere):
 
 * the services start with ``MALLOC_MMAP_THRESHOLD_`` fixed at 32 MB (:data:`GLIBC_ENV`):
   every block above it (a large photo's arrays) is its own mapping, returned to the system

@@ -78,6 +78,7 @@ class Service:
     malloc_tuning: bool = True
     process: subprocess.Popen | None = None
     front_process: subprocess.Popen | None = None
+    ready_info: dict = field(default_factory=dict)
     _log_file: object = None
     _socket_dir: str | None = None
 
@@ -141,16 +142,18 @@ class Service:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            if self.exited() is not None:
+            code = self.exited()
+            if code is not None:
                 raise ServiceError(
-                    f"{self.name} service exited with code {self.exited()}"
+                    f"{self.name} service exited with code {code}"
                     + (f"; see {self.log_path}" if self.log_path else
                        " (its reason is the 'cannot start' line above)")
                 )
             try:
                 resp = requests.get(self.url + path, timeout=5)
                 if resp.status_code == 200:
-                    return resp.json()
+                    self.ready_info = resp.json()
+                    return self.ready_info
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
             except requests.RequestException as exc:
                 last = type(exc).__name__
@@ -323,10 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         with running(*chosen, ready=args.service is None):
-            for svc in chosen:
-                if args.service is None:
-                    info = requests.get(svc.url + "/readyz", timeout=5).json()
-                    print(f"{svc.name:12s} ready at {svc.url}  {info}", flush=True)
+            if args.service is None:
+                for svc in chosen:  # what /readyz said when wait_ready saw it ready
+                    print(f"{svc.name:12s} ready at {svc.url}  {svc.ready_info}", flush=True)
             if args.check:
                 return 0
             print("both services ready; Ctrl-C stops them" if args.service is None else
