@@ -83,7 +83,8 @@ def worker(args: argparse.Namespace) -> None:
     """Run one (size, config) in this process; print a JSON line and save outputs."""
     import torch
 
-    from matting_api.fba import FBAMatting, predict
+    from matting_api.backends.fba.model import FBAMatting
+    from matting_api.backends.fba.predict import predict
     from service_common.torch_runtime import set_threads
 
     class ProbeFBA(FBAMatting):

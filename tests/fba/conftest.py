@@ -9,7 +9,7 @@ implementation produced the arrays with the synthetic weights described below):
   ``case_a`` keeps only the first output channel of the standardised ``conv_up1.0`` weight.
 * ``fusion_ref.npz``: a standalone check of the fusion step.
 
-Synthetic weights (the recipe of the reference material, implemented here): for entry ``i`` of
+Synthetic weights (the recipe of the reference material, :mod:`bench.generated_weights`): for entry ``i`` of
 the manifest, a fresh CPU generator seeded with ``1234 + i`` draws ``randn(shape) * 0.05``
 (float32). ``num_batches_tracked``/``running_var`` rules exist in the recipe but never apply to
 FBA (no buffers).
@@ -30,7 +30,9 @@ import numpy as np
 import pytest
 import torch
 
-from matting_api.fba import FBAMatting, build_model
+from bench.generated_weights import fba_state_dict, fba_weight
+from matting_api.backends.fba.build import build_model
+from matting_api.backends.fba.model import FBAMatting
 
 DATA = Path(__file__).parent / "data"
 
@@ -39,18 +41,12 @@ NET_INPUT_KEYS = ("net_image", "net_two_chan_trimap", "net_image_n", "net_trimap
 
 def synthetic_weight(index: int, shape: list[int], key: str) -> torch.Tensor:
     """The recipe's deterministic tensor for manifest entry ``index``."""
-    if key.endswith("num_batches_tracked"):
-        return torch.zeros(shape, dtype=torch.int64)
-    gen = torch.Generator().manual_seed(1234 + index)
-    tensor = torch.randn(shape, generator=gen) * 0.05
-    if key.endswith("running_var"):
-        tensor = tensor.abs() + 0.5
-    return tensor
+    return fba_weight(index, shape, key)
 
 
 def make_synthetic_state_dict(entries: list[dict[str, Any]]) -> OrderedDict[str, torch.Tensor]:
     """The full synthetic state dict, in manifest order."""
-    return OrderedDict((e["key"], synthetic_weight(e["index"], e["shape"], e["key"])) for e in entries)
+    return fba_state_dict(entries)
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from matting_api.backends.fba.build import build_model
 from matting_api.backends.fba.checkpoint import (
     check_state_dict,
     load_into,
     load_state_dict_file,
     unwrap_state_dict,
 )
-from matting_api.fba import FBAMatting, build_model
+from matting_api.backends.fba.model import FBAMatting
 from service_common.weights import ModelError
 
 HINT = "github.com/MarcoForte/FBA_Matting"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from matting_api.backends.fba.predict import capped_size, unknown_box
-from matting_api.fba import FBAMatting, predict
+from matting_api.backends.fba.model import FBAMatting
+from matting_api.backends.fba.predict import capped_size, predict, unknown_box
 
 
 def make_scene(

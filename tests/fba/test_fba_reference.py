@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from matting_api.backends.fba.fusion import fba_fusion
+from matting_api.backends.fba.layers import standardize_weight
+from matting_api.backends.fba.model import FBAMatting
+from matting_api.backends.fba.predict import predict
 from matting_api.backends.fba.transforms import normalise_image, scale_input, trimap_transform
-from matting_api.fba import FBAMatting, predict
-from matting_api.fba.fusion import fba_fusion
-from matting_api.fba.layers import standardize_weight
 
 STAGES = (
     "enc_conv1",
@@ -148,7 +149,7 @@ def test_case_c_network_outputs(fba_model: FBAMatting, case_c: dict[str, np.ndar
 
 
 def test_ws_cache_is_invalidated_by_weight_changes() -> None:
-    from matting_api.fba.layers import WSConv2d
+    from matting_api.backends.fba.layers import WSConv2d
 
     torch.manual_seed(0)
     conv = WSConv2d(4, 8, kernel_size=3, padding=1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from matting_api.fba import FBAMatting
-from matting_api.fba.layers import WSConv2d
+from matting_api.backends.fba.layers import WSConv2d
+from matting_api.backends.fba.model import FBAMatting
 
 
 def test_synthetic_weights_match_recipe_checksums(

@@ -21,7 +21,7 @@ from service_common.weights import ModelError
 @pytest.fixture(scope="module")
 def fba_models_dir(tmp_path_factory):
     torch = pytest.importorskip("torch")
-    from matting_api.fba import build_model
+    from matting_api.backends.fba.build import build_model
 
     torch.manual_seed(0)
     model = build_model(None, device="cpu")

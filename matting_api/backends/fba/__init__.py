@@ -1,8 +1,12 @@
-"""FBA Matting as a matting backend: its weights, its builder, its inference, the backend.
+"""FBA Matting (Forte & Pitié 2020), all of it: network, weights, builder, inference, backend.
 
+* the network, one module per part: :mod:`.layers` (weight-standardised convolutions,
+  GroupNorm), :mod:`.encoder` (ResNet-50 GN+WS, 11 input channels, output stride 8),
+  :mod:`.decoder` (pyramid pooling to alpha, F and B), :mod:`.fusion` (the F/B fusion step)
+  and :mod:`.model` (:class:`~.model.FBAMatting`, which only wires encoder and decoder);
 * :data:`FBA`: the weights file (``models/FBA.pth``; non-commercial licence; no published
   checksum, so a downloaded file is checked by :func:`~.checkpoint.check_file`);
-* :mod:`.build`: :func:`~.build.build_model`, the network (:mod:`matting_api.fba`) in eval
+* :mod:`.build`: :func:`~.build.build_model`, the network in eval
   mode with those weights;
 * :mod:`.checkpoint`: safe, strict loading of the state dict;
 * :mod:`.transforms` and :mod:`.predict`: the official pre/post-processing and

@@ -1,8 +1,8 @@
-"""FBA Matting backend (Forte & Pitié 2020): the network of :mod:`matting_api.fba`, served.
+"""FBA Matting backend (Forte & Pitié 2020): its network (:mod:`.model`), served.
 
 Loads ``models/FBA.pth`` once per worker (strict state-dict loading), on the device the
 settings ask for (``auto`` = CUDA when available, else CPU), and runs
-:func:`matting_api.fba.predict` with the working-size cap ``BACKDROP_MATTING_MAX_SIDE`` and
+:func:`.predict.predict` with the working-size cap ``BACKDROP_MATTING_MAX_SIDE`` and
 (off by default) the crop to the unknown band (``BACKDROP_FBA_CROP_MARGIN``). Both change
 results against full-resolution inference: GroupNorm statistics and the pyramid pooling are
 global, so no crop margin reproduces the full run; ``bench/fba_speed.py`` measures the cost.
@@ -43,7 +43,7 @@ class FBABackend(WarmedBackend):
     """FBA Matting on one device.
 
     Args:
-        model: a built :class:`matting_api.fba.FBAMatting` in eval mode.
+        model: a built :class:`.model.FBAMatting` in eval mode.
         device: where it lives (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         max_side: working-size cap on the long side, px; ``None`` = full resolution.
         crop_margin: run on the unknown band's box plus this margin (px); 0 = whole image.

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 
 import torch
 
-from matting_api.fba.model import FBAMatting
 from service_common.torch_runtime import resolve_device
 
 from .checkpoint import load_into
+from .model import FBAMatting
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from matting_api.fba.model import FBAMatting
-
+from .model import FBAMatting
 from .transforms import (
     SIZE_MULTIPLE,
     normalise_image,
@@ -200,7 +199,7 @@ def predict(
     """Estimate foreground, background and alpha, as the official demo's ``pred``.
 
     Args:
-        model: an :class:`FBAMatting` (see :func:`matting_api.fba.build_model`); it runs on
+        model: an :class:`FBAMatting` (see :func:`.build.build_model`); it runs on
             its own device under ``torch.inference_mode``.
         image: ``H×W×3`` float RGB in [0, 1] (float64 in the official demo).
         trimap: ``H×W×2`` float; channel 0 = 1 where definite background, channel 1 = 1 where

@@ -1,7 +1,7 @@
 """Pure-numpy pre/post-processing of the official FBA demo (``pred``).
 
 Images are ``H×W×C`` numpy arrays (channels last); network tensors are built from them in
-:mod:`matting_api.fba.predict`.
+:mod:`.predict`.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class WSConv2d(nn.Conv2d):
     """
 
     #: Reuse the standardised weight between forwards when autograd is off (see
-    #: :meth:`set_cache`). Off by default; :func:`matting_api.fba.build_model` turns it on.
+    #: :meth:`set_cache`). Off by default; :func:`matting_api.backends.fba.build.build_model` turns it on.
     cache_standardized: bool = False
 
     def set_cache(self, enabled: bool) -> None:

@@ -28,7 +28,7 @@ class FBAMatting(nn.Module):
 
     def set_ws_cache(self, enabled: bool) -> None:
         """Turn the standardised-weight cache of every WS conv on or off (see
-        :meth:`matting_api.fba.layers.WSConv2d.set_cache`); also drops cached copies."""
+        :meth:`matting_api.backends.fba.layers.WSConv2d.set_cache`); also drops cached copies."""
         for module in self.modules():
             if isinstance(module, WSConv2d):
                 module.set_cache(enabled)
@@ -75,7 +75,7 @@ class FBAMatting(nn.Module):
                 (values outside {0, 1} from the demo's Lanczos resize are used as is).
             image_n: ``(N, 3, H, W)`` float32, ImageNet-normalised ``image``.
             trimap_transformed: ``(N, 6, H, W)`` float32 distance-transform Gaussians
-                (see :func:`matting_api.fba.transforms.trimap_transform`).
+                (see :func:`matting_api.backends.fba.transforms.trimap_transform`).
 
         Returns:
             ``(N, 7, H, W)`` float32 in [0, 1]: channel 0 = α, 1–3 = F (RGB), 4–6 = B (RGB),

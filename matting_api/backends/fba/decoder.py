@@ -91,7 +91,7 @@ class FBADecoder(nn.Module):
         """Output activations + fusion: ``(N, 7, H, W)`` logits → ``(N, 7, H, W)`` in [0, 1].
 
         α is a hard clamp of logit 0 (not a sigmoid), F and B are sigmoids, then one
-        :func:`~matting_api.fba.fusion.fba_fusion` step with the raw image.
+        :func:`~matting_api.backends.fba.fusion.fba_fusion` step with the raw image.
         """
         alpha = torch.clamp(logits[:, 0:1], 0, 1)
         fg = torch.sigmoid(logits[:, 1:4])
