@@ -2,7 +2,9 @@
 
 One :class:`Task` per input file says where its result goes. :func:`run_tasks` runs them
 on a thread pool (one pooled HTTP client shared by all threads), shows a tqdm progress bar,
-writes every result atomically (:func:`client.files.atomic_write`) and returns a
+decodes every result (:func:`client.api.check_image`: an answer that is not a whole image of
+the type it claims is a failure, never a file), writes it atomically
+(:func:`client.files.atomic_write`) and returns a
 :class:`BatchReport` with a :class:`FileError` (file, code, message) per failed file.
 With ``skip_existing`` a task whose output already exists is not sent again, which makes
 an interrupted run resumable: a file is only ever present complete.
@@ -19,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .api import MattingClient, MattingError
+from .api import MattingClient, MattingError, check_image
 from .files import atomic_write, list_images, same_file
 from .options import EXT_BY_FORMAT, IMAGE_EXTS, extension_for
 
@@ -55,7 +57,7 @@ class Task:
 class FileError:
     """Why one file failed: ``code`` is the API's error code or a client one
     (``unreadable_input``, ``missing_trimap``, ``write_failed``, ``would_overwrite_input``,
-    ``service_unreachable``, ``timeout``)."""
+    ``service_unreachable``, ``timeout``, ``bad_response``, ``answer_too_large``, ``redirect``)."""
 
     path: Path
     code: str
@@ -100,7 +102,8 @@ def run_task(
     options: Mapping[str, Any],
     bg_image: bytes | None = None,
 ) -> Path:
-    """Send ``task.source`` (and its trimap) with ``options``; write the result atomically.
+    """Send ``task.source`` (and its trimap) with ``options``; check that the answer is a whole
+    image of the format asked for (decoded), then write it atomically.
 
     Returns:
         the path written.
@@ -114,6 +117,7 @@ def run_task(
         body, headers = client.matte(
             image, filename=task.source.name, bg_image=bg_image, trimap=trimap, **options
         )
+        check_image(body, headers.get("Content-Type"), options.get("format"))
     except MattingError as exc:
         raise TaskFailed(FileError(task.source, exc.code, exc.message, exc.status)) from exc
     if task.exact:

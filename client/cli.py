@@ -11,8 +11,14 @@ INPUT is a file or a folder. For a folder every image in it (recursively) is sen
 at a time, and the results go to the OUTPUT folder under the same relative names; the run
 ends with one line per failed file (file, error code, message).
 
-Exit codes: 0 all done, 1 some file failed (or the service could not be reached),
-2 usage error (bad option, missing input), 130 interrupted.
+Nothing that answers is trusted: a file is written only when the answer is a whole image of
+the format asked for (decoded first), at most :data:`client.api.MAX_ANSWER_BYTES` long;
+``--timeout`` bounds each whole request and its answer, not each read; no redirect is
+followed; a broken answer is a failed file with a sentence; and the server's text is printed
+without control characters (see :mod:`client.api`).
+
+Exit codes: 0 all done, 1 some file failed (or the service could not be reached, or answered
+something that is not a result), 2 usage error (bad option, missing input), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -116,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-existing", action="store_true",
                      help="skip files whose output exists (resume an interrupted folder run)")
     run.add_argument("--timeout", type=_positive_float, default=120.0,
-                     help="seconds to wait for each answer (default 120)")
+                     help="seconds for each image: the request and its whole answer, not "
+                     "each read (default 120)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true", help="log each request")
     return p
