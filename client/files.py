@@ -20,18 +20,36 @@ def _umask() -> int:
     return mask
 
 
+def new_file(folder: Path, name: str, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new, empty file in ``folder`` named ``.NAME.XXXXXXXX<suffix>``, made exclusively
+    (``O_EXCL``: never an existing file, never through a symbolic link planted there), with
+    the permissions of any new file (``0666`` less the umask, not ``mkstemp``'s ``0600``).
+
+    Returns:
+        ``(fd, path)``: an open descriptor for writing, and the file's path.
+    """
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=suffix)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return fd, Path(tmp)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either complete or absent.
 
-    The bytes go to a temporary file in the same folder, which is then renamed over
-    ``path`` (an atomic step on POSIX and Windows). An interrupted run leaves at most a
-    hidden ``.*.tmp`` file, never a half-written ``path``. The file gets the permissions of
-    any new file (``0666`` less the umask), not ``mkstemp``'s private ``0600``.
+    The bytes go to a new temporary file in the same folder (:func:`new_file`), which is
+    then renamed over ``path`` (an atomic step on POSIX and Windows). An interrupted run
+    leaves at most a hidden ``.*.tmp`` file, never a half-written ``path``. Nothing is
+    written through a symbolic link: one at ``path`` is replaced, not followed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = new_file(path.parent, path.name)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
