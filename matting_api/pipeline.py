@@ -38,8 +38,17 @@ from contract.values import Box
 from render import render
 from render.composite import flatten, has_transparency
 from render.geometry import crop_box, fit_size, resize_image, resize_mask_nearest, subject_box
+from render.poisson import CLONE_BYTES_PER_PIXEL, MAX_CLONE_PIXELS
+from service_common import memory
 from service_common.errors import ApiError
-from service_common.images import decode_image, decode_luma_alpha, decode_mask, encode_image, mime_type
+from service_common.images import (
+    decode_image,
+    decode_luma_alpha,
+    decode_mask,
+    encode_image,
+    mime_type,
+    probe,
+)
 from trimap.encoding import BACKGROUND, FOREGROUND, normalise
 from trimap.from_masks import build_trimap
 from trimap.from_prior import prior_trimap
@@ -152,7 +161,13 @@ class Pipeline:
         self.max_pixels = max_pixels
 
     def run(self, req: MatteRequest, request_id: str | None = None) -> MatteResult:
-        """The whole pipeline; raises :class:`ApiError` for anything the client can fix."""
+        """The whole pipeline, once the worker's memory budget admits its estimated peak
+        (:func:`peak_bytes`; 503 ``overloaded`` or 413 otherwise, before any decoding);
+        raises :class:`ApiError` for anything the client can fix."""
+        with memory.budget().admit(peak_bytes(req, self.max_pixels), "this picture"):
+            return self._run(req, request_id)
+
+    def _run(self, req: MatteRequest, request_id: str | None) -> MatteResult:
         opts = req.options
         timer = _Timer()
         t = time.perf_counter()
@@ -317,3 +332,35 @@ def _zip(pixels: np.ndarray) -> bytes:
         zf.writestr("color.jpg", encode_image(np.ascontiguousarray(colour), "jpg"))
         zf.writestr("alpha.png", encode_image(np.ascontiguousarray(alpha), "png"))
     return buf.getvalue()
+
+
+#: Peak bytes per working pixel of a matting request beyond decoding (resize, segmentation
+#: hop, trimap, rendering, encoding), and what the matting solve adds at most (closed-form
+#: matting solves at most BACKDROP_CLOSED_FORM_MAX_UNKNOWN pixels at once), measured with
+#: ``bench/memory_budget.py --calibrate 2,10,20,40`` on closed-form matting: 247, 463, 721 and
+#: 1,466 MB above the idle worker, which this bounds by 13 to 38 %.
+MATTE_BYTES_PER_PIXEL = 28
+SOLVE_BYTES_PER_PIXEL = 100
+SOLVE_MAX_BYTES = 200 * 1024 * 1024
+
+
+def peak_bytes(req: MatteRequest, max_pixels: int) -> int:
+    """Estimated peak memory a request adds to its worker, bytes, from its uploads' headers
+    alone (:func:`service_common.images.probe`, which also applies the decode budget): the
+    decoding of every upload, :data:`MATTE_BYTES_PER_PIXEL` per working pixel, the solve
+    (:data:`SOLVE_BYTES_PER_PIXEL`, at most :data:`SOLVE_MAX_BYTES`), and the Poisson clone
+    (at most :data:`render.poisson.MAX_CLONE_PIXELS` pixels) when asked for."""
+    opts = req.options
+    image = probe(req.image, max_pixels, "image")
+    width, height = fit_size(image.width, image.height, opts.size)
+    working = width * height
+    need = image.decode_bytes + working * MATTE_BYTES_PER_PIXEL
+    need += min(working * SOLVE_BYTES_PER_PIXEL, SOLVE_MAX_BYTES)
+    uploads = ((req.bg_image if opts.bg_mode == "image" else None, "bg_image"),
+               (req.trimap, "trimap"), (req.hints, "hints"))
+    for data, what in uploads:
+        if data is not None:
+            need += probe(data, max_pixels, what).decode_bytes
+    if opts.blend != "alpha":
+        need += min(working, MAX_CLONE_PIXELS) * CLONE_BYTES_PER_PIXEL
+    return need

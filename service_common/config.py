@@ -69,6 +69,10 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_CLIENT_MIN_KBPS": ("32", "slowest upload accepted after the grace, KB/s"),
     "BACKDROP_MALLOC_TUNING": ("1", "1: glibc's mmap threshold fixed and malloc_trim after large requests, "
                                "so workers give memory back (service_common.memory); 0: glibc's defaults"),
+    "BACKDROP_WORKER_MEMORY_MB": ("0", "memory one worker may use, MB, its models included: a request is "
+                                  "admitted only when its estimated peak fits beside those in flight (else "
+                                  "503 overloaded with Retry-After); 0 = the container's memory limit "
+                                  "(cgroup) less 256 MB, shared by the workers, else the machine's memory"),
     "BACKDROP_MAX_QUEUE": ("8", "requests that may wait for a free thread per service (beyond them: 503 "
                            "overloaded with Retry-After)"),
     "BACKDROP_BIND_HOST": ("127.0.0.1", "address both services listen on"),
@@ -198,6 +202,7 @@ class Settings:
     client_min_kbps: float = 32.0
     max_queue: int = 8
     malloc_tuning: bool = True
+    worker_memory_mb: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -243,6 +248,7 @@ class Settings:
             client_min_kbps=_float(env, "BACKDROP_CLIENT_MIN_KBPS"),
             max_queue=_int(env, "BACKDROP_MAX_QUEUE"),
             malloc_tuning=_choice(env, "BACKDROP_MALLOC_TUNING", ("0", "1")) == "1",
+            worker_memory_mb=_int(env, "BACKDROP_WORKER_MEMORY_MB"),
             fetch_weights=tuple(v.strip() for v in _get(env, "BACKDROP_FETCH_WEIGHTS").split(",")
                                 if v.strip()),
             deeplabv3_size=_int(env, "BACKDROP_DEEPLABV3_SIZE", minimum=16),

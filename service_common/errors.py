@@ -32,8 +32,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "image_too_large": (413, "the image has more pixels than BACKDROP_MAX_PIXELS allows"),
     "payload_too_large": (413, "the request body is larger than BACKDROP_MAX_UPLOAD_MB allows"),
     "image_too_small": (400, "the image is smaller than the minimum size"),
-    "image_too_complex": (422, "decoding the image would take more work than allowed (a JPEG "
-                               "with too many progressive scans)"),
+    "image_too_complex": (422, "decoding the image would take more work than allowed (a JPEG with "
+                               "too many scans, a TIFF with too many strips or tiles, a PNG, GIF or "
+                               "WebP with too many chunks or frames)"),
     "invalid_parameter": (400, "a parameter has a value that is not allowed"),
     "too_many_fields": (400, "the form has more fields than the service reads"),
     "invalid_trimap": (400, "the given trimap does not fit the image or has no foreground"),
@@ -43,7 +44,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "client_timeout": (408, "the request's head or body arrived too slowly (BACKDROP_CLIENT_TIMEOUT)"),
     "uri_too_long": (414, "the request line is too long"),
     "header_too_large": (431, "the request's headers are too many or too large"),
-    "overloaded": (503, "the service's queue is full; retry after the Retry-After seconds"),
+    "overloaded": (503, "the service's queue is full, or the memory its worker may use is taken by "
+                        "requests in flight; retry after the Retry-After seconds"),
     "request_timeout": (504, "the request took longer than BACKDROP_REQUEST_TIMEOUT"),
     "not_found": (404, "no such endpoint"),
     "method_not_allowed": (405, "the endpoint does not take this HTTP method"),
@@ -54,6 +56,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "not_ready": (503, "the service's models are not loaded"),
     "internal_error": (500, "an unexpected error; the request id locates it in the logs"),
 }
+
+#: 503 codes whose answers carry ``Retry-After`` (seconds) unless the error sets its own.
+RETRY_AFTER_S: dict[str, int] = {"overloaded": 1, "not_ready": 5, "segmentation_unavailable": 5}
 
 _HTTP_STATUS_CODES = {
     404: "not_found",
@@ -69,10 +74,12 @@ class ApiError(Exception):
     Args:
         code: a key of :data:`ERROR_CODES`; it fixes the HTTP status.
         message: a sentence for people saying what was wrong and how to fix it.
+        retry_after: seconds for the ``Retry-After`` header; ``None``: the code's default in
+            :data:`RETRY_AFTER_S` (no header for the other codes).
         details: optional extra JSON-serialisable fields (e.g. ``{"field": "bg_color"}``).
     """
 
-    def __init__(self, code: str, message: str, **details: Any) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: int | None = None, **details: Any) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
@@ -80,6 +87,12 @@ class ApiError(Exception):
         self.message = message
         self.status = ERROR_CODES[code][0]
         self.details = details
+        self.retry_after = RETRY_AFTER_S.get(code) if retry_after is None else retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra headers of the answer (``Retry-After`` where it applies)."""
+        return {} if self.retry_after is None else {"Retry-After": str(max(1, int(self.retry_after)))}
 
     def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -96,9 +109,10 @@ def invalid_parameter(exc: InvalidValue) -> ApiError:
 
 
 def error_response(error: ApiError):
-    """The Flask response for ``error`` in the common format."""
+    """The Flask response for ``error`` in the common format (with its :attr:`ApiError.headers`)."""
     response = jsonify(error.to_dict(getattr(g, "request_id", None)))
     response.status_code = error.status
+    response.headers.update(error.headers)
     return response
 
 
@@ -150,9 +164,14 @@ def as_api_error(exc: Exception) -> ApiError:
 
 def register_error_handlers(app: Flask | Blueprint, respond: Callable[[ApiError], Any] | None = None) -> None:
     """Answer every error of ``app`` (or of a blueprint) with ``respond`` (default: the
-    common JSON format, :func:`error_response`), never with a traceback."""
+    common JSON format, :func:`error_response`), never with a traceback; every answer carries
+    the error's :attr:`ApiError.headers` (``Retry-After``), whoever formats its body."""
     answer = respond or error_response
 
     @app.errorhandler(Exception)
     def _any_error(exc: Exception):
-        return answer(as_api_error(exc))
+        error = as_api_error(exc)
+        response = answer(error)
+        for key, value in error.headers.items():
+            response.headers.setdefault(key, value)
+        return response

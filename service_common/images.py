@@ -2,19 +2,39 @@
 
 Pure functions on bytes and numpy arrays; no Flask, no torch.
 
-* :func:`decode_image` -> ``H x W x 3`` ``uint8`` RGB, EXIF orientation applied, with the
-  pixel limit checked from the header *before* any pixel is decoded (decompression bombs
-  are refused without allocating them).
+* :func:`probe` -> :class:`ImageHeader`: size, mode, frames and decoding work read from the
+  file's header and structure, with every limit of the decode budget checked, before any
+  pixel is decoded (the matting pipeline sizes its memory admission from it).
+* :func:`decode_image` -> ``H x W x 3`` ``uint8`` RGB, EXIF orientation applied, after
+  :func:`probe` (decompression bombs and CPU bombs are refused without decoding them).
 * :func:`decode_mask` -> ``H x W`` ``uint8`` (trimaps and alpha mattes).
 * :func:`encode_image` -> PNG / JPEG / WebP bytes from RGB, RGBA or greyscale arrays.
 
+The decode budget, checked from the structure of the file alone (a few reads of its
+header, never the pixel data):
+
+* pixels: at most ``max_pixels`` (``BACKDROP_MAX_PIXELS``; 413 ``image_too_large``);
+* JPEG (and MPO): at most :data:`MAX_JPEG_SCANS` scans, each a pass over the whole picture;
+* TIFF: at most :data:`MAX_TIFF_BLOCKS` strips or tiles in the first picture (each is one
+  step of the decoder with its own bookkeeping: a 1 x 4,000,000 picture with one row per
+  strip cost 15 s and 1.4 GB before this limit);
+* PNG: at most :data:`MAX_PNG_CHUNKS` chunks; GIF: at most :data:`MAX_GIF_BLOCKS` blocks;
+  WebP: at most :data:`MAX_PNG_CHUNKS` chunks;
+* animations (GIF, APNG, animated WebP, multi-picture TIFF is not walked): at most
+  :data:`MAX_FRAMES` frames (only the first is decoded, but the count bounds the parsing).
+
+Beyond a limit the answer is 422 ``image_too_complex`` naming the limit and how to save the
+file instead.
+
 Errors are :class:`~service_common.errors.ApiError` with codes ``empty_body``,
-``invalid_image``, ``unsupported_format``, ``image_too_large`` and ``image_too_small``.
+``invalid_image``, ``unsupported_format``, ``image_too_large``, ``image_too_small`` and
+``image_too_complex``.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -69,6 +89,57 @@ class DecodedImage:
 #: pass over the whole image, so thousands of them are a CPU bomb (20,000 scans in 736 KB
 #: cost 12 s of decoding).
 MAX_JPEG_SCANS = 100
+#: Most strips or tiles in a TIFF's first picture. Writers use strips of about 8 KB (a 40 MP
+#: RGB picture: about 15,000) or tiles of 256 x 256 (about 600); each costs the decoder a
+#: step and its bookkeeping, so millions of one-row strips are a CPU and memory bomb.
+MAX_TIFF_BLOCKS = 65_536
+#: Most chunks in a PNG or WebP file (encoders write one per 8 to 64 KB of data: a 50 MB
+#: file holds a few thousand); each costs the parser a step.
+MAX_PNG_CHUNKS = 65_536
+#: Most blocks (extensions, frames and their data sub-blocks of at most 255 bytes) in a GIF:
+#: a 50 MB GIF written normally holds about 200,000.
+MAX_GIF_BLOCKS = 1_000_000
+#: Most frames in an animation (GIF, APNG, WebP): only the first is decoded, but the parser
+#: walks them; 5,000 frames are more than three minutes at 25 frames per second.
+MAX_FRAMES = 5_000
+
+#: Peak bytes per pixel of :func:`decode_image` (the decoder's picture, the conversion to RGB
+#: and the array; with alpha, the compositing over white in float32), measured with
+#: ``bench/memory_budget.py --decode``; used to budget memory before decoding.
+DECODE_BYTES_PER_PIXEL = 12
+DECODE_ALPHA_BYTES_PER_PIXEL = 32
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an upload's header and structure say, before any pixel is decoded.
+
+    Attributes:
+        width, height: the picture's size in px as stored (before EXIF rotation, which keeps
+            the pixel count).
+        format: the format's name (``"PNG"``, ``"JPEG"``, ``"TIFF"``, ...).
+        mode: how the pixels are stored (``"RGB"``, ``"L"``, ``"RGBA"``, ``"F"``, ...).
+        frames: frames of an animation, 1 for a still picture.
+        blocks: steps of the decoder the structure asks for (JPEG scans, TIFF strips or
+            tiles, PNG or WebP chunks, GIF blocks).
+    """
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    frames: int = 1
+    blocks: int = 1
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def decode_bytes(self) -> int:
+        """Estimated peak memory of decoding it to RGB, bytes."""
+        alpha = self.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La")
+        return self.pixels * (DECODE_ALPHA_BYTES_PER_PIXEL if alpha else DECODE_BYTES_PER_PIXEL)
 
 
 def jpeg_scans(data: bytes) -> int:
@@ -78,23 +149,145 @@ def jpeg_scans(data: bytes) -> int:
     return data.count(b"\xff\xda")
 
 
-def _open(data: bytes, max_pixels: int, what: str) -> Image.Image:
-    if not data:
-        raise ApiError("empty_body", f"the {what} is empty")
+def _sniff(data: bytes) -> str | None:
+    """The format a file's first bytes announce (only those whose structure is walked)."""
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:2] == b"\xff\xd8":
+        return "JPEG"
+    return None
+
+
+#: TIFF tags read by :func:`tiff_blocks`.
+_TIFF_LENGTH, _TIFF_STRIP_OFFSETS, _TIFF_SAMPLES, _TIFF_ROWS_PER_STRIP = 257, 273, 277, 278
+_TIFF_PLANAR, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH, _TIFF_TILE_OFFSETS = 284, 322, 323, 324
+_TIFF_WIDTH = 256
+#: TIFF field type -> (struct code, bytes) of the integer types a size tag may use.
+_TIFF_INTS = {1: ("B", 1), 3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
+
+
+def tiff_blocks(data: bytes) -> int:
+    """How many strips or tiles the first picture of a TIFF (or BigTIFF) declares: the larger
+    of its offset tags' counts and what its size and strip or tile size imply. Reads the
+    header and the first directory's entries only (never the offset arrays); 0 when the
+    directory cannot be found (the decoder then refuses the file as unreadable)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as exc:
-        raise ApiError("invalid_image", f"the {what} is not an image Pillow can read") from exc
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a bad upload
-        raise ApiError("invalid_image", f"the {what} could not be read: {exc}") from exc
-    if img.format not in SUPPORTED_FORMATS:
-        raise ApiError(
-            "unsupported_format",
-            f"the {what} is {img.format}; send PNG, JPEG, WebP, GIF, BMP or TIFF",
-        )
-    if img.format == "JPEG":
+        order = "<" if data[:2] == b"II" else ">"
+        big = struct.unpack_from(order + "H", data, 2)[0] == 43
+        if big:
+            ifd = struct.unpack_from(order + "Q", data, 8)[0]
+            count = struct.unpack_from(order + "Q", data, ifd)[0]
+            first, size, entry_fmt = ifd + 8, 20, order + "HHQ8s"
+        else:
+            ifd = struct.unpack_from(order + "I", data, 4)[0]
+            count = struct.unpack_from(order + "H", data, ifd)[0]
+            first, size, entry_fmt = ifd + 2, 12, order + "HHI4s"
+    except struct.error:
+        return 0
+    counts: dict[int, int] = {}
+    values: dict[int, int] = {}
+    for i in range(min(count, (len(data) - first) // size)):
+        tag, kind, n, raw = struct.unpack_from(entry_fmt, data, first + i * size)
+        counts[tag] = n
+        if n == 1 and kind in _TIFF_INTS:
+            code, width = _TIFF_INTS[kind]
+            if width <= len(raw):
+                values[tag] = struct.unpack_from(order + code, raw, 0)[0]
+    declared = counts.get(_TIFF_STRIP_OFFSETS, 0) + counts.get(_TIFF_TILE_OFFSETS, 0)
+    width, height = values.get(_TIFF_WIDTH, 0), values.get(_TIFF_LENGTH, 0)
+    planes = values.get(_TIFF_SAMPLES, 1) if values.get(_TIFF_PLANAR, 1) == 2 else 1
+    if _TIFF_TILE_WIDTH in values and _TIFF_TILE_LENGTH in values:
+        tile_w, tile_h = max(1, values[_TIFF_TILE_WIDTH]), max(1, values[_TIFF_TILE_LENGTH])
+        implied = -(-width // tile_w) * -(-height // tile_h) * planes
+    else:
+        rows = max(1, min(values.get(_TIFF_ROWS_PER_STRIP, height or 1), height or 1))
+        implied = -(-height // rows) * planes
+    return max(declared, implied)
+
+
+def png_structure(data: bytes, limit: int = MAX_PNG_CHUNKS) -> tuple[int, int]:
+    """``(chunks, frames)`` of a PNG: its chunks up to ``IEND`` (counting stops one past
+    ``limit``) and its animation frames (``fcTL`` chunks; 1 for a still PNG)."""
+    pos, chunks, frames = 8, 0, 0
+    end = len(data)
+    while pos + 8 <= end and chunks <= limit:
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        chunks += 1
+        if kind == b"fcTL":
+            frames += 1
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return chunks, max(frames, 1)
+
+
+def webp_structure(data: bytes, limit: int = MAX_PNG_CHUNKS) -> tuple[int, int]:
+    """``(chunks, frames)`` of a WebP: the RIFF chunks (counting stops one past ``limit``)
+    and its animation frames (``ANMF`` chunks; 1 for a still WebP)."""
+    pos, chunks, frames = 12, 0, 0
+    end = min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    while pos + 8 <= end and chunks <= limit:
+        kind = data[pos:pos + 4]
+        length = int.from_bytes(data[pos + 4:pos + 8], "little")
+        chunks += 1
+        if kind == b"ANMF":
+            frames += 1
+        pos += 8 + length + (length & 1)
+    return chunks, max(frames, 1)
+
+
+def gif_structure(data: bytes, limit: int = MAX_GIF_BLOCKS) -> tuple[int, int]:
+    """``(blocks, frames)`` of a GIF: its extension, image and data sub-blocks (counting
+    stops one past ``limit``) and its frames (image descriptors)."""
+    end = len(data)
+    pos = 13
+    if end >= 13 and data[10] & 0x80:  # global colour table
+        pos += 3 << ((data[10] & 7) + 1)
+    blocks = frames = 0
+    while pos < end and blocks <= limit:
+        kind = data[pos]
+        if kind == 0x3B:  # trailer
+            break
+        if kind == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        elif kind == 0x2C:  # image descriptor, local colour table, LZW code size, sub-blocks
+            frames += 1
+            if pos + 10 > end:
+                break
+            flags = data[pos + 9]
+            pos += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0) + 1
+        else:
+            break  # not GIF structure: the decoder decides
+        blocks += 1
+        while pos < end and blocks <= limit:
+            size = data[pos]
+            pos += 1 + size
+            blocks += 1
+            if size == 0:
+                break
+    return blocks, max(frames, 1)
+
+
+def _too_complex(what: str, found: str, limit: int, advice: str, **details: int) -> ApiError:
+    """422 ``image_too_complex``: "the image is ``found``; at most ``limit`` ..."."""
+    return ApiError("image_too_complex", f"the {what} is {found}; at most {limit:,} are decoded. {advice}",
+                    limit=limit, **details)
+
+
+def _check_structure(data: bytes, sniffed: str | None, what: str) -> tuple[int, int]:
+    """The decode budget's structure limits; returns ``(frames, blocks)``.
+
+    Raises:
+        ApiError: 422 ``image_too_complex`` naming the limit that was passed.
+    """
+    if sniffed == "JPEG":
         scans = jpeg_scans(data)
         if scans > MAX_JPEG_SCANS:
             raise ApiError(
@@ -102,8 +295,55 @@ def _open(data: bytes, max_pixels: int, what: str) -> Image.Image:
                 f"the {what} is a progressive JPEG with {scans} scans, and decoding each costs a "
                 f"pass over the whole image; at most {MAX_JPEG_SCANS} are decoded. Save it "
                 "again as a baseline JPEG or as PNG",
-                scans=scans, max_scans=MAX_JPEG_SCANS,
+                scans=scans, max_scans=MAX_JPEG_SCANS, limit=MAX_JPEG_SCANS,
             )
+        return 1, scans
+    if sniffed == "TIFF":
+        blocks = tiff_blocks(data)
+        if blocks > MAX_TIFF_BLOCKS:
+            raise _too_complex(what, f"a TIFF stored in {blocks:,} strips or tiles", MAX_TIFF_BLOCKS,
+                               "Save it again with larger strips (the default of most programs) or "
+                               "as PNG", blocks=blocks, max_blocks=MAX_TIFF_BLOCKS)
+        return 1, blocks
+    if sniffed in ("PNG", "WEBP"):
+        chunks, frames = (png_structure if sniffed == "PNG" else webp_structure)(data)
+        name = "a PNG" if sniffed == "PNG" else "a WebP"
+        if chunks > MAX_PNG_CHUNKS:
+            raise _too_complex(what, f"{name} made of {chunks:,} chunks or more", MAX_PNG_CHUNKS,
+                               "Save it again (any program writes far fewer)",
+                               blocks=chunks, max_blocks=MAX_PNG_CHUNKS)
+    elif sniffed == "GIF":
+        chunks, frames = gif_structure(data)
+        if chunks > MAX_GIF_BLOCKS:
+            raise _too_complex(what, f"a GIF made of {chunks:,} blocks or more", MAX_GIF_BLOCKS,
+                               "Save it again as PNG", blocks=chunks, max_blocks=MAX_GIF_BLOCKS)
+    else:
+        return 1, 1
+    if frames > MAX_FRAMES:
+        raise _too_complex(what, f"an animation of {frames:,} frames", MAX_FRAMES,
+                           "Send one frame as a PNG or JPEG picture",
+                           frames=frames, max_frames=MAX_FRAMES)
+    return frames, chunks
+
+
+def _open(data: bytes, max_pixels: int, what: str) -> tuple[Image.Image, ImageHeader]:
+    if not data:
+        raise ApiError("empty_body", f"the {what} is empty; send the picture's bytes")
+    frames, blocks = _check_structure(data, _sniff(data), what)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise ApiError("invalid_image", f"the {what} is not a PNG, JPEG, WebP, TIFF, BMP or GIF "
+                       "image") from exc
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a bad upload
+        raise ApiError("invalid_image", f"the {what} could not be read: {exc}") from exc
+    if img.format not in SUPPORTED_FORMATS:
+        raise ApiError(
+            "unsupported_format",
+            f"the {what} is {img.format}; send PNG, JPEG, WebP, GIF, BMP or TIFF",
+        )
     width, height = img.size
     if width < 1 or height < 1:
         raise ApiError("image_too_small", f"the {what} has no pixels ({width}x{height})")
@@ -115,7 +355,27 @@ def _open(data: bytes, max_pixels: int, what: str) -> Image.Image:
             height=height,
             max_pixels=max_pixels,
         )
-    return img
+    return img, ImageHeader(width, height, img.format or "PNG", img.mode, frames, blocks)
+
+
+def probe(data: bytes, max_pixels: int, what: str = "image") -> ImageHeader:
+    """Check an upload against the whole decode budget from its header and structure alone.
+
+    Args:
+        data: the file's bytes.
+        max_pixels: the pixel limit (``BACKDROP_MAX_PIXELS``).
+        what: how to name the upload in error messages (``"image"``, ``"trimap"``).
+
+    Returns:
+        its :class:`ImageHeader` (no pixel is decoded).
+
+    Raises:
+        ApiError: ``empty_body``, ``invalid_image``, ``unsupported_format``,
+            ``image_too_small``, ``image_too_large`` or ``image_too_complex``.
+    """
+    img, header = _open(data, max_pixels, what)
+    img.close()
+    return header
 
 
 def _load(img: Image.Image, what: str) -> Image.Image:
@@ -129,15 +389,77 @@ def _load(img: Image.Image, what: str) -> Image.Image:
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """16-bit and 32-bit greyscale images to 8-bit 'L' by scaling, not clipping."""
+    """16-bit and 32-bit greyscale images to 8-bit 'L' by scaling, not clipping.
+
+    Integers: ``0..255`` stay, larger ranges are read as 16-bit (``/ 257``). Floats (``F``,
+    32-bit TIFFs): ``[0, 1]`` is scaled to ``0..255`` (the usual range of float pictures),
+    ``[0, 255]`` kept, larger as 16-bit; NaN and negative values are 0.
+    """
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img, dtype=np.uint16)
         return Image.fromarray((arr >> 8).astype(np.uint8), mode="L")
     if img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(arr.max(initial=0.0))
+        unit = img.mode == "F" and top <= 1.0
+        arr *= 255.0 if unit else (255.0 / 65535.0 if top > 255 else 1.0)
+        arr += 0.5
+        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
     return img
+
+
+#: Rows converted at once from L*a*b* (bounds the float32 temporaries).
+_LAB_ROWS_PIXELS = 1 << 20
+#: XYZ (D65) -> linear sRGB.
+_XYZ_TO_RGB = np.array([[3.2404542, -1.5371385, -0.4985314],
+                        [-0.9692660, 1.8760108, 0.0415560],
+                        [0.0556434, -0.2040259, 1.0572252]], dtype=np.float32)
+_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* pixels as stored by the decoder (``H x W x 3`` uint8: ``L* * 255 / 100``,
+    ``a* + 128``, ``b* + 128``) to sRGB, ``H x W x 3`` uint8 (D65 white; out-of-gamut
+    colours clipped). Converted in bands of rows so the float32 temporaries stay small."""
+    height, width = lab.shape[:2]
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    step = max(1, _LAB_ROWS_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        band = lab[top:top + step].astype(np.float32)
+        fy = (band[..., 0] * (100.0 / 255.0) + 16.0) / 116.0
+        f = np.stack([fy + (band[..., 1] - 128.0) / 500.0, fy, fy - (band[..., 2] - 128.0) / 200.0], -1)
+        xyz = np.where(f > 6.0 / 29.0, f ** 3, 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)) * _D65
+        linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
+        srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+        out[top:top + step] = (srgb * 255.0 + 0.5).astype(np.uint8)
+    return out
+
+
+def _convert(img: Image.Image, mode: str, what: str) -> np.ndarray:
+    """``img`` as a contiguous array of ``mode`` (``"RGB"``, ``"RGBA"``, ``"L"``, ``"LA"``).
+
+    L*a*b* pictures (TIFF) become sRGB, or their lightness for ``"L"``. Any other colour
+    model that cannot be converted is a 415 ``unsupported_format`` saying what to send.
+    """
+    if img.mode == "LAB":
+        lab = np.asarray(img)
+        if mode == "L":
+            return np.ascontiguousarray(lab[..., 0])
+        rgb = lab_to_rgb(lab)
+        if mode == "RGB":
+            return rgb
+        img = Image.fromarray(rgb)
+    try:
+        return np.ascontiguousarray(np.asarray(img if img.mode == mode else img.convert(mode)))
+    except (ValueError, OSError) as exc:
+        raise ApiError("unsupported_format", f"the {what} stores its colours as {img.mode}, which "
+                       "cannot be converted; save it as RGB or greyscale PNG, JPEG or TIFF",
+                       mode=img.mode) from exc
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info)
 
 
 def decode_image(data: bytes, max_pixels: int, what: str = "image") -> DecodedImage:
@@ -146,42 +468,36 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> DecodedIm
     Args:
         data: the file's bytes.
         max_pixels: refuse images with more pixels than this (from the header, before
-            decoding).
+            decoding; the rest of the decode budget too, see the module docstring).
         what: how to name the upload in error messages (``"image"``, ``"bg_image"``).
 
     Returns:
         a :class:`DecodedImage` (RGB ``uint8``, optional alpha).
 
-    Greyscale, palette (with or without transparency), CMYK, 16-bit, RGBA, animated
-    (first frame) and EXIF-rotated images all work.
+    Greyscale, palette (with or without transparency), CMYK, L*a*b*, 16-bit, 32-bit float
+    (``[0, 1]`` scaled), RGBA, animated (first frame) and EXIF-rotated images all work.
     """
-    opened = _open(data, max_pixels, what)
+    opened, _ = _open(data, max_pixels, what)
     fmt = opened.format or "PNG"
     img = _load(opened, what)
     img = _to_8bit(img)
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (
-        img.mode == "P" and "transparency" in img.info
-    )
-    if has_alpha:
-        rgba = np.asarray(img.convert("RGBA"))
+    if _has_alpha(img):
+        rgba = _convert(img, "RGBA", what)
         alpha = rgba[..., 3].copy()
         a = alpha[..., None].astype(np.float32) / 255.0
         rgb = (rgba[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
         return DecodedImage(rgb=rgb, alpha=alpha, format=fmt)
-    rgb = np.ascontiguousarray(np.asarray(img.convert("RGB")))
-    return DecodedImage(rgb=rgb, alpha=None, format=fmt)
+    return DecodedImage(rgb=_convert(img, "RGB", what), alpha=None, format=fmt)
 
 
 def decode_mask(data: bytes, max_pixels: int, what: str = "trimap") -> np.ndarray:
     """Decode a single-channel image (trimap, alpha matte) to ``H x W`` uint8.
 
-    A colour image is converted to luma; an image with alpha uses its luma, not the alpha.
+    A colour image is converted to luma (an L*a*b* one to its lightness); an image with
+    alpha uses its luma, not the alpha.
     """
-    img = _load(_open(data, max_pixels, what), what)
-    img = _to_8bit(img)
-    if img.mode != "L":
-        img = img.convert("L")
-    return np.ascontiguousarray(np.asarray(img))
+    img = _to_8bit(_load(_open(data, max_pixels, what)[0], what))
+    return _convert(img, "L", what)
 
 
 def decode_luma_alpha(
@@ -190,12 +506,16 @@ def decode_luma_alpha(
     """Decode an image to its luma and alpha, both ``H x W`` uint8 (alpha ``None`` when the
     image has none); the luma is taken before any compositing, so a half-transparent black
     pixel is still black (the touch-up ``hints``: :func:`trimap.hints.hints_from_pixels`)."""
-    img = _to_8bit(_load(_open(data, max_pixels, what), what))
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        la = np.asarray(img.convert("RGBA").convert("LA"))
+    img = _to_8bit(_load(_open(data, max_pixels, what)[0], what))
+    if _has_alpha(img):
+        la = _convert(_convert_image(img, "RGBA", what), "LA", what)
         return np.ascontiguousarray(la[..., 0]), np.ascontiguousarray(la[..., 1])
-    return np.ascontiguousarray(np.asarray(img.convert("L"))), None
+    return _convert(img, "L", what), None
+
+
+def _convert_image(img: Image.Image, mode: str, what: str) -> Image.Image:
+    """``img`` converted to ``mode`` as a picture (see :func:`_convert`)."""
+    return img if img.mode == mode else Image.fromarray(_convert(img, mode, what), mode=mode)
 
 
 def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 92, *,

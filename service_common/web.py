@@ -77,10 +77,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     * every error is JSON in the common format (:mod:`service_common.errors`);
     * debug mode stays off whatever the environment says;
     * BLAS on one thread; each request knows how many share the cores with it
-      (:mod:`service_common.cpu`: its worker's requests in flight, or its sender's count).
+      (:mod:`service_common.cpu`: its worker's requests in flight, or its sender's count);
+    * the worker's memory budget (:mod:`service_common.memory`): its share of the container's
+      limit, or ``BACKDROP_WORKER_MEMORY_MB``.
     """
     limit_blas_threads()
     memory.enable(settings.malloc_tuning)
+    memory.configure(*memory.worker_memory_bytes(settings.worker_memory_mb, workers_sharing(app, settings)))
     counter = _InFlight()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
@@ -118,6 +121,15 @@ def init_app(app: Flask, settings: Settings) -> None:
             ms = (time.perf_counter() - started) * 1000.0
             log.info("%s %s -> %s in %.0f ms", request.method, request.path, response.status_code, ms)
         return response
+
+
+def workers_sharing(app: Flask, settings: Settings) -> int:
+    """The gunicorn workers that share this worker's container: its service's workers when the
+    container runs one service (``BACKDROP_SERVICE``), both services' workers otherwise."""
+    mine = settings.matting_workers if app.import_name.startswith("matting") else settings.seg_workers
+    if settings.service is not None:
+        return mine
+    return settings.matting_workers + settings.seg_workers
 
 
 class _InFlight:
@@ -169,7 +181,13 @@ def read_upload(field: str, *, required: bool = True, raw_body: bool = False) ->
             ``application/octet-stream`` content type.
 
     Returns:
-        the bytes, or ``None`` when absent and not required.
+        the bytes, or ``None`` when absent and not required (an empty part without a file
+        name, which is how a browser's form sends a file input left unset, counts as absent).
+
+    Raises:
+        ApiError: 400 ``empty_body`` for an empty file, optional or not (a client that
+            attaches a file means it to be used), ``missing_field`` when a required one is
+            missing, ``invalid_parameter`` when it came as a text field.
     """
     content_type = (request.mimetype or "").lower()
     if raw_body and content_type.startswith(RAW_IMAGE_TYPES):
@@ -192,9 +210,10 @@ def read_upload(field: str, *, required: bool = True, raw_body: bool = False) ->
         raise ApiError("missing_field", f"multipart field '{field}' is missing", field=field)
     data = storage.read()
     if not data:
-        if not required:
-            return None
-        raise ApiError("empty_body", f"the file in field '{field}' is empty", field=field)
+        if not required and not storage.filename:
+            return None  # a browser's form sends an unset file input as an empty, nameless file
+        raise ApiError("empty_body", f"the file in field '{field}' is empty; attach the picture, or "
+                       "leave the field out", field=field)
     return data
 
 
