@@ -1,6 +1,7 @@
-"""How steady a video matte is, without ground truth (pure numpy).
+"""How steady a video matte is, without ground truth, and how right, with it (pure numpy).
 
-Both figures are in alpha x 1000 (alpha in ``[0, 1]``), means over the frame pairs of a clip:
+Without ground truth, in alpha x 1000 (alpha in ``[0, 1]``), means over the frame pairs of a
+clip:
 
 * :func:`flicker`: mean ``|alpha_t - alpha_{t-1}|`` over the pixels whose colour did not
   change between the two frames (no channel by more than ``still_levels`` of 255: the
@@ -15,6 +16,10 @@ Both figures are in alpha x 1000 (alpha in ``[0, 1]``), means over the frame pai
   raw one: a mean hides a trail of a few hundred pixels behind a moving arm, this does not
   (it also counts the pixels where smoothing keeps a better alpha the raw matte lost: look
   at the frames).
+
+With a true alpha per frame (composites: ``bench/video_groundtruth.py``), the two figures of
+the Robust Video Matting paper: :func:`mad` (mean |alpha - true| x 1000) and :func:`dtssd`
+(temporal coherence x 100).
 """
 
 from __future__ import annotations
@@ -73,3 +78,43 @@ def departures(raw: list[np.ndarray], smoothed: list[np.ndarray], threshold: flo
     counts = [int((np.abs(s.astype(np.float64) - r) > threshold).sum())
               for r, s in zip(raw[1:], smoothed[1:], strict=True)]
     return float(np.mean(counts)) if counts else 0.0
+
+
+# With ground truth (the protocol of the Robust Video Matting paper, Lin et al. 2021).
+
+
+def mad(alphas: list[np.ndarray], truths: list[np.ndarray]) -> float:
+    """Mean absolute difference x 1000: ``1000 * mean_t mean_pixels |alpha_t - true_t|``.
+
+    Args:
+        alphas: the predicted ``H x W`` float alphas in ``[0, 1]``, one per frame.
+        truths: the true ``H x W`` float alphas in ``[0, 1]`` of the same frames.
+
+    Returns:
+        0 for a perfect matte; 1000 when every pixel is wrong by 1 (0 for an empty clip).
+    """
+    if len(alphas) != len(truths):
+        raise ValueError(f"{len(alphas)} alphas for {len(truths)} true alphas")
+    values = [float(np.abs(a.astype(np.float64) - g).mean()) for a, g in zip(alphas, truths, strict=True)]
+    return 1000.0 * float(np.mean(values)) if values else 0.0
+
+
+def dtssd(alphas: list[np.ndarray], truths: list[np.ndarray]) -> float:
+    """Temporal coherence (dtSSD of the RVM paper) x 100: how much the matte's change from one
+    frame to the next differs from the true alpha's change::
+
+        dtSSD_t = sqrt( mean_pixels( ((a_t - a_{t-1}) - (g_t - g_{t-1}))^2 ) )
+        dtSSD   = 100 * mean_{t = 1 .. T-1} dtSSD_t
+
+    with ``a`` the predicted and ``g`` the true alpha in ``[0, 1]``. A matte that is wrong by
+    the same amount in every frame scores 0 (the error does not move); flicker and lag score
+    above 0. Same shapes as :func:`mad`; 0 for fewer than 2 frames.
+    """
+    if len(alphas) != len(truths):
+        raise ValueError(f"{len(alphas)} alphas for {len(truths)} true alphas")
+    values = []
+    for t in range(1, len(alphas)):
+        pred = alphas[t].astype(np.float64) - alphas[t - 1]
+        true = truths[t].astype(np.float64) - truths[t - 1]
+        values.append(float(np.sqrt(np.mean((pred - true) ** 2))))
+    return 100.0 * float(np.mean(values)) if values else 0.0
