@@ -34,7 +34,6 @@ import re
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -159,7 +158,7 @@ def error_from_answer(status: int, headers: Mapping[str, str], body: bytes,
     request_id = printable(headers.get("X-Request-Id") or "", 80) or None
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         err = payload["error"]
@@ -198,16 +197,14 @@ def check_image(body: bytes, content_type: str | None, requested: str | None = N
         raise MattingError("bad_response", f"{requested} was asked for and the answer is {mime}: "
                            "is --server the matting service?", 200)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(body), formats=[expected]) as img:
-                width, height = img.size
-                if width * height > MAX_ANSWER_PIXELS:
-                    raise MattingError("bad_response", f"the answer is a {width}x{height} image, more "
-                                       f"than the {MAX_ANSWER_PIXELS} pixels this client decodes", 200)
-                img.verify()  # PNG: every chunk's checksum, up to the end chunk
-            with Image.open(io.BytesIO(body), formats=[expected]) as img:
-                img.load()  # the pixels: a truncated JPEG or WebP fails here
+        with Image.open(io.BytesIO(body), formats=[expected]) as img:
+            width, height = img.size
+            if width * height > MAX_ANSWER_PIXELS:
+                raise MattingError("bad_response", f"the answer is a {width}x{height} image, more "
+                                   f"than the {MAX_ANSWER_PIXELS} pixels this client decodes", 200)
+            img.verify()  # PNG: every chunk's checksum, up to the end chunk
+        with Image.open(io.BytesIO(body), formats=[expected]) as img:
+            img.load()  # the pixels: a truncated JPEG or WebP fails here
     except MattingError:
         raise
     except Image.DecompressionBombError as exc:
@@ -563,7 +560,7 @@ class MattingClient:
             raise error_from_answer(status, headers, body, reason)
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         if not isinstance(payload, dict):
             raise MattingError("bad_response", f"{self.server}/readyz did not answer a JSON object: "

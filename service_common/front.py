@@ -13,22 +13,45 @@ What it does on the way:
 * **deadlines**: the head of a request (request line and headers) within
   ``BACKDROP_CLIENT_TIMEOUT`` seconds of its first byte (and of the previous request on a
   kept-alive connection); the body at no less than ``BACKDROP_CLIENT_MIN_KBPS`` KB/s after
-  that grace. A client past either gets 408 ``client_timeout`` and is disconnected.
-* **protocol errors as JSON**: a malformed request line or header (bare CR, LF or NUL,
-  folded lines), a bad ``Content-Length`` or chunk size, ``Content-Length`` with
-  ``Transfer-Encoding``, a line too long (414), too many or too long headers (431), a body
-  over ``BACKDROP_MAX_UPLOAD_MB`` (413, answered before reading it) are answered in the
-  common JSON envelope with a request id, never gunicorn's HTML.
+  that grace, measured on what has arrived so far (after ``t`` seconds at least
+  ``(t - grace) x rate`` bytes; the length the client declared does not lengthen the
+  deadline), and no pause in the body longer than the grace. A client past either gets 408
+  ``client_timeout`` and is disconnected. An answer must be read at that rate too, or the
+  connection is dropped.
+* **memory**: a body is held only while it is read and until gunicorn has it; the bodies of
+  all connections together may hold at most ``(slots + BACKDROP_MAX_QUEUE) x
+  BACKDROP_MAX_UPLOAD_MB`` (beyond: 503 ``overloaded`` with ``Retry-After``, as the queue
+  would answer), and after large ones are let go the heap is given back to the system
+  (:func:`service_common.memory.after_request`).
+* **protocol errors as JSON**: a malformed request line (a method that is not upper-case
+  letters, a target with a byte outside printable ASCII) or header (bare CR, LF or NUL,
+  another control character in a value, folded lines, a second ``Host`` or
+  ``Content-Type``), a bad ``Content-Length`` (ASCII digits only) or chunk size,
+  ``Content-Length`` with ``Transfer-Encoding``, a line too long (414), too many or too long
+  headers (431), a body over ``BACKDROP_MAX_UPLOAD_MB`` (413, answered before reading it)
+  are answered in the common JSON envelope with a request id, never gunicorn's HTML.
 * **a bounded queue**: at most ``workers x threads`` requests are inside gunicorn at once,
   at most ``BACKDROP_MAX_QUEUE`` more wait in the front; beyond that a request is answered
   at once with 503 ``overloaded`` and ``Retry-After``. A waiting request whose client
-  disconnects is dropped before it costs anything (and one already inside gunicorn is cut
-  off; its worker thread finishes, its answer goes nowhere).
+  disconnects is dropped before it costs anything. One already inside gunicorn cannot be
+  stopped there: it keeps its slot until gunicorn has answered it (its answer goes
+  nowhere), so the queue counts the work gunicorn really does.
+* **half-closed clients**: a client that shuts its sending side within
+  :data:`HALF_CLOSE_S` of its request (``nc -N``, ``shutdown(SHUT_WR)``) still waits for
+  the answer and gets it; TCP cannot tell that from a client that closed, so a close that
+  comes later, while the request waits in the queue, counts as leaving.
 * **request timeout**: gunicorn's answer must start within ``BACKDROP_REQUEST_TIMEOUT``
   seconds, else 504 ``request_timeout``; while gunicorn is down or restarting: 503
   ``not_ready`` with ``Retry-After``.
-* health probes (``/healthz``, ``/readyz``) skip the queue, so a busy service still answers
-  its probes.
+* **probes that tell the truth**: ``GET /healthz`` is answered by the front itself, 200 when
+  gunicorn's socket accepts connections, without waiting for a worker thread (a service
+  whose threads all wait on a stalled neighbour is alive). ``GET /readyz`` runs one
+  readiness check in gunicorn at a time, shared by the probes that arrive meanwhile; a
+  probe waits at most :data:`READY_WAIT_S` for it, else it is told 503 ``not_ready`` (no
+  worker thread is free to say). Probes skip the queue.
+* **answers**: gunicorn's ``Server`` header is dropped, a redirect's absolute ``Location``
+  becomes a path (never the client's ``Host`` or a scheme it claimed with
+  ``X-Forwarded-Proto``, which is not forwarded), and a 503 without ``Retry-After`` gets one.
 
 Run by :class:`service_common.serve.Service` (``make serve``, the containers, the tests)::
 
@@ -47,9 +70,13 @@ import re
 import signal
 import sys
 import time
+import urllib.parse
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
+from . import memory
 from .config import Settings
 from .errors import ERROR_CODES
 
@@ -64,21 +91,46 @@ MAX_HEAD_BYTES = 32 * 1024
 #: reads (with the small one the transport pauses and resumes every few KB).
 HEAD_LIMIT = MAX_HEAD_BYTES + 1024
 STREAM_LIMIT = 4 * 1024 * 1024
+#: Largest piece of a body taken from the connection at once.
+BODY_PIECE = 1024 * 1024
 #: How long a kept-alive connection may stay idle between requests, seconds.
 KEEP_ALIVE_S = 5.0
 #: Retry-After of 503 answers, seconds.
 RETRY_AFTER_S = 1
+#: A client whose sending side closes within this many seconds of its request's last byte
+#: half-closed its connection and waits for the answer (see the module docstring).
+HALF_CLOSE_S = 0.25
+#: Longest a ``/readyz`` probe waits for gunicorn's readiness check, seconds.
+READY_WAIT_S = 1.0
+#: Pause before the heap is trimmed after large bodies were let go (coalesces many at once).
+TRIM_DELAY_S = 0.2
 #: Hop-by-hop headers: never forwarded (RFC 9110 section 7.6.1), plus what the front decides.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
     "upgrade", "expect", "content-length", "proxy-authorization", "proxy-authenticate",
 })
+#: Headers a client may not set for gunicorn: the front sets the first two itself; gunicorn
+#: trusts the scheme headers on its Unix socket (werkzeug then builds redirects with them).
+NOT_FORWARDED = frozenset({
+    "x-forwarded-for", "x-request-id", "x-forwarded-proto", "x-forwarded-protocol",
+    "x-forwarded-ssl", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
+    "forwarded", "x-real-ip",
+})
+#: Headers that may appear once (RFC 9110 section 5.3; gunicorn refuses a second one in HTML).
+SINGLETONS = frozenset({"host", "content-type"})
+#: Headers of gunicorn's answers that never reach a client.
+NOT_RELAYED = frozenset({"connection", "keep-alive", "transfer-encoding", "server"})
 PROBES = frozenset({"/healthz", "/readyz"})
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_METHOD = re.compile(rb"^[A-Z]{3,20}$")
+_TARGET = re.compile(rb"^/[\x21-\x7e]*$")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large",
+_STATUS_TEXT = {200: "OK", 400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large",
                 414: "URI Too Long", 431: "Request Header Fields Too Large",
                 503: "Service Unavailable", 504: "Gateway Timeout", 500: "Internal Server Error"}
+_HEALTHY = b'{"status":"ok"}\n'
 
 
 class Refusal(Exception):
@@ -98,16 +150,20 @@ class Request:
     target: str
     version: str
     headers: list[tuple[str, str]]
-    body: bytes = b""
+    body: bytes | bytearray = b""
     request_id: str = ""
+    #: When its last byte arrived (``time.monotonic()``).
+    received_at: float = 0.0
 
     def header(self, name: str) -> str | None:
+        """Every value of header ``name`` joined by commas, or ``None`` without one."""
         name = name.lower()
         values = [v for k, v in self.headers if k.lower() == name]
         return ", ".join(values) if values else None
 
     @property
     def keep_alive(self) -> bool:
+        """Whether the client asked to keep the connection (HTTP/1.1's default)."""
         connection = (self.header("connection") or "").lower()
         if self.version == "HTTP/1.0":
             return "keep-alive" in connection
@@ -115,6 +171,7 @@ class Request:
 
     @property
     def path(self) -> str:
+        """The target without its query."""
         return self.target.split("?", 1)[0]
 
 
@@ -128,12 +185,20 @@ class Limits:
     request_timeout: float = 300.0
     slots: int = 4
     max_queue: int = 8
+    #: Most body bytes held across connections; 0: ``(slots + max_queue) x max_body``.
+    max_buffered: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, slots: int) -> Limits:
+        """The limits of a front whose gunicorn has ``slots`` threads in all."""
         return cls(client_timeout=settings.client_timeout, min_rate=settings.client_min_kbps * 1024.0,
                    max_body=settings.max_upload_bytes, request_timeout=float(settings.request_timeout),
                    slots=slots, max_queue=settings.max_queue)
+
+    @property
+    def buffered_cap(self) -> int:
+        """Most body bytes the front holds at once, all connections together."""
+        return self.max_buffered or max(1, self.slots + self.max_queue) * self.max_body
 
 
 #: Paths answered in remove.bg's error envelope (``matting_api.removebg``), not ours.
@@ -160,10 +225,12 @@ def error_response(code: str, message: str, request_id: str, close: bool,
 
 
 async def _answer_error(writer: asyncio.StreamWriter, code: str, message: str, request_id: str,
-                        *, close: bool, path: str, retry: bool = False) -> None:
-    """Send :func:`error_response` (with ``Retry-After`` when ``retry``) and flush it."""
+                        *, close: bool, path: str, retry: bool = False, head: bool = False) -> None:
+    """Send :func:`error_response` (with ``Retry-After`` when ``retry``; without its body
+    when it answers a HEAD request) and flush it."""
     extra = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
-    writer.write(error_response(code, message, request_id, close, extra, path))
+    answer = error_response(code, message, request_id, close, extra, path)
+    writer.write(answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n" if head else answer)
     await writer.drain()
 
 
@@ -189,17 +256,35 @@ async def _read_line(reader: asyncio.StreamReader, limit: int, too_long: Refusal
     return line
 
 
+def _request_line(line: bytes) -> tuple[str, str, str]:
+    """``(method, target, version)`` of a request line, or a :class:`Refusal` saying what is
+    wrong with it."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise Refusal("bad_request", "the request line is not 'METHOD /path HTTP/1.1'")
+    method, target, version = parts
+    if not _METHOD.match(method):
+        shown = method[:20].decode("ascii", "replace")
+        raise Refusal("bad_request", f"the method {shown!r} is not an HTTP method: methods are "
+                      "3 to 20 upper-case letters, such as GET or POST")
+    if version not in (b"HTTP/1.0", b"HTTP/1.1"):
+        raise Refusal("bad_request", f"unsupported request line (version "
+                      f"{version[:16].decode('ascii', 'replace')!r}); send HTTP/1.1")
+    if not _TARGET.match(target):
+        if not target.startswith(b"/"):
+            raise Refusal("bad_request", "the request target must be a path starting with '/'")
+        raise Refusal("bad_request", "the request target holds a byte that is not printable "
+                      "ASCII (a control character, DEL or a byte above 0x7F); percent-encode it")
+    return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
+
+
 async def read_head(reader: asyncio.StreamReader) -> Request:
     """The request line and headers (no body)."""
     line = await _read_line(reader, MAX_REQUEST_LINE, Refusal(
         "uri_too_long", f"the request line is longer than {MAX_REQUEST_LINE} bytes"))
-    parts = line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[2].startswith(b"HTTP/1."):
-        raise Refusal("bad_request", "the request line is not 'METHOD /path HTTP/1.1'")
-    method, target, version = (p.decode("latin-1") for p in parts)
-    if version not in ("HTTP/1.0", "HTTP/1.1") or not target.startswith("/"):
-        raise Refusal("bad_request", f"unsupported request line (version {version[:16]!r})")
+    method, target, version = _request_line(line)
     headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
     size = len(line)
     while True:
         too_long = Refusal("header_too_large", f"a header line is longer than {MAX_HEAD_BYTES} bytes")
@@ -216,41 +301,120 @@ async def read_head(reader: asyncio.StreamReader) -> Request:
         name, sep, value = raw.partition(b":")
         if not sep or not _TOKEN.match(name):
             raise Refusal("bad_request", "a header line is not 'Name: value'")
-        headers.append((name.decode("latin-1"), value.strip(b" \t").decode("latin-1")))
+        text = name.decode("latin-1")
+        if _BAD_VALUE.search(value):
+            raise Refusal("bad_request", f"the value of the {text} header holds a control character")
+        if text.lower() in SINGLETONS:
+            if text.lower() in seen:
+                raise Refusal("bad_request", f"the request has more than one {text} header; send one")
+            seen.add(text.lower())
+        headers.append((text, value.strip(b" \t").decode("latin-1")))
     return Request(method, target, version, headers)
 
 
 def _content_length(req: Request) -> int | None:
+    """The declared body length (the same number however often it is repeated), ``None``
+    without one; ASCII digits only."""
     values = [v for k, v in req.headers if k.lower() == "content-length"]
     if not values:
         return None
     pieces = {p.strip() for v in values for p in v.split(",")}
-    if len(pieces) != 1 or not next(iter(pieces)).isdigit() or len(next(iter(pieces))) > 18:
-        raise Refusal("bad_request", "Content-Length is not one whole number of bytes")
+    if len(pieces) != 1 or not _DIGITS.match(next(iter(pieces))):
+        raise Refusal("bad_request", "Content-Length is not one whole number of bytes written in "
+                      "ASCII digits")
     return int(next(iter(pieces)))
 
 
-class _Budget:
-    """The deadline of a body: ``grace`` seconds, plus one second per ``min_rate`` bytes."""
+class _Clock:
+    """The deadlines of a body: after the grace, at least ``min_rate`` bytes per second on
+    average since the body began (what arrived so far, not what was declared), and never a
+    pause longer than the grace."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.started = time.monotonic()
+        self.started = self.last = time.monotonic()
+        self.received = 0
 
-    def remaining(self, received: int, want: int) -> float:
-        deadline = self.started + self.limits.client_timeout + (received + want) / self.limits.min_rate
+    def left(self) -> float:
+        """Seconds until the next byte must have arrived."""
+        grace = self.limits.client_timeout
+        deadline = min(self.started + grace + self.received / self.limits.min_rate, self.last + grace)
         return max(0.0, deadline - time.monotonic())
+
+    def count(self, size: int) -> None:
+        """``size`` more bytes arrived."""
+        self.received += size
+        self.last = time.monotonic()
+
+    async def within(self, read: Coroutine[Any, Any, bytes]) -> bytes:
+        """Await ``read`` (a read of the connection) before the deadline, or refuse."""
+        try:
+            data = await asyncio.wait_for(read, self.left())
+        except TimeoutError as exc:
+            raise _slow_body(self.limits) from exc
+        self.count(len(data))
+        return data
 
 
 def _slow_body(limits: Limits) -> Refusal:
     return Refusal("client_timeout", f"the request's body arrived slower than "
-                   f"{limits.min_rate / 1024:g} KB/s (after a {limits.client_timeout:g} s grace); "
-                   "the connection is closed")
+                   f"{limits.min_rate / 1024:g} KB/s (after a {limits.client_timeout:g} s grace), "
+                   f"or paused for longer than {limits.client_timeout:g} s; the connection is closed")
+
+
+class BodyPool:
+    """The body bytes the front holds, all connections together: bounded by
+    :attr:`Limits.buffered_cap`, and the heap trimmed after large bodies are let go."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.held = 0
+        self._freed = 0
+        self._trim: asyncio.Task | None = None
+
+    def take(self, size: int) -> None:
+        """Count ``size`` more bytes held, or refuse when the pool is full."""
+        if self.held + size > self.cap:
+            raise Refusal("overloaded", f"the service holds {self.cap // (1024 * 1024)} MB of request "
+                          f"bodies already; try again in {RETRY_AFTER_S} s")
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        """``size`` bytes are no longer held."""
+        self.held -= size
+        self.let_go(size)
+
+    def let_go(self, size: int) -> None:
+        """``size`` bytes were freed (a body, or a large answer); trim the heap soon after
+        large amounts."""
+        self._freed += size
+        if self._freed >= memory.TRIM_AFTER_BYTES and self._trim is None:
+            self._trim = asyncio.ensure_future(self._trim_heap())
+
+    async def _trim_heap(self) -> None:
+        """Return the freed heap to the system (in a thread: it takes milliseconds)."""
+        try:
+            while self._freed >= memory.TRIM_AFTER_BYTES:
+                await asyncio.sleep(TRIM_DELAY_S)
+                freed, self._freed = self._freed, 0
+                await asyncio.get_running_loop().run_in_executor(None, memory.after_request, freed)
+        finally:
+            self._trim = None
+
+    def release(self, req: Request) -> None:
+        """Let go of ``req``'s body (handed to gunicorn, refused, or its client gone)."""
+        body, req.body = req.body, b""
+        if body:
+            self.give_back(len(body))
+        if isinstance(body, bytearray):
+            with contextlib.suppress(BufferError):  # still exported: freed when that ends
+                body.clear()
 
 
 async def read_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: Request,
-                    limits: Limits) -> bytes:
-    """The body, by ``Content-Length`` or chunked, under the body budget."""
+                    limits: Limits, pool: BodyPool | None = None) -> bytearray:
+    """The body, by ``Content-Length`` or chunked, under the body's deadlines; its bytes are
+    counted in ``pool`` (given back here when it fails, else by the caller)."""
     encoding = (req.header("transfer-encoding") or "").lower().strip()
     length = _content_length(req)
     if encoding and length is not None:
@@ -261,60 +425,112 @@ async def read_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     if length is not None and length > limits.max_body:
         raise Refusal("payload_too_large", f"the body is {length} bytes, more than this server "
                       f"accepts ({limits.max_body} bytes, BACKDROP_MAX_UPLOAD_MB)")
+    body = bytearray()
     if not encoding and not length:
-        return b""
+        return body
+    pool = pool or BodyPool(limits.buffered_cap)
     reader._limit = STREAM_LIMIT  # noqa: SLF001 - asyncio has no public setter; reset per request
     if (req.header("expect") or "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         await writer.drain()
-    budget = _Budget(limits)
+    clock = _Clock(limits)
     try:
         if not encoding:
-            return await asyncio.wait_for(reader.readexactly(length), budget.remaining(0, length))
-        return await _read_chunked(reader, limits, budget)
-    except TimeoutError as exc:
-        raise _slow_body(limits) from exc
-    except asyncio.IncompleteReadError as exc:
-        raise ConnectionResetError("client closed the connection during the body") from exc
+            await _read_into(body, reader, length or 0, clock, pool)
+        else:
+            await _read_chunked(body, reader, limits, clock, pool)
+    except BaseException:
+        pool.give_back(len(body))
+        body.clear()
+        raise
+    return body
 
 
-async def _read_chunked(reader: asyncio.StreamReader, limits: Limits, budget: _Budget) -> bytes:
-    chunks: list[bytes] = []
-    received = 0
+async def _read_into(body: bytearray, reader: asyncio.StreamReader, size: int, clock: _Clock,
+                     pool: BodyPool) -> None:
+    """Append exactly ``size`` bytes of the connection to ``body``, piece by piece."""
+    while size > 0:
+        data = await clock.within(reader.read(min(size, BODY_PIECE)))
+        if not data:
+            raise ConnectionResetError("client closed the connection during the body")
+        pool.take(len(data))
+        body += data
+        size -= len(data)
+
+
+async def _read_chunked(body: bytearray, reader: asyncio.StreamReader, limits: Limits, clock: _Clock,
+                        pool: BodyPool) -> None:
     bad = Refusal("bad_request", "a chunk size of the chunked body is malformed")
     while True:
-        line = await asyncio.wait_for(_read_line(reader, 1024, bad), budget.remaining(received, 0))
+        line = await clock.within(_read_line(reader, 1024, bad))
         size_text = line.split(b";", 1)[0].strip()
         if not size_text or len(size_text) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", size_text):
             raise bad
         size = int(size_text, 16)
         if size == 0:
-            while await asyncio.wait_for(_read_line(reader, MAX_HEAD_BYTES, bad),
-                                         budget.remaining(received, 0)):
-                pass  # trailers: read and dropped
-            return b"".join(chunks)
-        if received + size > limits.max_body:
+            for _ in range(MAX_HEADER_FIELDS + 1):  # trailers: read and dropped
+                if not await clock.within(_read_line(reader, MAX_HEAD_BYTES, bad)):
+                    return
+            raise Refusal("header_too_large", f"the chunked body has more than {MAX_HEADER_FIELDS} "
+                          "trailer fields")
+        if len(body) + size > limits.max_body:
             raise Refusal("payload_too_large", f"the chunked body is larger than this server "
                           f"accepts ({limits.max_body} bytes, BACKDROP_MAX_UPLOAD_MB)")
-        data = await asyncio.wait_for(reader.readexactly(size + 2), budget.remaining(received, size))
-        if data[-2:] != b"\r\n":
+        await _read_into(body, reader, size, clock, pool)
+        try:
+            end = await clock.within(reader.readexactly(2))
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionResetError("client closed the connection during the body") from exc
+        if end != b"\r\n":
             raise bad
-        chunks.append(data[:-2])
-        received += size
 
 
 def upstream_head(req: Request, client: str) -> bytes:
-    """The request as gunicorn gets it: hop-by-hop headers dropped, the body's length, one
-    request per connection, the client's address and the request id."""
+    """The request as gunicorn gets it: hop-by-hop headers and the ones only the front may
+    set dropped, the body's length, one request per connection, the client's address and
+    the request id."""
     lines = [f"{req.method} {req.target} HTTP/1.1"]
     for name, value in req.headers:
         lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered in ("x-forwarded-for", "x-request-id"):
+        if lowered in HOP_BY_HOP or lowered in NOT_FORWARDED:
             continue
         lines.append(f"{name}: {value}")
     lines += [f"Content-Length: {len(req.body)}", "Connection: close",
               f"X-Forwarded-For: {client}", f"X-Request-Id: {req.request_id}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _relative(location: str) -> str:
+    """A redirect's target without scheme and host (the services only redirect to
+    themselves, and werkzeug builds the absolute form from the client's ``Host``)."""
+    parts = urllib.parse.urlsplit(location)
+    if not (parts.scheme or parts.netloc):
+        return location
+    path = "/" + parts.path.lstrip("/")
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def answer_head(status_line: str, headers: list[tuple[str, str]], method: str, length: int,
+                keep: bool) -> bytes:
+    """The head of gunicorn's answer as the client gets it (see the module docstring)."""
+    status = int(status_line.split()[1])
+    out = [status_line]
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in NOT_RELAYED or (lowered == "content-length" and method != "HEAD"):
+            continue  # a HEAD answer keeps the length of the body it would have
+        if lowered == "location" and 300 <= status < 400:
+            value = _relative(value)
+        out.append(f"{name}: {value}")
+    if status == 503 and not any(k.lower() == "retry-after" for k, _ in headers):
+        out.append(f"Retry-After: {RETRY_AFTER_S}")
+    if method != "HEAD":
+        out.append(f"Content-Length: {length}")
+    out.append(f"Connection: {'keep-alive' if keep else 'close'}")
+    return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
+
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
 @dataclass
@@ -326,34 +542,27 @@ class Front:
     service: str = "service"
     waiting: int = 0
     slots: asyncio.Semaphore = field(init=False)
+    bodies: BodyPool = field(init=False)
+    _ready_check: asyncio.Task | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.limits.slots)
+        self.bodies = BodyPool(self.limits.buffered_cap)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection: its requests one after the other."""
         peer = writer.get_extra_info("peername")
         client = peer[0] if isinstance(peer, tuple) else "local"
         try:
             first = True
             while True:
-                request_id = uuid.uuid4().hex[:16]
-                req = None
-                reader._limit = HEAD_LIMIT  # noqa: SLF001 - see read_body
-                try:
-                    wait = self.limits.client_timeout if first else KEEP_ALIVE_S
-                    req = await self._head(reader, wait, first)
-                    if req is None:
-                        return
-                    given = req.header("x-request-id") or ""
-                    req.request_id = given if _REQUEST_ID_OK.match(given) else request_id
-                    request_id = req.request_id
-                    req.body = await read_body(reader, writer, req, self.limits)
-                except Refusal as refusal:
-                    await _answer_error(writer, refusal.code, refusal.message, request_id,
-                                        close=True, path=req.path if req else "")
+                req = await self._read_request(reader, writer, first)
+                if req is None:
                     return
-                keep = req.keep_alive
-                keep = await self._forward(req, client, reader, writer, keep)
+                try:
+                    keep = await self._forward(req, client, reader, writer, req.keep_alive)
+                finally:
+                    self.bodies.release(req)
                 if not keep:
                     return
                 first = False
@@ -363,6 +572,36 @@ class Front:
             with contextlib.suppress(Exception):
                 writer.close()
                 await writer.wait_closed()
+
+    async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            first: bool) -> Request | None:
+        """The next complete request, or ``None`` when the connection is done (a refusal
+        answered, or nothing more from the client)."""
+        request_id = uuid.uuid4().hex[:16]
+        req = None
+        reader._limit = HEAD_LIMIT  # noqa: SLF001 - see read_body
+        try:
+            req = await self._head(reader, self.limits.client_timeout if first else KEEP_ALIVE_S, first)
+            if req is None:
+                return None
+            given = req.header("x-request-id") or ""
+            req.request_id = given if _REQUEST_ID_OK.match(given) else request_id
+            request_id = req.request_id
+            req.body = await read_body(reader, writer, req, self.limits, self.bodies)
+        except Refusal as refusal:
+            await _answer_error(writer, refusal.code, refusal.message, request_id, close=True,
+                                path=req.path if req else "", retry=refusal.code == "overloaded")
+            return None
+        except (ConnectionError, asyncio.IncompleteReadError):
+            raise
+        except Exception as exc:  # a bug must not cost the client its answer
+            log.warning("%s front: reading a request failed (%r)", self.service, exc)
+            await _answer_error(writer, "internal_error", "the service's front could not read "
+                                "this request; the request id locates it in the logs", request_id,
+                                close=True, path=req.path if req else "")
+            return None
+        req.received_at = time.monotonic()
+        return req
 
     async def _head(self, reader: asyncio.StreamReader, idle: float, first: bool) -> Request | None:
         """The next request's head: ``idle`` seconds for its first byte (a kept-alive
@@ -386,19 +625,23 @@ class Front:
 
     async def _forward(self, req: Request, client: str, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter, keep: bool) -> bool:
-        """Queue, hand the request to gunicorn, relay the answer; whether to keep the
-        connection open."""
-        probe = req.path in PROBES
+        """Answer a probe, or queue, hand the request to gunicorn and relay the answer;
+        whether to keep the connection open."""
+        if req.method in ("GET", "HEAD") and req.path == "/healthz":
+            return await self._healthz(req, reader, writer, keep)
+        if req.method in ("GET", "HEAD") and req.path == "/readyz":
+            return await self._readyz(req, client, reader, writer, keep)
+        probe = req.path in PROBES  # other methods: gunicorn answers 405, outside the queue
         if not probe and self.slots.locked() and self.waiting >= self.limits.max_queue:
             await _answer_error(
                 writer, "overloaded", f"the {self.service} service is busy: {self.limits.slots} "
                 f"requests are being served and {self.waiting} wait; try again in {RETRY_AFTER_S} s",
-                req.request_id, close=not keep, path=req.path, retry=True)
+                req.request_id, close=not keep, path=req.path, retry=True, head=req.method == "HEAD")
             return keep
-        gone = asyncio.ensure_future(_wait_closed(reader))
+        gone = asyncio.ensure_future(_client_left(reader, req.received_at))
         try:
             if probe:
-                return await self._relay(req, client, writer, keep, gone)
+                return await self._relay(req, client, reader, writer, keep, gone)
             self.waiting += 1
             try:
                 acquire = asyncio.ensure_future(self.slots.acquire())
@@ -411,60 +654,155 @@ class Front:
             finally:
                 self.waiting -= 1
             try:
-                return await self._relay(req, client, writer, keep, gone)
+                return await self._relay(req, client, reader, writer, keep, gone)
             finally:
-                self.slots.release()
+                self.slots.release()  # only once gunicorn is done with the request
         finally:
             gone.cancel()
 
-    async def _relay(self, req: Request, client: str, writer: asyncio.StreamWriter, keep: bool,
-                     gone: asyncio.Future) -> bool:
+    async def _relay(self, req: Request, client: str, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter, keep: bool, gone: asyncio.Future) -> bool:
+        """Hand ``req`` to gunicorn and its answer to the client. Returns only when gunicorn
+        is done with it (or has had twice ``BACKDROP_REQUEST_TIMEOUT``), so that the caller's
+        slot counts what gunicorn's threads really do."""
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(self.upstream, limit=STREAM_LIMIT)
         except OSError:
             await _answer_error(
                 writer, "not_ready", f"the {self.service} service is starting or restarting; try "
-                f"again in {RETRY_AFTER_S} s", req.request_id, close=not keep, path=req.path, retry=True)
+                f"again in {RETRY_AFTER_S} s", req.request_id, close=not keep, path=req.path, retry=True,
+                head=req.method == "HEAD")
             return keep
+        answer: asyncio.Future | None = None
         try:
             up_writer.write(upstream_head(req, client))
             up_writer.write(req.body)
             await up_writer.drain()
+            self.bodies.release(req)  # gunicorn has it
             answer = asyncio.ensure_future(_read_response(up_reader, req.method))
             done, _ = await asyncio.wait({answer, gone}, timeout=self.limits.request_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if answer not in done:
-                answer.cancel()
-                if gone in done:
-                    log.info("%s %s %s cut off: the client left", self.service, req.method, req.path)
-                    return False
+                await self._abandon(req, writer, gone in done)
+                await self._outlast(answer, req)
+                return False
+            status_line, headers, body = answer.result()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            log.warning("%s: the application closed %s %s without a complete answer (%s)",
+                        self.service, req.method, req.path, exc)
+            with contextlib.suppress(ConnectionError):
+                await _answer_error(
+                    writer, "not_ready", f"the {self.service} service stopped while answering (a "
+                    f"worker restarted); try again in {RETRY_AFTER_S} s", req.request_id, close=True,
+                    path=req.path, retry=True)
+            return False
+        finally:
+            up_writer.close()
+        keep = keep and not reader.at_eof()  # a half-closed client sends nothing more
+        sent = await self._send(writer, answer_head(status_line, headers, req.method, len(body), keep), body)
+        self.bodies.let_go(len(body))
+        return keep and sent
+
+    async def _abandon(self, req: Request, writer: asyncio.StreamWriter, left: bool) -> None:
+        """The client stops waiting for gunicorn: it left, or 504 after the request timeout."""
+        if left:
+            log.info("%s %s %s: the client left; gunicorn still works on it and it keeps its "
+                     "slot until gunicorn answers", self.service, req.method, req.path)
+        else:
+            with contextlib.suppress(ConnectionError):
                 await _answer_error(
                     writer, "request_timeout", f"the request took longer than "
                     f"{self.limits.request_timeout:g} s (BACKDROP_REQUEST_TIMEOUT) and was given up",
                     req.request_id, close=True, path=req.path)
-                return False
-            status_line, headers, body = answer.result()
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
-            log.warning("%s: the application closed %s %s without a complete answer (%s)",
-                        self.service, req.method, req.path, exc)
-            await _answer_error(
-                writer, "not_ready", f"the {self.service} service stopped while answering (a "
-                f"worker restarted); try again in {RETRY_AFTER_S} s", req.request_id, close=True,
-                path=req.path, retry=True)
+        writer.close()
+
+    async def _outlast(self, answer: asyncio.Future, req: Request) -> None:
+        """Wait until gunicorn has answered a request nobody waits for any more (its answer
+        is dropped), at most another ``BACKDROP_REQUEST_TIMEOUT``."""
+        try:
+            await asyncio.wait_for(answer, self.limits.request_timeout)
+        except TimeoutError:
+            log.warning("%s %s %s: gunicorn has not answered after twice the request timeout; its "
+                        "slot is given back", self.service, req.method, req.path)
+        except Exception:  # noqa: BLE001 - whatever gunicorn did, it is done
+            return
+
+    async def _send(self, writer: asyncio.StreamWriter, head: bytes, body: bytes) -> bool:
+        """Write an answer; a client that does not read it at the body rate (after the
+        grace) is disconnected. Whether it was sent."""
+        writer.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            writer.write(body)
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.client_timeout
+                                   + len(body) / self.limits.min_rate)
+        except TimeoutError:
+            log.info("%s: a client did not read its answer in time; disconnected", self.service)
+            writer.transport.abort()
             return False
+        return True
+
+    async def _healthz(self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       keep: bool) -> bool:
+        """``/healthz`` from the front: 200 while gunicorn's socket accepts connections (no
+        worker thread is needed for that)."""
+        try:
+            _, probe = await asyncio.wait_for(asyncio.open_unix_connection(self.upstream), READY_WAIT_S)
+            probe.close()
+        except (OSError, TimeoutError):
+            await _answer_error(
+                writer, "not_ready", f"the {self.service} service's gunicorn does not accept "
+                f"connections (starting or restarting); try again in {RETRY_AFTER_S} s",
+                req.request_id, close=not keep, path=req.path, retry=True, head=req.method == "HEAD")
+            return keep
+        keep = keep and not reader.at_eof()
+        headers = [("Content-Type", "application/json"), ("X-Request-Id", req.request_id),
+                   ("Cache-Control", "no-store")]
+        head = answer_head("HTTP/1.1 200 OK", headers, "GET", len(_HEALTHY), keep)
+        return await self._send(writer, head, b"" if req.method == "HEAD" else _HEALTHY) and keep
+
+    async def _readyz(self, req: Request, client: str, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter, keep: bool) -> bool:
+        """``/readyz``: gunicorn's own answer when a worker thread gives it within
+        :data:`READY_WAIT_S`, else 503 ``not_ready`` at once. One check runs at a time."""
+        if self._ready_check is None or self._ready_check.done():
+            self._ready_check = asyncio.ensure_future(self._check_ready(req, client))
+        check = self._ready_check
+        done, _ = await asyncio.wait({check}, timeout=READY_WAIT_S)
+        result = check.result() if done else Refusal(
+            "not_ready", f"the {self.service} service did not answer its readiness check within "
+            f"{READY_WAIT_S:g} s: its worker threads are all busy or it is still starting; try "
+            f"again in {RETRY_AFTER_S} s")
+        if isinstance(result, Refusal):
+            await _answer_error(writer, result.code, result.message, req.request_id,
+                                close=not keep, path=req.path, retry=True, head=req.method == "HEAD")
+            return keep
+        keep = keep and not reader.at_eof()
+        status_line, headers, body = result
+        head = answer_head(status_line, headers, "GET", len(body), keep)
+        return await self._send(writer, head, b"" if req.method == "HEAD" else body) and keep
+
+    async def _check_ready(self, req: Request, client: str) -> Answer | Refusal:
+        """``GET /readyz`` in gunicorn, waiting as long as it takes (up to the request
+        timeout): gunicorn's answer, or the :class:`Refusal` to send instead."""
+        check = Request("GET", "/readyz", "HTTP/1.1", [("Host", "localhost")],
+                        request_id=req.request_id)
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.upstream, limit=STREAM_LIMIT)
+        except OSError:
+            return Refusal("not_ready", f"the {self.service} service is starting or restarting; try "
+                           f"again in {RETRY_AFTER_S} s")
+        try:
+            up_writer.write(upstream_head(check, client))
+            await up_writer.drain()
+            return await asyncio.wait_for(_read_response(up_reader), self.limits.request_timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ValueError, IndexError) as exc:
+            log.warning("%s: the readiness check got no complete answer (%r)", self.service, exc)
+            return Refusal("not_ready", f"the {self.service} service gave no complete answer to "
+                           f"its readiness check; try again in {RETRY_AFTER_S} s")
         finally:
             up_writer.close()
-        out = [status_line]
-        dropped = ("connection", "keep-alive", "transfer-encoding")
-        if req.method != "HEAD":  # a HEAD answer keeps the length of the body it would have
-            dropped += ("content-length",)
-        out += [f"{k}: {v}" for k, v in headers if k.lower() not in dropped]
-        if req.method != "HEAD":
-            out.append(f"Content-Length: {len(body)}")
-        out.append(f"Connection: {'keep-alive' if keep else 'close'}")
-        writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
-        await writer.drain()
-        return keep
 
 
 async def _wait_readable(reader: asyncio.StreamReader) -> None:
@@ -475,8 +813,11 @@ async def _wait_readable(reader: asyncio.StreamReader) -> None:
 
 
 async def _wait_closed(reader: asyncio.StreamReader) -> None:
-    """Until the client closes its side (EOF), without consuming what it sends."""
+    """Until the client closes its side (EOF), without consuming what it sends; raises
+    the connection's error when it was reset."""
     while not reader.at_eof():
+        if reader.exception() is not None:
+            raise reader.exception()
         if reader._buffer:  # noqa: SLF001 - pipelined data: the client is still there
             await asyncio.sleep(0.05)
             continue
@@ -486,8 +827,19 @@ async def _wait_closed(reader: asyncio.StreamReader) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _read_response(reader: asyncio.StreamReader, method: str = "GET"
-                         ) -> tuple[str, list[tuple[str, str]], bytes]:
+async def _client_left(reader: asyncio.StreamReader, since: float) -> None:
+    """Until the client has left: its connection reset, or closed later than
+    :data:`HALF_CLOSE_S` after ``since`` (its request's end). A client that closed its side
+    sooner half-closed the connection and waits for the answer: this never returns then."""
+    try:
+        await _wait_closed(reader)
+    except OSError:
+        return
+    if time.monotonic() - since <= HALF_CLOSE_S:
+        await asyncio.Event().wait()
+
+
+async def _read_response(reader: asyncio.StreamReader, method: str = "GET") -> Answer:
     """gunicorn's answer: status line, headers, body (by Content-Length, else to EOF; none
     for HEAD, 1xx, 204 and 304)."""
     status_line = (await reader.readuntil(b"\r\n"))[:-2].decode("latin-1")
@@ -518,6 +870,7 @@ async def _read_response(reader: asyncio.StreamReader, method: str = "GET"
 
 
 async def serve(host: str, port: int, front: Front) -> None:
+    """Listen on ``host:port`` until SIGTERM or SIGINT."""
     server = await asyncio.start_server(front.handle, host, port, limit=HEAD_LIMIT,
                                         backlog=1024, reuse_address=True)
     loop = asyncio.get_running_loop()
@@ -544,6 +897,7 @@ def _log_one_line(loop: asyncio.AbstractEventLoop, context: dict) -> None:  # no
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m service_common.front",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--listen", required=True, help="HOST:PORT")
@@ -553,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    memory.enable(settings.malloc_tuning)
     host, _, port = args.listen.rpartition(":")
     front = Front(args.upstream, Limits.from_settings(settings, args.slots), args.service)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # before the loop takes it over

@@ -149,3 +149,16 @@ def test_the_photo_goes_whole_once_to_the_server_named(scripted):
         api.matte(b"PHOTO-BYTES", filename="me.jpg", bg_color="red")
     request: Request = server.received[0]
     assert request.path == "/v1/matte" and b"PHOTO-BYTES" in request.body
+
+
+def test_json_nested_past_the_stack_is_just_text(scripted):
+    """An error answer (or /readyz) of 30,000 nested brackets: a sentence, not a RecursionError."""
+    server, script = scripted
+    nested = b"[" * 30_000 + b"]" * 30_000
+    script += [Reply(500, nested, "application/json"), Reply(200, nested, "application/json")]
+    with MattingClient(server.url, timeout=5) as api:
+        with pytest.raises(MattingError) as err:
+            api.matte(b"img")
+        assert err.value.code == "http_500" and err.value.message.startswith("[[[")
+        with pytest.raises(MattingError, match="did not answer a JSON object"):
+            api.ready()

@@ -8,6 +8,7 @@ see that a dropped request never arrived."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -18,33 +19,59 @@ from pathlib import Path
 import pytest
 import requests
 
-from service_common.front import Front, Limits
+from service_common.front import HALF_CLOSE_S, Front, Limits
 from service_common.serve import free_port
 
 
 class Upstream:
-    """A Unix-socket HTTP server answering ``{"ok": path}`` after ``delay`` seconds."""
+    """A Unix-socket HTTP server answering ``{"ok": path}`` after ``delay`` seconds, with a
+    ``Server: gunicorn`` header as gunicorn sends.
+
+    ``threads``: how many requests it works on at once (gunicorn's worker threads); the
+    others wait for one, as in gunicorn. ``/redirect`` answers a 308 whose absolute
+    ``Location`` names the request's ``Host`` (as werkzeug builds it), ``/unavailable`` a
+    503 without ``Retry-After``. ``received`` lists the request lines that reached it,
+    ``finished`` those it has answered."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.delay = 0.0
         self.hang_up = False  # close without answering, as a worker killed mid-request does
+        self.threads = 1000
         self.received: list[str] = []
+        self.finished: list[str] = []
+        self._busy = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         length = next((int(h.split(":")[1]) for h in lines if h.lower().startswith("content-length")), 0)
         await reader.readexactly(length)
-        self.received.append(lines[0])
-        await asyncio.sleep(self.delay)
+        while self._busy >= self.threads:  # every thread is busy: wait for one
+            await asyncio.sleep(0.01)
+        self._busy += 1
+        try:
+            self.received.append(lines[0])
+            await asyncio.sleep(self.delay)
+        finally:
+            self._busy -= 1
         if self.hang_up:
             writer.close()
             return
-        body = json.dumps({"ok": lines[0].split()[1], "headers": lines[1:]}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                     + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-        await writer.drain()
+        path = lines[0].split()[1]
+        host = next((h.split(":", 1)[1].strip() for h in lines if h.lower().startswith("host:")), "")
+        status, extra = b"200 OK", b""
+        if path == "/redirect":
+            status, extra = b"308 PERMANENT REDIRECT", f"Location: http://{host}/redirected?x=1\r\n".encode()
+        elif path == "/unavailable":
+            status = b"503 SERVICE UNAVAILABLE"
+        body = json.dumps({"ok": path, "headers": lines[1:]}).encode()
+        writer.write(b"HTTP/1.1 " + status + b"\r\nServer: gunicorn\r\nContent-Type: application/json\r\n"
+                     + extra + b"Content-Length: " + str(len(body)).encode()
+                     + b"\r\nConnection: close\r\n\r\n" + body)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        self.finished.append(lines[0])
         writer.close()
 
 
@@ -224,13 +251,14 @@ def test_beyond_the_queue_the_answer_is_503_at_once_with_retry_after(front):
 
 
 def test_a_waiting_request_whose_client_left_is_never_run(front):
-    front.upstream.delay = 1.0
+    """A client that closes while its request waits (later than a half-close would) has left."""
+    front.upstream.delay = 2.0
     busy = threading.Thread(target=lambda: requests.get(front.url + "/v1/first", timeout=10))
     busy.start()
     time.sleep(0.2)
     sock = socket.create_connection(("127.0.0.1", front.port))
     sock.sendall(b"GET /v1/abandoned HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
+    time.sleep(4 * HALF_CLOSE_S)
     sock.close()  # gave up while waiting
     busy.join()
     time.sleep(0.3)
