@@ -40,7 +40,11 @@ refused (never mixed). Nothing at ``NAME.EXT`` until the whole video is done. Wi
 ffmpeg (OpenCV's writer) a failed job keeps its part as ``NAME.partial.EXT``, and is not
 resumable.
 
-Exit codes: 0 done, 1 failed (service, video or encoder error), 2 usage error, 130 Ctrl-C.
+Live (``INPUT`` and ``OUTPUT`` ``-``): raw frames in on standard input, composited raw frames
+out on standard output, each written as soon as it is done (:mod:`client.video_pipe`).
+
+Exit codes: 0 done, 1 failed (service, video or encoder error), 2 usage error, 3 the work
+folder ``NAME.EXT.partial/`` is not one this client made, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +72,7 @@ from contract.parse import parse_color
 from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
 from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
 from .files import same_file
+from .motion import FrameTask, KeyframeMatter, Reuse
 from .options import add_server_argument, add_subject_arguments, arg, fraction, parse_video_size
 from .pipeline import ordered_map
 from .temporal import AlphaSmoother
@@ -83,9 +89,11 @@ from .video_io import (
     ffmpeg_exe,
     has_audio,
 )
-from .video_matte import FrameMatter
+from .video_matte import FrameMatter, MattedFrame
+from .video_pipe import PIXEL_FORMATS, RawFrameReader, RawFrameWriter
 from .video_resume import (
     CHECKPOINT_FRAMES,
+    NotOurFolder,
     Pieces,
     Progress,
     differences,
@@ -104,6 +112,9 @@ VIDEO_MODEL_SIZE = 384
 #: ``--smooth``'s default strength (client.temporal; tuned on asl_again, reported on the
 #: other dev clips: README, Video).
 DEFAULT_SMOOTH = 0.9
+#: ``--keyframe-interval``'s default: the person model on every third frame, its matte carried
+#: along the motion to the two frames between (:mod:`client.motion`; docs/video.md).
+DEFAULT_KEYFRAME_INTERVAL = 3
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +148,15 @@ class VideoJob:
         backend: the segmentation backend for every frame (``None``: the service's default).
         model_size: the people model's working size (px) for every frame
             (:data:`VIDEO_MODEL_SIZE` by default; ``None``: the service's own, 512).
+        keyframe_interval: the full path (person model, refinement) on every this many
+            frames; the frames between get the keyframe's matte carried along the motion,
+            refined against their own colours (:mod:`client.motion`); 1 = every frame.
         server: matting service URL (``None``: ``$BACKDROP_SERVER`` or the default).
         timeout: seconds to wait for each frame's answer.
         restart: discard an unfinished earlier run of this job instead of resuming it.
+        input_size, pix_fmt, input_fps: with ``input`` ``-``, the raw frames' ``(width,
+            height)``, pixel format (``bgr24`` or ``rgb24``, also the output's) and rate
+            (:mod:`client.video_pipe`).
     """
 
     input: Path
@@ -163,9 +180,18 @@ class VideoJob:
     instances: str | None = None
     backend: str | None = None
     model_size: int | None = VIDEO_MODEL_SIZE
+    keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL
     server: str | None = None
     timeout: float = 120.0
     restart: bool = False
+    input_size: tuple[int, int] | None = None
+    pix_fmt: str = "bgr24"
+    input_fps: float = 30.0
+
+
+def is_pipe(path: Path | None) -> bool:
+    """Whether ``path`` is ``-``: standard input (INPUT) or standard output (OUTPUT)."""
+    return path is not None and str(path) == "-"
 
 
 @dataclass
@@ -185,6 +211,9 @@ class VideoResult:
         timing_ms: mean per frame of the service's stages (``segmentation``, ``matting``,
             ...; from ``Server-Timing``) and of ``request`` (the client's wall time per call),
             over this run's frames.
+        carried_frames: frames of this run refined from a keyframe's carried matte.
+        fallback_frames: frames of this run between keyframes that got the full path
+            (large motion, something new in the picture, or a keyframe without a subject).
     """
 
     frames: int = 0
@@ -197,6 +226,8 @@ class VideoResult:
     audio: bool = False
     outputs: list[Path] = field(default_factory=list)
     timing_ms: dict[str, float] = field(default_factory=dict)
+    carried_frames: int = 0
+    fallback_frames: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -229,6 +260,9 @@ def _validate(job: VideoJob, exe: str | None) -> None:
         raise UsageError("--bg-video-end must be loop or hold")
     if not 0.0 <= job.smooth < 1.0:
         raise UsageError("--smooth must be in [0, 1)")
+    if job.keyframe_interval < 1:
+        raise UsageError(f"--keyframe-interval must be 1 or more (1: the person model on every frame), "
+                         f"got {job.keyframe_interval}")
     if job.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if job.max_frames is not None and job.max_frames < 1:
@@ -237,7 +271,10 @@ def _validate(job: VideoJob, exe: str | None) -> None:
         raise UsageError("--writer must be auto, ffmpeg or opencv")
     if job.writer == "ffmpeg" and exe is None:
         raise UsageError("--writer ffmpeg: the ffmpeg binary is missing (pip install imageio-ffmpeg)")
-    if not job.input.is_file():
+    if is_pipe(job.input) and job.input_size is None:
+        raise UsageError("INPUT - reads raw frames from standard input: give their size with "
+                         "--input-size WxH (and --pix-fmt, --input-fps as ffmpeg sends them)")
+    if not is_pipe(job.input) and not job.input.is_file():
         raise UsageError(f"INPUT {job.input} does not exist")
     for colour in ([job.color] if job.color else []) + list(job.gradient or []):
         if parse_color(colour)[3] != 255:
@@ -245,7 +282,11 @@ def _validate(job: VideoJob, exe: str | None) -> None:
     if job.background is not None and not job.background.is_file():
         raise UsageError(f"--background {job.background} does not exist")
     needs_ffmpeg = []
-    if job.output is not None:
+    if is_pipe(job.output):
+        if not (given or job.transparent):
+            raise UsageError("OUTPUT - writes raw frames: give --background, --color or --gradient "
+                             "(or --transparent for frames with alpha)")
+    elif job.output is not None:
         suffix = job.output.suffix.lower()
         if same_file(job.input, job.output):
             raise UsageError("OUTPUT is the input video: it is never overwritten")
@@ -321,7 +362,12 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
     started = time.perf_counter()
     result = VideoResult()
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(job.input))
+        if is_pipe(job.input):
+            assert job.input_size is not None  # validate() checked it
+            reader = stack.enter_context(RawFrameReader(sys.stdin.buffer, job.input_size, job.pix_fmt,
+                                                        Fraction(job.input_fps).limit_denominator(1001)))
+        else:
+            reader = stack.enter_context(VideoReader(job.input))
         size = job.size or reader.size
         result.fps, result.size = float(reader.fps), size
         background = load_background(job, size, reader.fps)
@@ -332,7 +378,9 @@ def process_video(job: VideoJob, *, client: MattingClient | None = None,
                                                        timeout=job.timeout, pool_size=job.jobs))
         client.ready()  # fail fast, with the service's own words, before any file is made
         run = _Run(job, reader, size, background, client, stack, result, progress)
-        if exe is None:
+        if is_pipe(job.output):
+            run.piped()
+        elif exe is None:
             run.direct()
         else:
             run.resumable(exe)
@@ -361,6 +409,7 @@ def fingerprint(job: VideoJob) -> dict[str, object]:
         "max_frames": job.max_frames, "audio": job.audio, "crf": job.crf,
         "classes": job.classes, "score_threshold": job.score_threshold,
         "instances": job.instances, "backend": job.backend, "model_size": job.model_size,
+        "keyframe_interval": job.keyframe_interval,
     }
 
 
@@ -373,6 +422,7 @@ OPTION_NAMES = {
     "alpha_video": "--output-alpha-video", "max_frames": "--max-frames", "audio": "--no-audio",
     "crf": "--crf", "classes": "--classes", "score_threshold": "--score-threshold",
     "instances": "--instances", "backend": "--backend", "model_size": "--model-size",
+    "keyframe_interval": "--keyframe-interval",
 }
 
 
@@ -425,21 +475,35 @@ class _Run:
         matter = FrameMatter(self.client, {"classes": job.classes, "instances": job.instances,
                                            "score_threshold": job.score_threshold,
                                            "backend": job.backend, "model_size": job.model_size})
+        keyed = KeyframeMatter(matter, matter.refine, Reuse(interval=job.keyframe_interval))
         decoded = self.reader.frames(job.max_frames)
-        for _ in itertools.islice(decoded, skip):
-            pass
+        warm_from = keyed.last_keyframe(skip)
+        warm_frame = None
+        for index, frame in enumerate(itertools.islice(decoded, skip)):
+            if index == warm_from:
+                warm_frame = frame  # a resumed job's frames carry this keyframe's matte
 
-        def todo() -> Iterator[np.ndarray]:
-            for frame in decoded:
+        def todo() -> Iterator[FrameTask]:
+            if warm_frame is not None and (task := keyed.warm(skip, fit_cover(warm_frame, self.size))):
+                yield task
+            for index, frame in enumerate(decoded, start=skip):
                 if stop is not None and stop.requested:
                     return  # no new frame goes out; those in flight still come back
-                yield fit_cover(frame, self.size)
+                yield keyed.plan(index, fit_cover(frame, self.size))
 
-        matted = self.stack.enter_context(contextlib.closing(ordered_map(matter, todo(), job.jobs)))
+        def call(task: FrameTask) -> tuple[bool, MattedFrame]:
+            return task.prior_only, keyed(task)
+
+        matted = self.stack.enter_context(contextlib.closing(ordered_map(call, todo(), job.jobs)))
         bar = self.stack.enter_context(tqdm(total=self.total, initial=skip, unit="frame",
                                             disable=not self.progress, dynamic_ncols=True,
                                             desc=job.input.name))
-        for index, m in enumerate(matted, start=skip):
+        index = skip - 1
+        for prior_only, m in matted:
+            if prior_only:
+                continue
+            index += 1
+            self.result.carried_frames, self.result.fallback_frames = keyed.carried, keyed.fallbacks
             fg, alpha = (m.fg, m.alpha) if self.smoother is None else self.smoother(m.frame, m.fg, m.alpha)
             self.result.no_subject_frames += int(m.no_subject)
             for stage, ms in m.timing_ms.items():
@@ -450,6 +514,16 @@ class _Run:
     def opaque(self, index: int, fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         assert self.background is not None
         return composite(fg, alpha, self.background.frame(index))
+
+    def piped(self) -> None:
+        """Raw frames to standard output, each written and flushed once it is done
+        (:mod:`client.video_pipe`); not resumable (a stream cannot be sought)."""
+        job, result = self.job, self.result
+        out = self.stack.enter_context(RawFrameWriter(sys.stdout.buffer, job.pix_fmt))
+        result.writer = "pipe"
+        for index, fg, alpha in self.frames(0):
+            out.write(to_rgba8(fg, alpha) if job.transparent else self.opaque(index, fg, alpha))
+            result.frames += 1
 
     def direct(self) -> None:
         """OpenCV's writer (no ffmpeg): one file per output, not resumable."""
@@ -495,7 +569,7 @@ class _Run:
         folder.mkdir(parents=True, exist_ok=True)
         done = result.resumed_from = progress.frames
         if self.smoother is not None and done:
-            self.smoother.restore(load_state(folder, progress.state))
+            self.smoother.restore(load_state(folder, progress.state, self.size))
         outputs: dict[str, tuple[Path, bool]] = {}
         if job.output is not None:
             outputs["main"] = (job.output, job.transparent)
@@ -569,13 +643,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="backdrop-video",
         description="Replace the background of a video with the Backdrop matting service.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted. On failure the "
-        "part written is kept as NAME.partial.EXT. Start the services with `make serve`.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage error, 3 the work folder OUTPUT.partial/ is not "
+        "one this client made, 130 interrupted. A stopped or failed run keeps its frames in "
+        "OUTPUT.partial/ (with ffmpeg): the same command again goes on from there, --restart "
+        "discards them. Start the services with `make serve`.",
     )
-    p.add_argument("input", type=Path, help="the subject video")
+    p.add_argument("input", type=Path, help="the subject video; - reads raw frames from standard "
+                   "input (with --input-size)")
     p.add_argument("output", type=Path, nargs="?",
                    help="the result: .mp4 (H.264), .mov, .mkv, .webm; with --transparent .mov "
-                   "(ProRes 4444) or .webm (VP9 alpha)")
+                   "(ProRes 4444) or .webm (VP9 alpha); - writes raw frames to standard output "
+                   "(--pix-fmt; bgra/rgba with --transparent), each as soon as it is done")
     add_server_argument(p, DEFAULT_SERVER)
     bg = p.add_mutually_exclusive_group()
     bg.add_argument("--background", type=Path, metavar="FILE",
@@ -609,6 +687,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "instead of resuming it")
     add_subject_arguments(p)
     p.set_defaults(model_size=VIDEO_MODEL_SIZE)
+    p.add_argument("--keyframe-interval", type=int, default=DEFAULT_KEYFRAME_INTERVAL, metavar="K",
+                   help="run the person model on every K-th frame and carry its matte along the "
+                   "motion to the frames between, each refined against its own colours "
+                   f"(default {DEFAULT_KEYFRAME_INTERVAL}; 1: the model on every frame; a frame "
+                   "that moved too much gets the model anyway)")
+    p.add_argument("--input-size", type=arg(parse_video_size), metavar="WxH",
+                   help="with INPUT -: the raw frames' size, as ffmpeg sends them (-s WxH)")
+    p.add_argument("--pix-fmt", choices=PIXEL_FORMATS, default="bgr24",
+                   help="with INPUT or OUTPUT -: raw pixel format (default bgr24)")
+    p.add_argument("--input-fps", type=float, default=30.0,
+                   help="with INPUT -: the frames' rate, for a background video (default 30)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -635,8 +724,9 @@ def job_from_args(args: argparse.Namespace) -> VideoJob:
         audio=not args.no_audio, writer=args.writer, crf=args.crf,
         classes=None if args.classes is None else ",".join(args.classes),
         score_threshold=args.score_threshold, instances=args.instances, backend=args.backend,
-        model_size=args.model_size,
+        model_size=args.model_size, keyframe_interval=args.keyframe_interval,
         server=args.server, timeout=args.timeout, restart=args.restart,
+        input_size=args.input_size, pix_fmt=args.pix_fmt, input_fps=args.input_fps,
     )
 
 
@@ -653,6 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NotOurFolder as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (MattingError, VideoError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -661,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
               "to go on from there", file=sys.stderr)
         return EXIT_INTERRUPTED
     for path in result.outputs:
-        print(path)
+        print(path, file=sys.stderr if result.writer == "pipe" else sys.stdout)
     resumed = f" (resumed after {result.resumed_from})" if result.resumed_from else ""
     print(f"{result.frames} frames{resumed}, {result.size[0]}x{result.size[1]} at {result.fps:g} fps, "
           f"{result.frames_per_second:.2f} frames/s, writer {result.writer}, "

@@ -60,7 +60,8 @@ def parse_server_timing(header: str | None) -> dict[str, float]:
 
 
 def encode_frame(frame: np.ndarray, fmt: str = "png") -> bytes:
-    """``H x W x 3`` uint8 BGR -> ``fmt`` (``png``: fast compression; ``bmp``) bytes, lossless."""
+    """``H x W x 3`` uint8 BGR (or ``H x W`` grey) -> ``fmt`` (``png``: fast compression;
+    ``bmp``) bytes, lossless."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if fmt == "png" else []
     ok, buf = cv2.imencode(f".{fmt}", frame, params)
     if not ok:
@@ -104,12 +105,24 @@ class FrameMatter:
     def __call__(self, frame: np.ndarray) -> MattedFrame:
         """Matte one ``H x W x 3`` uint8 BGR frame. A frame without a subject (``no_subject``)
         becomes all background; every other error is raised (:class:`MattingError`)."""
+        return self._send(frame, None)
+
+    def refine(self, frame: np.ndarray, prior: np.ndarray) -> MattedFrame:
+        """Matte ``frame`` from ``prior`` (``H x W`` float32 in ``[0, 1]``, a matte carried
+        from another frame: :mod:`client.motion`): the service refines it in a band around
+        its edge and skips segmentation."""
+        grey = np.clip(prior * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return self._send(frame, encode_frame(grey, self.upload))
+
+    def _send(self, frame: np.ndarray, prior: bytes | None) -> MattedFrame:
         size = (frame.shape[1], frame.shape[0])
         started = time.perf_counter()
+        options = self.options if prior is None else {}
         try:
             body, headers = self.client.matte(encode_frame(frame, self.upload),
-                                              filename=f"frame.{self.upload}",
-                                              bg_mode="transparent", format="png", **self.options)
+                                              filename=f"frame.{self.upload}", prior=prior,
+                                              bg_mode="transparent", format="png",
+                                              foreground="fast", **options)
         except MattingError as exc:
             if exc.code != "no_subject":
                 raise

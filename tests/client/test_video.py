@@ -121,9 +121,11 @@ class _InterruptingClient(MattingClient):
         super().__init__(server, timeout=60)
         self.after, self.calls = after, 0
         self.interrupt = interrupt
+        self.priors: list[bool] = []  # per call: whether it carried a keyframe's matte
 
     def matte(self, image: bytes, **options):
         self.calls += 1
+        self.priors.append(options.get("prior") is not None)
         if self.after is not None and self.calls == self.after + 1:
             if self.interrupt is None:
                 raise KeyboardInterrupt
@@ -146,7 +148,8 @@ def _job(clip: Path, tmp_path: Path, name: str, **changes) -> VideoJob:
 def test_interrupted_job_resumes_without_redoing_frames(offline_services, subject_clip: Path,
                                                         tmp_path: Path, monkeypatch):
     """Stopped after 5 of 6 frames (checkpoints every 2), then run again: only the last frame
-    is sent, and the result (video, alpha PNGs, smoothing included) equals an uninterrupted
+    is sent (with the matte of its keyframe, frame 3, sent again for it), and the result
+    (video, alpha PNGs, smoothing and the carried mattes included) equals an uninterrupted
     run's."""
     url = offline_services[1].url
     whole = process_video(_job(subject_clip, tmp_path, "whole"), client=MattingClient(url),
@@ -167,7 +170,7 @@ def test_interrupted_job_resumes_without_redoing_frames(offline_services, subjec
 
     again = _InterruptingClient(url)
     result = process_video(job, client=again, progress=False)
-    assert again.calls == 1 and (result.frames, result.resumed_from) == (6, 5)
+    assert again.priors == [False, True] and (result.frames, result.resumed_from) == (6, 5)
     assert not folder.exists()
     frames, fps, size = read_all(job.output)
     assert (len(frames), fps, size) == (6, 12.0, CLIP_SIZE)

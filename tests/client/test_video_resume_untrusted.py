@@ -367,8 +367,6 @@ def test_restart_never_removes_a_folder_that_is_a_link(subject_clip: Path, tmp_p
 
 
 @needs_ffmpeg
-@pytest.mark.xfail(reason="client/video.py main maps NotOurFolder to exit code 1 until it returns "
-                   "exc.exit_code (EXIT_NOT_OURS) for it: a change asked of its owner", strict=False)
 def test_a_folder_that_is_not_ours_has_its_own_exit_code(subject_clip: Path, tmp_path: Path,
                                                          service: FakeServer):
     _folder(tmp_path, [])
