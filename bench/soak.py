@@ -3,7 +3,7 @@
 Usage::
 
     python bench/soak.py                      # 1,000 requests at 8 in flight; two 40 MP photos
-    python bench/soak.py --requests 300 --no-large
+    python bench/soak.py --requests 300 --no-large --no-front
 
 For each memory setting, in the same run (``now``: the services as ``make serve`` starts them,
 glibc's mmap threshold fixed and ``malloc_trim`` after large requests,
@@ -14,6 +14,10 @@ glibc's mmap threshold fixed and ``malloc_trim`` after large requests,
    warm-up and at the end, and the growth.
 2. **large**: on fresh services, two 40 MP photos (JPEG) one after the other; the matting
    worker's RSS before, its peak (VmHWM) and after.
+3. **front**: after the soak, 30 clients each send 40 MB of a 40,000,000-byte body to the
+   matting service and hold back the last byte, then close; its front's RSS before, its peak
+   (VmHWM), while the bodies are held and once they are gone (how many the front held, how
+   many it refused: its bodies are bounded in total, :mod:`service_common.front`).
 
 Markdown on stdout.
 """
@@ -21,9 +25,13 @@ Markdown on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import socket
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +71,62 @@ def large_photo(megapixels: float = 40.0) -> bytes:
     return buf.getvalue()
 
 
+def held_body_attack(port: int, connections: int = 30, size: int = 40_000_000) -> list[socket.socket]:
+    """``connections`` clients each declare ``size`` bytes and send all but the last byte;
+    their sockets, still open on this side (the front may have refused and closed some)."""
+    payload = b"x" * (size - 1)
+    head = b"POST /v1/matte HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+
+    def one(_: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port))
+        with contextlib.suppress(OSError):  # refused (503 overloaded) and closed by the front
+            sock.sendall(head + payload)
+        return sock
+
+    with ThreadPoolExecutor(connections) as pool:
+        return list(pool.map(one, range(connections)))
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """Whether the front still holds ``sock``'s body: no answer, no close (a refused one
+    got 503 and was closed)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def front_attack(service) -> tuple[float, float, float, float, int, int]:
+    """:func:`held_body_attack` on ``service``'s front: its RSS before, peak (VmHWM), while
+    the bodies are held and after they are gone (MB), and how many it held / refused."""
+    pid = service.front_process.pid
+    before = proc_memory_kb(pid)["VmRSS"] / 1024
+    socks = held_body_attack(service.port)
+    time.sleep(0.5)
+    held_mb = proc_memory_kb(pid)["VmRSS"] / 1024
+    held = sum(_still_open(sock) for sock in socks)
+    for sock in socks:
+        sock.close()
+    after, last = held_mb, -1.0
+    for _ in range(40):  # until it settles, 10 s at most
+        time.sleep(0.25)
+        after = proc_memory_kb(pid)["VmRSS"] / 1024
+        if abs(after - last) < 1 and after < held_mb:
+            break
+        last = after
+    peak = proc_memory_kb(pid)["VmHWM"] / 1024
+    return before, peak, held_mb, after, held, len(socks) - held
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--no-large", action="store_true")
+    parser.add_argument("--no-front", action="store_true", help="skip the held-body attack on the front")
     parser.add_argument("--only", choices=("now", "before"), default=None,
                         help="measure one memory setting only")
     args = parser.parse_args(argv)
@@ -77,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| memory setting | service | RSS after warm-up, MB | at the end, MB | growth |")
     print("|---|---|---|---|---|")
     large_rows = []
+    front_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label in (args.only,) if args.only else ("now", "before"):
             tuning = {"BACKDROP_MAX_PIXELS": "50000000",
@@ -92,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
                 if result.errors:
                     print(f"| {label} | errors | {len(result.errors)} | {result.errors[0][:80]} | |")
+                if not args.no_front:
+                    front_rows.append((label, *front_attack(mat)))
             if photo is None:
                 continue
             with serving(Path(tmp), **tuning) as (seg, mat):
@@ -104,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
                     resp.raise_for_status()
                 mem = worker_memory([mat])["matting"]
                 large_rows.append((label, before_kb / 1024, mem["VmHWM"] / 1024, mem["VmRSS"] / 1024))
+    if front_rows:
+        print("\n## 30 clients x 40 MB, last byte held, then closed: the matting front\n")
+        print("| memory setting | RSS before, MB | peak, MB | while held, MB | after, MB | held | refused |")
+        print("|---|---|---|---|---|---|---|")
+        for label, *mb, held, refused in front_rows:
+            print(f"| {label} | " + " | ".join(f"{v:.0f}" for v in mb) + f" | {held} | {refused} |")
     if large_rows:
         print("\n## Two 40 MP photos, matting worker\n")
         print("| memory setting | RSS before, MB | peak, MB | after, MB |")

@@ -12,7 +12,6 @@ memory, figures with generous bounds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -31,6 +30,7 @@ from robust_inputs import SEG_TIMEOUT, photo_png
 from test_front import Running, _error, _raw
 
 from bench.load import proc_memory_kb
+from bench.soak import held_body_attack
 from service_common.config import REPO_ROOT
 from service_common.front import HALF_CLOSE_S, READY_WAIT_S
 from service_common.memory import GLIBC_ENV
@@ -137,22 +137,6 @@ def _front_process(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, int]:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("the front did not start")
-
-
-def held_body_attack(port: int, connections: int = 30, size: int = 40_000_000) -> list[socket.socket]:
-    """``connections`` clients each declare ``size`` bytes and send all but the last byte;
-    the open sockets (the front may have refused some: its bodies are bounded in total)."""
-    payload = b"x" * (size - 1)
-    head = b"POST /v1/matte HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
-
-    def one(_: int) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", port))
-        with contextlib.suppress(OSError):  # refused (503 overloaded) and closed by the front
-            sock.sendall(head + payload)
-        return sock
-
-    with ThreadPoolExecutor(connections) as pool:
-        return list(pool.map(one, range(connections)))
 
 
 def test_bodies_held_by_many_clients_are_bounded_and_given_back(tmp_path):
