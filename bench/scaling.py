@@ -6,7 +6,7 @@ Usage::
     python bench/scaling.py                      # photos: 1, 2 and 4 workers; video: jobs 1..8
     python bench/scaling.py --workers 1 2 --requests 24 --no-video
 
-1. **photos**: both services as ``make serve`` starts them, with ``BACKDROP_SEG_WORKERS`` =
+1. **photos**: both services as ``make serve`` starts them, with ``BACKDROP_SEGMENTATION_WORKERS`` =
    ``BACKDROP_MATTING_WORKERS`` = N (each worker loads its own models), the sample portrait
    at 1 MP sent ``--requests`` times by 8 clients at once; photos per second and the ratio to
    N = 1, and the workers' memory (RSS) after the run.
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.workers:
-            env = {"BACKDROP_SEG_WORKERS": str(n), "BACKDROP_MATTING_WORKERS": str(n)}
+            env = {"BACKDROP_SEGMENTATION_WORKERS": str(n), "BACKDROP_MATTING_WORKERS": str(n)}
             with serving(Path(tmp), **env) as (seg, mat):
                 rate = photos_per_second(mat.url, photo, args.requests)
                 rss = rss_by_worker([seg, mat])

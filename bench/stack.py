@@ -23,7 +23,7 @@ def serving(log_dir: Path, **env: str) -> Iterator[tuple[Service, Service]]:
     ``env``: extra ``BACKDROP_*`` settings for both (``BACKDROP_LOG_LEVEL`` is ``WARNING``
     unless given). Yields ``(segmentation, matting)``; ``matting.url`` is what clients use.
     """
-    ports = {"BACKDROP_SEG_PORT": str(free_port()), "BACKDROP_MATTING_PORT": str(free_port())}
+    ports = {"BACKDROP_SEGMENTATION_PORT": str(free_port()), "BACKDROP_MATTING_PORT": str(free_port())}
     settings_env = {**os.environ, "BACKDROP_LOG_LEVEL": "WARNING", **env, **ports}
     seg, mat = services_from_settings(Settings.from_env(settings_env), log_dir)
     extra = {k: v for k, v in settings_env.items() if k.startswith("BACKDROP_")}

@@ -74,7 +74,7 @@ def bare_models(clips: dict[str, list[np.ndarray]], backend_name: str) -> dict[s
     from matting_api.backends import load_matting_backend
     from matting_api.pipeline import guide
     from segmentation_api.backends import load_backend
-    from segmentation_api.pipeline import SegmentParams, segment
+    from segmentation_api.pipeline import SegmentOptions, segment
     from service_common.cpu import limit_blas_threads
     from service_common.torch_runtime import set_threads
 
@@ -83,7 +83,7 @@ def bare_models(clips: dict[str, list[np.ndarray]], backend_name: str) -> dict[s
     set_threads(settings.torch_threads)
     seg_backend = load_backend(settings, backend_name)
     matting = load_matting_backend(settings)
-    params = SegmentParams(model_size=VIDEO_MODEL_SIZE)
+    params = SegmentOptions(model_size=VIDEO_MODEL_SIZE)
     out = {}
     for name, frames in clips.items():
         rgbs = [np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for f in frames]

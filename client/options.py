@@ -16,15 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from contract.formats import OUTPUT_FORMATS, RESULT_FORMATS
 from contract.parse import InvalidValue, parse_backend, parse_classes, parse_model_size, parse_number
-from contract.vocab import INSTANCES
+from contract.vocab import INSTANCES, SEGMENTATION_BACKENDS, segmentation_form
 
 #: File extension -> output format name of the API.
-FORMAT_BY_EXT: dict[str, str] = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+FORMAT_BY_EXT: dict[str, str] = {ext: f.name for f in (OUTPUT_FORMATS[n] for n in RESULT_FORMATS)
+                                 for ext in (f.extension, *f.other_extensions)}
 #: Output format -> the extension written.
-EXT_BY_FORMAT: dict[str, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+EXT_BY_FORMAT: dict[str, str] = {name: OUTPUT_FORMATS[name].extension for name in RESULT_FORMATS}
 #: Content-Type of an answer -> the extension written.
-EXT_BY_MIME: dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+EXT_BY_MIME: dict[str, str] = {OUTPUT_FORMATS[name].mime: OUTPUT_FORMATS[name].extension
+                               for name in RESULT_FORMATS}
 
 #: Files treated as images when INPUT is a folder.
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -81,25 +84,15 @@ def add_subject_arguments(group: Any) -> None:
                        "default: 512); smaller is faster but may lose what the person holds; the edge "
                        "is refined at full resolution")
     group.add_argument("--backend", type=arg(parse_backend), metavar="NAME",
-                       help="segmentation backend: auto (the service's policy, default), modnet, "
-                       "u2netp, maskrcnn, maskrcnn_v2, deeplabv3, deeplabv3_mobilenet; the "
-                       "segmentation service must have it loaded")
+                       help="segmentation backend: auto (the service's policy, default), "
+                       + ", ".join(SEGMENTATION_BACKENDS[1:]) + "; the segmentation service must have "
+                       "it loaded")
 
 
 def subject_fields(args: argparse.Namespace) -> dict[str, str]:
     """The form fields of :func:`add_subject_arguments`' options that were given."""
-    fields: dict[str, str] = {}
-    if args.classes is not None:
-        fields["classes"] = ",".join(args.classes)
-    if args.score_threshold is not None:
-        fields["score_threshold"] = f"{args.score_threshold:g}"
-    if args.instances is not None:
-        fields["instances"] = args.instances
-    if args.backend is not None:
-        fields["backend"] = args.backend
-    if args.model_size is not None:
-        fields["model_size"] = str(args.model_size)
-    return fields
+    return segmentation_form(classes=args.classes, score_threshold=args.score_threshold,
+                             instances=args.instances, backend=args.backend, model_size=args.model_size)
 
 
 def parse_video_size(text: str) -> tuple[int, int]:
@@ -128,9 +121,8 @@ def format_for_output(output: Path | None, fmt: str | None) -> str | None:
     if output is not None and output.suffix:
         ext_fmt = FORMAT_BY_EXT.get(output.suffix.lower())
         if ext_fmt is None:
-            raise ValueError(
-                f"cannot write {output.suffix!r} files: name the output .png, .jpg or .webp"
-            )
+            raise ValueError(f"cannot write {output.suffix!r} files: name the output "
+                             + ", ".join(EXT_BY_FORMAT.values()))
     if fmt is None:
         return ext_fmt
     if ext_fmt is not None and fmt != ext_fmt:

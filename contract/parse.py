@@ -15,6 +15,7 @@ from collections.abc import Collection
 
 from PIL import ImageColor
 
+from .formats import FORMAT_ALIASES
 from .values import (
     MAX_MARGIN_PERCENT,
     MAX_MARGIN_PX,
@@ -71,9 +72,9 @@ def parse_choice(value: str | None, field: str, choices: Collection[str], defaul
 
 def parse_format(value: str | None, field: str = "format", choices: Collection[str] = FORMATS,
                  default: str = "auto") -> str:
-    """An output format of ``choices`` (``jpeg`` means ``jpg``)."""
-    if value is not None and value.strip().lower() == "jpeg":
-        value = "jpg"
+    """An output format of ``choices`` (``jpeg`` means ``jpg``: :data:`~contract.formats.FORMAT_ALIASES`)."""
+    if value is not None:
+        value = FORMAT_ALIASES.get(value.strip().lower(), value)
     return parse_choice(value, field, choices, default)
 
 

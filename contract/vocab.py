@@ -6,6 +6,10 @@ from it, the clients offer it on the command line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from .formats import RESULT_FORMATS
+
 #: ``bg_mode``: what goes behind the subject.
 BG_MODES = ("image", "color", "transparent", "blur", "grayscale")
 #: ``blend``: ``alpha``: compositing with the matte; ``poisson`` / ``poisson_mixed``:
@@ -13,15 +17,21 @@ BG_MODES = ("image", "color", "transparent", "blur", "grayscale")
 BLEND_MODES = ("alpha", "poisson", "poisson_mixed")
 #: ``channels``: the picture, or the matte only.
 CHANNELS = ("rgba", "alpha")
-#: ``format`` of ``/v1/matte`` (``auto``: PNG when the result has transparency, else JPEG).
-FORMATS = ("auto", "png", "jpg", "webp")
+#: ``format`` of ``/v1/matte`` (``auto``: PNG when the result has transparency, else JPEG);
+#: the formats themselves are described in :mod:`contract.formats`.
+FORMATS = ("auto", *RESULT_FORMATS)
 #: ``instances``: keep every subject found, or the largest.
 INSTANCES = ("all", "largest")
-#: ``backend`` of the segmentation service (``auto``: its policy picks one per request).
+#: ``backend`` of the segmentation service (``auto``: its policy picks one per request): the
+#: names its model modules register (:mod:`service_common.registry`; a test holds them equal),
+#: repeated here for the clients, which never import a service.
 SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
                          "deeplabv3_mobilenet")
-#: ``BACKDROP_MATTING_BACKEND``.
+#: ``BACKDROP_MATTING_BACKEND``: likewise the matting service's registered names.
 MATTING_BACKENDS = ("auto", "fba", "closed_form")
+#: ``X-Mask-Kind`` of ``/v1/mask``: ``matte`` (a matting model's alpha, right to the hair) or
+#: ``segmentation`` (a segmentation or saliency mask, right in the large but not at the edge).
+MASK_KINDS = ("matte", "segmentation")
 #: Words accepted for true and false.
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
@@ -35,3 +45,27 @@ MATTE_FIELDS = (
 MATTE_FILES = ("bg_image", "trimap", "hints")
 #: The parameters the matting service passes on to the segmentation service.
 SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size")
+
+
+
+def segmentation_form(*, classes: str | Sequence[str] | None = None, score_threshold: float | None = None,
+                      instances: str | None = None, backend: str | None = None,
+                      model_size: int | None = None) -> dict[str, str]:
+    """The form fields of :data:`SEGMENTATION_FIELDS` for the values given (``None`` = not
+    sent): what the matting service passes on and what the clients send.
+
+    Args:
+        classes: class names, or one comma-separated string of them.
+        score_threshold: in ``[0, 1]``.
+        instances: one of :data:`INSTANCES`.
+        backend: one of :data:`SEGMENTATION_BACKENDS`.
+        model_size: the people model's working size, px.
+    """
+    values = {
+        "classes": classes if classes is None or isinstance(classes, str) else ",".join(classes),
+        "score_threshold": None if score_threshold is None else repr(float(score_threshold)),
+        "instances": instances,
+        "backend": backend,
+        "model_size": None if model_size is None else str(int(model_size)),
+    }
+    return {name: value for name in SEGMENTATION_FIELDS if (value := values[name]) is not None}

@@ -1,7 +1,8 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of every endpoint of this service.
 
-Built from the same constants the code uses (option choices in :mod:`matting_api.options`
-and :mod:`matting_api.removebg`, error codes in :data:`service_common.errors.ERROR_CODES`),
+Built from the same constants the code uses (option choices in :mod:`contract.vocab` and
+:mod:`matting_api.removebg`, formats in :mod:`contract.formats`, the matting models in
+:mod:`service_common.registry`, error codes in :data:`service_common.errors.ERROR_CODES`),
 so the document cannot drift from what the service accepts.
 """
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from contract import values, vocab
+from contract import formats, values, vocab
+from service_common import registry
 from service_common.errors import ERROR_CODES
 
 from . import removebg as rb
@@ -55,7 +57,7 @@ RESULT_HEADERS: dict[str, Any] = {
     "X-Segmentation-Backend": _str_header(
         "u2netp, maskrcnn, ... or given-trimap (or hints-only: nothing found, the keep "
         "strokes define the subject)"),
-    "X-Matting-Backend": _str_header("fba or closed_form"),
+    "X-Matting-Backend": _str_header(" or ".join(vocab.MATTING_BACKENDS[1:])),
     "X-Hints": _str_header("with hints: the pixels each kind of stroke covered at the "
                            "working size, e.g. keep=1200, remove=0"),
     "Server-Timing": _str_header(
@@ -123,7 +125,7 @@ MATTE_FORM: dict[str, Any] = {
     "channels": _prop("rgba: the picture; alpha: the greyscale matte only", type="string",
                       enum=list(vocab.CHANNELS), default="rgba"),
     "format": _prop("auto: PNG with transparency (or a matte), else JPEG", type="string",
-                    enum=[*vocab.FORMATS, "jpeg"], default="auto"),
+                    enum=[*vocab.FORMATS, *formats.FORMAT_ALIASES], default="auto"),
     "size": _prop(f"full, or the cap on the result's long side in px (>= {values.MIN_SIZE})",
                   type="string", examples=["full", "1024"], default="full"),
     "crop": _prop("crop to the subject", **_BOOL, default="false"),
@@ -148,7 +150,7 @@ REMOVEBG_FORM: dict[str, Any] = {
                   type="string", enum=list(rb.TYPE_CLASSES), default="auto"),
     "type_level": _prop("accepted and ignored", type="string"),
     "format": _prop("auto: PNG with transparency, else JPEG; zip: color.jpg + alpha.png",
-                    type="string", enum=[*rb.FORMATS, "jpeg"], default="auto"),
+                    type="string", enum=[*rb.FORMATS, *formats.FORMAT_ALIASES], default="auto"),
     "channels": _prop("rgba or alpha", type="string", enum=list(vocab.CHANNELS),
                       default="rgba"),
     "bg_color": _COLOR,
@@ -231,7 +233,7 @@ def _removebg_status(code: str) -> int:
 def build_openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document as a dict."""
     image_content = {
-        mime: {"schema": _BINARY} for mime in ("image/png", "image/jpeg", "image/webp")
+        mime: {"schema": _BINARY} for mime in formats.result_mime_types()
     }
     matte_multipart = {"type": "object", "required": ["image"], "properties": MATTE_FORM}
     removebg_multipart = {"type": "object", "properties": REMOVEBG_FORM, "oneOf": [
@@ -353,7 +355,7 @@ def build_openapi() -> dict[str, Any]:
             "Health": {"type": "object", "properties": {"status": {"const": "ok"}}},
             "Ready": {"type": "object", "properties": {
                 "status": {"const": "ready"},
-                "backend": {"type": "string", "enum": ["fba", "closed_form"]},
+                "backend": {"type": "string", "enum": list(registry.names("matting"))},
                 "device": {"type": "string"},
                 "backends": {"type": "array", "items": {"type": "string"}},
                 "matting": {"type": "object"},

@@ -27,13 +27,13 @@ from contract.parse import (
     parse_size,
 )
 from contract.values import MAX_BLUR_RADIUS, RGBA, CropMargin, SizeLimit
-from contract.vocab import BG_MODES, BLEND_MODES, CHANNELS, INSTANCES
+from contract.vocab import BG_MODES, BLEND_MODES, CHANNELS, INSTANCES, segmentation_form
 
 WHITE: RGBA = (255, 255, 255, 255)
 
 
 @dataclass(frozen=True)
-class SegmentationParams:
+class SegmentationOptions:
     """Parameters passed through to the segmentation service (``None`` = its default).
 
     ``backend`` is one of :data:`~contract.vocab.SEGMENTATION_BACKENDS` but ``auto`` (its
@@ -48,18 +48,9 @@ class SegmentationParams:
     model_size: int | None = None
 
     def as_form(self) -> dict[str, str]:
-        form: dict[str, str] = {}
-        if self.backend is not None:
-            form["backend"] = self.backend
-        if self.classes is not None:
-            form["classes"] = self.classes
-        if self.score_threshold is not None:
-            form["score_threshold"] = repr(self.score_threshold)
-        if self.instances is not None:
-            form["instances"] = self.instances
-        if self.model_size is not None:
-            form["model_size"] = str(self.model_size)
-        return form
+        """The form fields sent to the segmentation service (:func:`contract.vocab.segmentation_form`)."""
+        return segmentation_form(classes=self.classes, score_threshold=self.score_threshold,
+                                 instances=self.instances, backend=self.backend, model_size=self.model_size)
 
 
 @dataclass(frozen=True)
@@ -90,17 +81,17 @@ class MatteOptions:
     size: SizeLimit = SizeLimit()
     crop: bool = False
     crop_margin: CropMargin = CropMargin()
-    segmentation: SegmentationParams = SegmentationParams()
+    segmentation: SegmentationOptions = SegmentationOptions()
     blend: str = "alpha"
 
 
-def parse_segmentation_params(params: Mapping[str, str | None]) -> SegmentationParams:
+def parse_segmentation_options(params: Mapping[str, str | None]) -> SegmentationOptions:
     """``classes``, ``score_threshold`` (0..1), ``instances`` (all|largest), ``backend``
     (``auto`` = not sent)."""
     classes, score, instances = params.get("classes"), params.get("score_threshold"), params.get("instances")
     size = params.get("model_size")
     backend = parse_backend(params["backend"]) if params.get("backend") is not None else "auto"
-    return SegmentationParams(
+    return SegmentationOptions(
         classes=None if classes is None else ",".join(parse_classes(classes)),
         score_threshold=None if score is None else parse_number(score, "score_threshold", low=0.0, high=1.0),
         instances=None if instances is None else parse_choice(instances, "instances", INSTANCES, "all"),
@@ -168,6 +159,6 @@ def parse_matte_options(
         size=parse_size(params.get("size")),
         crop=parse_bool(params.get("crop"), "crop"),
         crop_margin=parse_crop_margin(params.get("crop_margin")),
-        segmentation=parse_segmentation_params(params),
+        segmentation=parse_segmentation_options(params),
         blend=blend,
     )

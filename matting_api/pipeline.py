@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract.formats import OUTPUT_FORMATS
 from contract.values import Box
 from render import render
 from render.composite import flatten, has_transparency
@@ -65,7 +66,7 @@ VISIBLE_ALPHA = 0.5 / 255.0
 GIVEN_TRIMAP = "given-trimap"
 #: ``X-Segmentation-Backend`` when segmentation found nothing and the keep strokes served.
 HINTS_ONLY = "hints-only"
-ZIP_MIME = "application/zip"
+ZIP_MIME = OUTPUT_FORMATS["zip"].mime
 #: The WebP format's largest side, px.
 WEBP_MAX_SIDE = 16383
 
@@ -102,7 +103,7 @@ class MatteResult:
         segmentation_backend: the segmentation backend, or ``given-trimap``.
         segmentation_reason: why that backend served (the segmentation service's
             ``X-Segmentation-Reason``).
-        matting_backend: ``fba`` or ``closed_form``.
+        matting_backend: the matting backend's registered name (``fba``, ``closed_form``).
         timings_ms: step name -> milliseconds, in pipeline order.
         hints: ``(keep, remove)`` pixels the touch-up strokes covered (at the working
             size), or ``None`` without hints.

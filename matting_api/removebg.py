@@ -51,6 +51,7 @@ import logging
 
 from flask import Blueprint, g, jsonify, request
 
+from contract.formats import REMOVEBG_FORMATS
 from contract.parse import (
     InvalidValue,
     parse_bool,
@@ -64,7 +65,7 @@ from contract.vocab import CHANNELS
 from service_common.errors import ApiError, register_error_handlers
 from service_common.web import app_state, param, read_upload
 
-from .options import MatteOptions, SegmentationParams
+from .options import MatteOptions, SegmentationOptions
 from .pipeline import MatteRequest, MatteResult
 from .responses import image_response
 
@@ -104,7 +105,7 @@ TYPE_CLASSES: dict[str, str | None] = {
     "product": _PRODUCTS,
     "other": ",".join((_ANIMALS, _VEHICLES, _PRODUCTS)),
 }
-FORMATS = ("auto", "png", "jpg", "webp", "zip")
+FORMATS = ("auto", *REMOVEBG_FORMATS)
 
 #: Unsupported remove.bg fields and the values that are accepted anyway (their defaults).
 DEFAULT_ONLY: dict[str, tuple[str, ...]] = {
@@ -151,7 +152,7 @@ def parse_removebg_options(
         size=SIZES[size],
         crop=parse_bool(params.get("crop"), "crop"),
         crop_margin=parse_crop_margin(params.get("crop_margin")),
-        segmentation=SegmentationParams(classes=TYPE_CLASSES[kind]),
+        segmentation=SegmentationOptions(classes=TYPE_CLASSES[kind]),
     )
     return options, kind
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response
 
-from .pipeline import MatteResult
+from contract.formats import OUTPUT_FORMATS
 
-_EXTENSIONS = {"png": "png", "jpg": "jpg", "webp": "webp", "zip": "zip"}
+from .pipeline import MatteResult
 
 
 def result_headers(result: MatteResult) -> dict[str, str]:
@@ -35,7 +35,7 @@ def image_response(result: MatteResult, extra_headers: dict[str, str] | None = N
     response = Response(result.body, mimetype=result.mime)
     response.headers.update(result_headers(result))
     response.headers["Content-Disposition"] = (
-        f'inline; filename="result.{_EXTENSIONS[result.format]}"'
+        f'inline; filename="result{OUTPUT_FORMATS[result.format].extension}"'
     )
     if extra_headers:
         response.headers.update(extra_headers)

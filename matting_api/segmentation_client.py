@@ -42,13 +42,10 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from contract.transport import upload_format
-from contract.vocab import SEGMENTATION_FIELDS
+from contract.vocab import MASK_KINDS, SEGMENTATION_FIELDS
 from service_common.cpu import IN_FLIGHT_HEADER, requests_in_flight
 from service_common.errors import ERROR_CODES, ApiError
 from service_common.images import decode_mask16, encode_image, mime_type
-
-#: Values of ``X-Mask-Kind`` (the segmentation backends' ``mask_kind``).
-MASK_KINDS = ("matte", "segmentation")
 
 log = logging.getLogger(__name__)
 

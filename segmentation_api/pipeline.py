@@ -27,7 +27,7 @@ OUTPUTS = ("mask", "trimap")
 
 
 @dataclass(frozen=True)
-class SegmentParams:
+class SegmentOptions:
     """What one request asks for (already validated).
 
     Attributes:
@@ -78,17 +78,17 @@ def select_instances(instances: list[Instance], mode: str) -> list[Instance]:
     return list(instances)
 
 
-def segment(backend: Backend, rgb: np.ndarray, params: SegmentParams) -> SegmentResult:
+def segment(backend: Backend, rgb: np.ndarray, options: SegmentOptions) -> SegmentResult:
     """Find the subjects of ``rgb`` (``H x W x 3`` uint8) and combine their soft masks.
 
     No subject (no instance kept, or none with a pixel at or above 0.5) gives a result with
     ``mask is None``.
     """
     started = time.perf_counter()
-    found = backend.predict(rgb, list(params.classes), params.score_threshold, params.model_size)
-    kept = select_instances(found, params.instances)
+    found = backend.predict(rgb, list(options.classes), options.score_threshold, options.model_size)
+    kept = select_instances(found, options.instances)
     mask = combine_masks(np.stack([inst.mask for inst in kept])) if kept else None
-    if mask is not None and not (mask >= params.trimap.subject_level).any():
+    if mask is not None and not (mask >= options.trimap.subject_level).any():
         mask = None
     return SegmentResult(
         instances=kept if mask is not None else [],
@@ -128,19 +128,19 @@ class SegmentAnswer:
     timings_ms: dict[str, float]
 
 
-def no_subject(params: SegmentParams, backend: Backend) -> ApiError:
+def no_subject(options: SegmentOptions, backend: Backend) -> ApiError:
     """422 ``no_subject`` saying what was looked for, by which backend, above which score."""
-    what = ", ".join(params.classes) if backend.classes_used else "salient object"
+    what = ", ".join(options.classes) if backend.classes_used else "salient object"
     return ApiError(
         "no_subject",
-        f"no {what} found with score > {params.score_threshold:g} (backend {backend.name})",
+        f"no {what} found with score > {options.score_threshold:g} (backend {backend.name})",
         backend=backend.name,
-        classes=list(params.classes),
-        score_threshold=params.score_threshold,
+        classes=list(options.classes),
+        score_threshold=options.score_threshold,
     )
 
 
-def run(backend: Backend, image: bytes, params: SegmentParams, output: str,
+def run(backend: Backend, image: bytes, options: SegmentOptions, output: str,
         max_pixels: int) -> SegmentAnswer:
     """Decode ``image`` (limits, EXIF), segment it, encode ``output`` (one of :data:`OUTPUTS`).
 
@@ -153,11 +153,11 @@ def run(backend: Backend, image: bytes, params: SegmentParams, output: str,
     started = time.perf_counter()
     decoded = decode_image(image, max_pixels)
     decode_ms = (time.perf_counter() - started) * 1000.0
-    result = segment(backend, decoded.rgb, params)
+    result = segment(backend, decoded.rgb, options)
     if not result.found:
-        raise no_subject(params, backend)
+        raise no_subject(options, backend)
     if output == "trimap":
-        result = with_trimap(result, params.trimap)
+        result = with_trimap(result, options.trimap)
     started = time.perf_counter()
     if result.trimap is not None:
         body, box = encode_image(result.trimap.trimap, "png"), result.trimap.box

@@ -21,7 +21,7 @@ from service_common.web import app_state, param, read_upload
 
 from .backends import Backend
 from .backends.maskrcnn import class_names as coco_class_names
-from .params import parse_backend, parse_classes, parse_params
+from .options import parse_backend, parse_classes, parse_options
 from .pipeline import run
 from .responses import segment_response
 from .state import SegmentationState
@@ -90,9 +90,9 @@ def _segment(output: str) -> Response:
     state = _state()
     backend, reason = _choose(state)
     g.segmentation_backend, g.segmentation_reason = backend.name, reason
-    params = parse_params(param, backend.class_names, backend.class_aliases)
+    options = parse_options(param, backend.class_names, backend.class_aliases)
     image = read_upload("image", raw_body=True) or b""
-    answer = run(backend, image, params, output, state.settings.max_pixels)
+    answer = run(backend, image, options, output, state.settings.max_pixels)
     return segment_response(answer, backend, reason, output, as_json)
 
 

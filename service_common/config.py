@@ -8,15 +8,27 @@ Settings are plain frozen dataclasses: build them once per process with
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from contract.formats import TRANSPORT_FORMATS
 from contract.vocab import MATTING_BACKENDS, SEGMENTATION_BACKENDS
 
+log = logging.getLogger(__name__)
+
 #: Values of ``BACKDROP_SEGMENTATION_TRANSPORT``.
-TRANSPORTS = ("auto", "png", "bmp")
+TRANSPORTS = ("auto", *TRANSPORT_FORMATS)
+
+#: Old name -> the name that replaced it. An old name is still read (when the new one is not
+#: set), with a warning naming the new one.
+RENAMED: dict[str, str] = {
+    "BACKDROP_SEG_PORT": "BACKDROP_SEGMENTATION_PORT",
+    "BACKDROP_SEG_WORKERS": "BACKDROP_SEGMENTATION_WORKERS",
+    "BACKDROP_SEG_THREADS": "BACKDROP_SEGMENTATION_THREADS",
+}
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,8 +46,7 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "BACKDROP_SEGMENTATION_BACKEND": (
         "auto", "auto (Mask R-CNN when its weights are present, else MODNet for people and "
-        "U^2-Net-p for other classes), maskrcnn, maskrcnn_v2, modnet, u2netp, deeplabv3 "
-        "(DeepLabV3 ResNet-101) or deeplabv3_mobilenet (DeepLabV3 MobileNetV3-Large)"
+        "U^2-Net-p for other classes) or one of " + ", ".join(SEGMENTATION_BACKENDS[1:])
     ),
     "BACKDROP_SEGMENTATION_URL": (
         "http://127.0.0.1:3000", "where the matting service finds the segmentation service"
@@ -47,14 +58,18 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "BACKDROP_SEGMENTATION_CONNECT_TIMEOUT": ("3", "seconds to connect to the segmentation service"),
     "BACKDROP_SEGMENTATION_TIMEOUT": ("60", "seconds to wait for the segmentation service's answer"),
-    "BACKDROP_MATTING_BACKEND": ("auto", "auto, fba or closed_form"),
+    "BACKDROP_MATTING_BACKEND": ("auto", "auto (FBA Matting when its weights are present, else "
+                                 "closed-form matting) or one of " + ", ".join(MATTING_BACKENDS[1:])),
     "BACKDROP_MATTING_MAX_SIDE": ("1600", "FBA working resolution: cap on the long side, px; 0 = full"),
-    "BACKDROP_SEG_PORT": ("3000", "port of the segmentation service (make serve)"),
+    "BACKDROP_SEGMENTATION_PORT": ("3000", "port of the segmentation service (make serve; was "
+                                   "BACKDROP_SEG_PORT, still read)"),
     "BACKDROP_MATTING_PORT": ("5000", "port of the matting service (make serve)"),
-    "BACKDROP_SEG_WORKERS": ("1", "gunicorn workers of the segmentation service"),
-    "BACKDROP_SEG_THREADS": (
+    "BACKDROP_SEGMENTATION_WORKERS": ("1", "gunicorn workers of the segmentation service (was "
+                                      "BACKDROP_SEG_WORKERS, still read)"),
+    "BACKDROP_SEGMENTATION_THREADS": (
         "2", "threads per segmentation worker: requests in flight run the model side by side "
-        "(the ONNX models: a lone request gets every core, two at once one core each)"
+        "(the ONNX models: a lone request gets every core, two at once one core each; was "
+        "BACKDROP_SEG_THREADS, still read)"
     ),
     "BACKDROP_MATTING_WORKERS": ("1", "gunicorn workers of the matting service"),
     "BACKDROP_MATTING_THREADS": (
@@ -112,8 +127,25 @@ class ConfigError(ValueError):
     """An environment variable holds a value that cannot be used."""
 
 
+_WARNED: set[str] = set()
+
+
+def _source(env: Mapping[str, str], name: str) -> str:
+    """The variable that gives ``name``'s value: ``name``, or the old name it replaced
+    (:data:`RENAMED`) when only that one is set (warned about once per process)."""
+    if (env.get(name) or "").strip():
+        return name
+    old = next((o for o, new in RENAMED.items() if new == name and (env.get(o) or "").strip()), None)
+    if old is None:
+        return name
+    if old not in _WARNED:
+        _WARNED.add(old)
+        log.warning("%s is an old name: call it %s (the old name is still read)", old, name)
+    return old
+
+
 def _get(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name)
+    value = env.get(_source(env, name))
     if value is None or value.strip() == "":
         default = ENV_DOCS[name][0]
         return str(REPO_ROOT / "models") if default == "<repo>/models" else default
@@ -125,9 +157,9 @@ def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from exc
+        raise ConfigError(f"{_source(env, name)}={raw!r} is not a whole number") from exc
     if value < minimum:
-        raise ConfigError(f"{name}={value} must be >= {minimum}")
+        raise ConfigError(f"{_source(env, name)}={value} must be >= {minimum}")
     return value
 
 
@@ -228,10 +260,10 @@ class Settings:
             segmentation_timeout=_float(env, "BACKDROP_SEGMENTATION_TIMEOUT"),
             matting_backend=_choice(env, "BACKDROP_MATTING_BACKEND", MATTING_BACKENDS),
             matting_max_side=_int(env, "BACKDROP_MATTING_MAX_SIDE"),
-            seg_port=_int(env, "BACKDROP_SEG_PORT", minimum=1),
+            seg_port=_int(env, "BACKDROP_SEGMENTATION_PORT", minimum=1),
             matting_port=_int(env, "BACKDROP_MATTING_PORT", minimum=1),
-            seg_workers=_int(env, "BACKDROP_SEG_WORKERS", minimum=1),
-            seg_threads=_int(env, "BACKDROP_SEG_THREADS", minimum=1),
+            seg_workers=_int(env, "BACKDROP_SEGMENTATION_WORKERS", minimum=1),
+            seg_threads=_int(env, "BACKDROP_SEGMENTATION_THREADS", minimum=1),
             matting_workers=_int(env, "BACKDROP_MATTING_WORKERS", minimum=1),
             matting_threads=_int(env, "BACKDROP_MATTING_THREADS", minimum=1),
             request_timeout=_int(env, "BACKDROP_REQUEST_TIMEOUT", minimum=1),
@@ -272,7 +304,7 @@ def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
     import difflib
 
     env = os.environ if env is None else env
-    known = set(ENV_DOCS) | OTHER_VARIABLES
+    known = set(ENV_DOCS) | OTHER_VARIABLES | set(RENAMED)
     found = []
     for name in sorted(n for n in env if n.startswith("BACKDROP_") and n not in known):
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)

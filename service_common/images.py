@@ -41,18 +41,18 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from contract.formats import OUTPUT_FORMATS as FORMAT_TABLE
+
 from .errors import ApiError
 
 #: Formats we decode (Pillow's names).
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 
-#: Formats we encode: our name -> (Pillow format, MIME type, file extension). Users get png,
-#: jpg or webp (contract.vocab.FORMATS); bmp is the uncompressed hop between the services.
+#: Formats we encode: our name -> (Pillow format, MIME type, file extension), from the table
+#: of :mod:`contract.formats` (users get its result formats; bmp is the uncompressed hop
+#: between the services).
 OUTPUT_FORMATS: dict[str, tuple[str, str, str]] = {
-    "png": ("PNG", "image/png", ".png"),
-    "bmp": ("BMP", "image/bmp", ".bmp"),
-    "jpg": ("JPEG", "image/jpeg", ".jpg"),
-    "webp": ("WEBP", "image/webp", ".webp"),
+    f.name: (f.pillow, f.mime, f.extension) for f in FORMAT_TABLE.values() if f.pillow is not None
 }
 
 # We enforce our own limit from the header; Pillow's own bomb check would otherwise raise

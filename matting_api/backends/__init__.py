@@ -1,8 +1,11 @@
-"""Matting backends and the registry that picks one per worker.
+"""Matting backends and the rule that picks one per worker.
 
-A backend turns an image and its trimap into a matte and the subject's colours:
+Each module of this package that holds a model registers it
+(:func:`service_common.registry.register_model` on its loader: name, weights file, whether
+it needs torch, its role in ``auto``); nothing here lists them. A backend turns an image and
+its trimap into a matte and the subject's colours:
 
-* ``name``: ``"fba"`` or ``"closed_form"`` (the ``X-Matting-Backend`` header);
+* ``name``: its registered name (the ``X-Matting-Backend`` header);
 * ``device``: ``"cpu"``, ``"cuda"``, ...;
 * ``matte(rgb, trimap, prior=None) -> (fg, alpha)`` with ``rgb`` ``H x W x 3`` uint8,
   ``trimap`` ``H x W`` uint8 in {0, 128, 255} and ``prior`` the segmentation's soft mask
@@ -11,13 +14,15 @@ A backend turns an image and its trimap into a matte and the subject's colours:
   ``H x W x 3`` float32 ``[0, 1]`` (the predicted foreground colour), ``alpha`` ``H x W``
   float32 ``[0, 1]``. Known trimap regions come back exactly: alpha 0 where the trimap is
   0, alpha 1 and ``fg == rgb / 255`` where it is 255. Closed-form matting refines the prior
-  in the unknown band; FBA uses the trimap only.
+  in the unknown band; FBA uses the trimap only. ``foreground`` (``best`` or ``fast``, the
+  request's) chooses closed-form matting's colour estimate; FBA predicts its own.
 * ``info() -> dict``: what ``/readyz`` shows.
 
-:func:`load_matting_backend` reads ``BACKDROP_MATTING_BACKEND``: ``auto`` takes FBA when
-``models/FBA.pth`` exists and otherwise the offline closed-form backend (with a loud warning
-naming the missing file); ``fba`` and ``closed_form`` force one (``fba`` without its weights
-fails at start-up with a message saying where to put them).
+:func:`load_matting_backend` reads ``BACKDROP_MATTING_BACKEND``: ``auto`` takes the model
+registered as ``preferred`` (FBA) when its weights file exists and torch is installed, and
+otherwise the ``fallback`` (the offline closed-form backend), with a loud warning naming the
+missing file; a name forces that model (one without its weights fails at start-up with a
+message saying where to put them).
 """
 
 from __future__ import annotations
@@ -28,12 +33,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from service_common import registry
 from service_common.config import Settings
 from service_common.extras import require_torch, torch_installed, torch_missing_message
 from service_common.weights import ModelError, missing_message
 from trimap.encoding import FOREGROUND, UNKNOWN
-
-from .fba import FBA
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,8 @@ class MattingBackend(Protocol):
     device: str
 
     def matte(
-        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
+        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None,
+        foreground: str = "best",
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def info(self) -> dict[str, Any]: ...
@@ -56,38 +61,42 @@ SLOW_FIRST_START_MS = 5000.0
 
 
 def load_matting_backend(settings: Settings) -> MattingBackend:
-    """Build the backend ``settings.matting_backend`` asks for (once per worker)."""
+    """Build the backend ``settings.matting_backend`` asks for (once per worker), from the
+    models the modules of this package register (:mod:`service_common.registry`)."""
+    known = registry.models("matting")
     choice = settings.matting_backend
-    weights = FBA.path(settings.models_dir)
     if choice == "auto":
-        if weights.exists() and not torch_installed():
-            log.warning("MATTING BACKEND FALLBACK: %s found, but %s. Using the offline closed-form "
-                        "matting instead.", weights, torch_missing_message("FBA Matting"))
-            choice = "closed_form"
-        elif weights.exists():
-            choice = "fba"
-        else:
-            log.warning(
-                "MATTING BACKEND FALLBACK: %s. Using the offline closed-form matting "
-                "(slower, softer edges) instead.", missing_message(FBA, settings.models_dir),
-            )
-            choice = "closed_form"
-    if choice == "fba":
-        if not weights.exists():
-            raise ModelError(missing_message(FBA, settings.models_dir))
-        require_torch("the matting backend fba (FBA Matting)")
-        from service_common.torch_runtime import set_threads  # local: imports torch
+        choice = _auto(settings)
+    chosen = known.get(choice)
+    if chosen is None:
+        raise ModelError(f"unknown matting backend {choice!r}; expected one of {', '.join(known)}")
+    if chosen.weights is not None and not chosen.weights.path(settings.models_dir).exists():
+        raise ModelError(missing_message(chosen.weights, settings.models_dir))
+    if chosen.torch:
+        require_torch(f"the matting backend {chosen.name} ({chosen.title})")
+    return chosen.loader(settings, chosen.name)
 
-        from .fba.backend import FBABackend
 
-        set_threads(settings.torch_threads)  # once, at app start
-
-        return FBABackend.from_settings(settings)
-    if choice == "closed_form":
-        from .closed_form import ClosedFormBackend
-
-        return ClosedFormBackend.from_settings(settings)
-    raise ModelError(f"unknown matting backend {choice!r}")
+def _auto(settings: Settings) -> str:
+    """``auto``: the preferred model when its weights are present and torch is installed,
+    else the fallback (with a loud warning saying why)."""
+    preferred = registry.by_role("matting", "preferred")
+    fallback = registry.by_role("matting", "fallback")
+    if preferred is None or fallback is None:
+        raise ModelError("the matting models register no preferred or no fallback model for auto")
+    weights = preferred.weights
+    present = weights is None or weights.path(settings.models_dir).exists()
+    if present and preferred.torch and not torch_installed():
+        log.warning("MATTING BACKEND FALLBACK: %s found, but %s. Using the offline %s instead.",
+                    weights.path(settings.models_dir) if weights else preferred.title,
+                    torch_missing_message(preferred.title), fallback.title)
+        return fallback.name
+    if present:
+        return preferred.name
+    log.warning("MATTING BACKEND FALLBACK: %s. Using the offline %s (slower, softer edges) instead.",
+                missing_message(weights, settings.models_dir) if weights else preferred.title,
+                fallback.title)
+    return fallback.name
 
 
 def known_regions(rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,8 +142,8 @@ class WarmedBackend:
             "warmup_ms": None if self.warmup_ms is None else round(self.warmup_ms),
         }
 
-    def matte(self, rgb: np.ndarray, trimap: np.ndarray,
-              prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def matte(self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None,
+              foreground: str = "best") -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def warm_up(self) -> None:

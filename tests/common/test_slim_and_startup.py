@@ -119,7 +119,7 @@ def test_a_busy_port_is_one_line_naming_the_variable():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", mat_port))
         taken.listen()
-        result = _serve({"BACKDROP_SEG_PORT": str(seg_port), "BACKDROP_MATTING_PORT": str(mat_port)})
+        result = _serve({"BACKDROP_SEGMENTATION_PORT": str(seg_port), "BACKDROP_MATTING_PORT": str(mat_port)})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [f"error: port {mat_port} on 127.0.0.1 is already in use (another program, or "
@@ -129,20 +129,21 @@ def test_a_busy_port_is_one_line_naming_the_variable():
 
 
 def test_a_bad_value_is_one_line():
-    result = _serve({"BACKDROP_SEG_PORT": "three thousand"})
+    result = _serve({"BACKDROP_SEGMENTATION_PORT": "three thousand"})
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: BACKDROP_SEG_PORT='three thousand' is not a whole number"
+    assert result.stderr.strip() == "error: BACKDROP_SEGMENTATION_PORT='three thousand' is not a whole number"
 
 
 def test_a_misspelt_variable_is_named_with_the_right_one():
-    assert unknown_variables({"BACKDROP_MATING_PORT": "5001", "BACKDROP_SEG_PORT": "1", "HOME": "/"}) == [
+    env = {"BACKDROP_MATING_PORT": "5001", "BACKDROP_SEGMENTATION_PORT": "1", "HOME": "/"}
+    assert unknown_variables(env) == [
         "BACKDROP_MATING_PORT is not a Backdrop setting and is ignored; did you mean BACKDROP_MATTING_PORT?"]
     assert "configuration table" in unknown_variables({"BACKDROP_XYZZY": "1"})[0]
 
 
 def test_a_missing_model_is_one_line_and_no_traceback(tmp_path):
     result = _serve({
-        "BACKDROP_SEG_PORT": str(free_port()), "BACKDROP_MATTING_PORT": str(free_port()),
+        "BACKDROP_SEGMENTATION_PORT": str(free_port()), "BACKDROP_MATTING_PORT": str(free_port()),
         "BACKDROP_MODELS_DIR": str(tmp_path), "BACKDROP_SEGMENTATION_BACKEND": "u2netp",
         "BACKDROP_MATTING_BACKEND": "closed_form",
     })
@@ -199,7 +200,7 @@ def test_make_serve_restarts_a_service_that_dies_and_keeps_the_other(models_dir)
     import requests
 
     seg_port, mat_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BACKDROP_SEG_PORT": str(seg_port),
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BACKDROP_SEGMENTATION_PORT": str(seg_port),
            "BACKDROP_MATTING_PORT": str(mat_port), "BACKDROP_MODELS_DIR": str(models_dir),
            "BACKDROP_LOG_LEVEL": "WARNING"}
     serve = subprocess.Popen([sys.executable, "-m", "service_common.serve"], cwd=REPO_ROOT, env=env,

@@ -174,7 +174,7 @@ def test_the_image_copies_every_package_and_runs_unprivileged():
     assert next(args for kind, args in steps if kind == "CMD") == '["backdrop-serve"]'
     assert "backdrop-serve" in PYPROJECT["project"]["scripts"]
     expose = next(args for kind, args in steps if kind == "EXPOSE").split()
-    assert expose == [ENV_DOCS["BACKDROP_SEG_PORT"][0], ENV_DOCS["BACKDROP_MATTING_PORT"][0]]
+    assert expose == [ENV_DOCS["BACKDROP_SEGMENTATION_PORT"][0], ENV_DOCS["BACKDROP_MATTING_PORT"][0]]
     env_names = set(re.findall(r"\b(BACKDROP_[A-Z_]+)=", (DEPLOY / "Containerfile").read_text()))
     assert env_names <= set(ENV_DOCS), env_names - set(ENV_DOCS)
 

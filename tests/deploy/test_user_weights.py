@@ -78,7 +78,7 @@ def user_stack(user_models: Path, tmp_path_factory) -> Iterator[tuple[str, str, 
     seg_port, mat_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BACKDROP_MODELS_DIR": str(user_models),
            "TORCH_HOME": str(tmp_path_factory.mktemp("torch-home")),
-           "BACKDROP_SEG_PORT": str(seg_port), "BACKDROP_MATTING_PORT": str(mat_port),
+           "BACKDROP_SEGMENTATION_PORT": str(seg_port), "BACKDROP_MATTING_PORT": str(mat_port),
            "BACKDROP_SEGMENTATION_PRELOAD": ",".join(SEGMENTATION_BACKENDS),
            "BACKDROP_LOG_LEVEL": "WARNING"}
     for name in ("BACKDROP_SEGMENTATION_BACKEND", "BACKDROP_MATTING_BACKEND"):

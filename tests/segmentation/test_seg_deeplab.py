@@ -26,7 +26,7 @@ from segmentation_api.backends import deeplab as voc
 from segmentation_api.backends import load_backend, resolve_name
 from segmentation_api.backends.deeplab import DEEPLABV3, DEEPLABV3_MOBILENET
 from segmentation_api.backends.maskrcnn import MASKRCNN
-from segmentation_api.params import parse_backend
+from segmentation_api.options import parse_backend
 from segmentation_api.semantic import class_instances, preprocess, resize_mask, resized_size
 from service_common.config import ENV_DOCS, ConfigError, Settings
 from service_common.serve import Service, free_port, running

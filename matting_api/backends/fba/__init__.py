@@ -13,15 +13,21 @@
   :func:`~.predict.predict` (numpy in, numpy out);
 * :mod:`.backend`: :class:`~.backend.FBABackend`, what the matting service calls.
 
-Importing this package does not import torch (the weights command reads :data:`WEIGHTS`);
+Importing this package does not import torch (the registry reads :func:`load`'s entry);
 its submodules do.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from service_common.config import Settings
+from service_common.registry import register_model
 from service_common.weights import WeightsFile
+
+if TYPE_CHECKING:
+    from .backend import FBABackend
 
 
 def _check(path: Path) -> None:
@@ -46,4 +52,15 @@ FBA = WeightsFile(
     "foreground) and its six distance-transform Gaussians; sides multiples of 8",
     check=_check,
 )
-WEIGHTS = (FBA,)
+
+
+@register_model("matting", "fba", weights=FBA, torch=True, title="FBA Matting", what="Forte & Pitie 2020",
+                auto="preferred")
+def load(settings: Settings, name: str) -> FBABackend:
+    """FBA Matting under ``settings``, torch's threads set (once, at app start)."""
+    from service_common.torch_runtime import set_threads  # local: imports torch
+
+    from .backend import FBABackend
+
+    set_threads(settings.torch_threads)
+    return FBABackend.from_settings(settings)

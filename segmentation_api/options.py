@@ -2,7 +2,7 @@
 
 Pure: values come in as strings through a getter (form field, else query string) and are
 parsed by :mod:`contract.parse`; they come out as a
-:class:`~segmentation_api.pipeline.SegmentParams`. A bad value raises
+:class:`~segmentation_api.pipeline.SegmentOptions`. A bad value raises
 :class:`~contract.parse.InvalidValue` naming the field (the app answers 400
 ``invalid_parameter``). What only this service knows is checked here: which class names the
 chosen backend has, which backends this worker loaded.
@@ -18,7 +18,7 @@ from contract.parse import parse_classes as parse_class_names
 from contract.vocab import INSTANCES
 from trimap.from_masks import TrimapOptions
 
-from .pipeline import SegmentParams
+from .pipeline import SegmentOptions
 
 #: Largest ``band`` accepted (a band wider than the image is pointless).
 MAX_BAND = 10.0
@@ -96,8 +96,8 @@ def parse_backend(get: Getter, loaded: Collection[str]) -> str | None:
     return matches[0]
 
 
-def parse_params(get: Getter, valid_classes: Collection[str],
-                 class_aliases: Mapping[str, str] | None = None) -> SegmentParams:
+def parse_options(get: Getter, valid_classes: Collection[str],
+                 class_aliases: Mapping[str, str] | None = None) -> SegmentOptions:
     """All parameters of a segmentation request except ``backend``.
 
     Args:
@@ -116,7 +116,7 @@ def parse_params(get: Getter, valid_classes: Collection[str],
         raise InvalidValue("bg_threshold", f"{bg:g} must be below fg_threshold ({fg:g})")
     band = _number(get, "band", defaults.band, low=0.0, high=MAX_BAND, low_open=True)
     raw_size = get("model_size", None)
-    return SegmentParams(
+    return SegmentOptions(
         model_size=None if raw_size is None else parse_model_size(raw_size),
         classes=classes,
         score_threshold=score,

@@ -63,16 +63,3 @@ def test_edge_cases():
         PriorBand(low=0.6)
     with pytest.raises(ValueError):
         PriorBand(min_px=0)
-
-
-def test_pipeline_guide_refines_a_matte_and_decides_a_segmentation_mask():
-    """A matte is the prior (the band of its own soft edge); a segmentation mask gets the
-    segmentation rule's band and no prior."""
-    from matting_api.pipeline import guide
-    from trimap.from_masks import build_trimap
-
-    mask = _disc(soft=4.0)
-    trimap, prior = guide(mask, "matte")
-    assert prior is mask and np.array_equal(trimap, prior_trimap(mask))
-    trimap, prior = guide(mask, "segmentation")
-    assert prior is None and np.array_equal(trimap, build_trimap(mask).trimap)
