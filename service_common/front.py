@@ -41,7 +41,8 @@ What it does on the way:
   the answer and gets it; TCP cannot tell that from a client that closed, so a close that
   comes later, while the request waits in the queue, counts as leaving.
 * **request timeout**: gunicorn's answer must start within ``BACKDROP_REQUEST_TIMEOUT``
-  seconds, else 504 ``request_timeout``; while gunicorn is down or restarting: 503
+  seconds, else 504 ``request_timeout`` (the slot stays taken until gunicorn is done, at
+  most another ``BACKDROP_REQUEST_TIMEOUT``); while gunicorn is down or restarting: 503
   ``not_ready`` with ``Retry-After``.
 * **probes that tell the truth**: ``GET /healthz`` is answered by the front itself, 200 when
   gunicorn's socket accepts connections, without waiting for a worker thread (a service

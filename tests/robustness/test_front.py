@@ -43,7 +43,11 @@ class Upstream:
         self._busy = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            writer.close()  # connected and closed: the front's /healthz
+            return
         lines = head.decode("latin-1").split("\r\n")
         length = next((int(h.split(":")[1]) for h in lines if h.lower().startswith("content-length")), 0)
         await reader.readexactly(length)

@@ -171,7 +171,7 @@ def test_a_request_whose_client_left_keeps_its_slot_until_gunicorn_answered(tmp_
     """One slot, one place in the queue. A's client leaves while gunicorn works on A: A's
     slot stays taken, so B waits and C is refused at once, as if A's client were there."""
     with Running(tmp_path, slots=1, max_queue=1) as front:
-        front.upstream.delay = 3.0
+        front.upstream.delay = 2.0
         a = socket.create_connection(("127.0.0.1", front.port))
         a.sendall(b"GET /v1/a HTTP/1.1\r\nHost: x\r\n\r\n")
         for _ in range(100):  # until A is inside "gunicorn"
