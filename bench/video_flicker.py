@@ -6,14 +6,19 @@ Usage::
     python bench/video_flicker.py --input talk.mp4 --frames 60
     python bench/video_flicker.py --no-rvm             # offline: without the RVM peer
 
-For each clip, all frames (or the first ``--frames``) at the clip's size:
+For each clip, all frames (or the first ``--frames``) at the clip's size, and a clip with fast
+motion made from the tuning clip (``--fast``: every third frame of asl_again, so 3x its
+speed, written losslessly; ``--fast 0`` leaves it out):
 
 * **ours**: the whole stack as a user runs it: both services started as ``make serve``
   starts them (offline defaults), the video client (:func:`client.video.process_video`, its
   defaults: people model at :data:`client.video.VIDEO_MODEL_SIZE` px, ``--smooth``
   :data:`client.video.DEFAULT_SMOOTH`) writing the RGBA PNG sequence a user gets with
   ``--alpha-sequence``; the alpha is read back from those files (8 bits, as delivered);
-* **ours, --smooth 0**: the same without the client's temporal filter (what it removes);
+* **ours, raw**: the stack with ``--smooth 0 --keyframe-interval 1``: the person model and
+  the refinement on every frame, nothing carried from one frame to the next: what each frame
+  says alone. **drift** compares ours with it, so it counts every lag of the temporal path
+  (the smoothing and the carried mattes of the keyframes);
 * **MODNet per frame**: the MODNet model alone on each frame at its reference size
   (``segmentation_api.backends.modnet``), in this process;
 * **RVM**: Robust Video Matting's ONNX (``bench/rvm.py``, fetched into a cache, GPL, never
@@ -54,19 +59,27 @@ from bench.temporal_metrics import departures, drift, flicker  # noqa: E402
 #: The still thresholds of the sensitivity table (levels of 255).
 STILL_LEVELS_SWEEP = (0, 2, 4, 6)
 
-from client.video import DEFAULT_SMOOTH, VIDEO_MODEL_SIZE, VideoJob, process_video  # noqa: E402
+from bench.video_groundtruth import write_lossless  # noqa: E402
+from client.video import (  # noqa: E402
+    DEFAULT_KEYFRAME_INTERVAL,
+    DEFAULT_SMOOTH,
+    VIDEO_MODEL_SIZE,
+    VideoJob,
+    process_video,
+)
 
 #: The clip the smoother was tuned on (the others are the report).
 TUNED_ON = "asl_again"
 
 
 def stack_alphas(server: str, clip: Path, frames: int | None, smooth: float,
-                 work: Path) -> tuple[list[np.ndarray], float]:
+                 work: Path, keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL
+                 ) -> tuple[list[np.ndarray], float]:
     """The alphas the video client delivers for ``clip`` (``H x W`` float32 in [0, 1], read
     back from its ``--alpha-sequence`` PNGs), and the seconds it took."""
-    folder = work / f"{clip.stem}_smooth{smooth:g}"
+    folder = work / f"{clip.stem}_smooth{smooth:g}_k{keyframe_interval}"
     job = VideoJob(clip, None, alpha_sequence=folder, smooth=smooth, max_frames=frames,
-                   server=server, timeout=300)
+                   server=server, timeout=300, keyframe_interval=keyframe_interval)
     result = process_video(job, progress=False)
     files = sorted(folder.glob("frame_*.png"))
     alphas = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED)[..., 3].astype(np.float32) / 255.0
@@ -83,6 +96,17 @@ def modnet_alphas(frames_bgr: list[np.ndarray]) -> list[np.ndarray]:
     return [backend.alpha(np.ascontiguousarray(f[..., ::-1])) for f in frames_bgr]
 
 
+def fast_clip(clips: list[Path], speed: int, work: Path) -> Path | None:
+    """The tuning clip at ``speed`` times its speed (every ``speed``-th frame), written
+    losslessly into ``work``; ``None`` when ``speed`` < 2 or the clip is not among ``clips``."""
+    source = next((c for c in clips if c.stem == TUNED_ON), None)
+    if speed < 2 or source is None:
+        return None
+    path = work / f"{TUNED_ON}_{speed}x.mkv"
+    write_lossless(read_frames(source)[::speed], path)
+    return path
+
+
 def measure(clips: list[Path], args: argparse.Namespace, work: Path) -> dict:
     peer = None
     rvm_note = "not run (--no-rvm)"
@@ -97,12 +121,14 @@ def measure(clips: list[Path], args: argparse.Namespace, work: Path) -> dict:
             print(f"RVM {rvm_note}; its column stays empty (pass --no-rvm to skip it)",
                   file=sys.stderr)
     results: dict = {"smooth": DEFAULT_SMOOTH, "model_size": VIDEO_MODEL_SIZE, "rvm": rvm_note,
-                     "tuned_on": TUNED_ON, "clips": {}}
+                     "keyframe_interval": DEFAULT_KEYFRAME_INTERVAL, "tuned_on": TUNED_ON, "clips": {}}
+    fast = fast_clip(clips, args.fast, work)
+    clips = clips + ([fast] if fast is not None else [])
     with serving(work) as (_, mat):
         for clip in clips:
             frames = read_frames(clip, args.frames)
             ours, seconds = stack_alphas(mat.url, clip, args.frames, DEFAULT_SMOOTH, work)
-            raw, raw_seconds = stack_alphas(mat.url, clip, args.frames, 0.0, work)
+            raw, raw_seconds = stack_alphas(mat.url, clip, args.frames, 0.0, work, keyframe_interval=1)
             if not len(ours) == len(raw) == len(frames):
                 raise SystemExit(f"{clip.name}: {len(frames)} frames read, {len(ours)} and "
                                  f"{len(raw)} matted")
@@ -136,11 +162,12 @@ def table(results: dict) -> str:
     lines = [f"flicker = mean |alpha change| x 1000 on still pixels (no channel changed by more "
              f"than 2 levels); drift = mean |smoothed - raw| x 1000 on the other pixels. "
              f"Ours: the whole stack, --smooth {results['smooth']:g}, "
-             f"model size {results['model_size']} px; smoother tuned on {results['tuned_on']}, "
-             "the other clips are the report.",
+             f"model size {results['model_size']} px, keyframe interval "
+             f"{results.get('keyframe_interval', 1)}; raw: --smooth 0 --keyframe-interval 1. "
+             f"Smoother tuned on {results['tuned_on']}, the other clips are the report.",
              "",
-             "| clip | frames | ours | ours, --smooth 0 | MODNet per frame | RVM (best ratio) "
-             "| ours / RVM | drift (ours) | px > 0.2 off raw / frame |",
+             "| clip | frames | ours | ours, raw | MODNet per frame | RVM (best ratio) "
+             "| ours / RVM | drift (ours vs raw) | px > 0.2 off raw / frame |",
              "|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for name, row in results["clips"].items():
@@ -174,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a video or a folder of videos (default: ../shared/data/dev/video)")
     p.add_argument("--frames", type=int, default=None, help="first N frames of each clip (default all)")
     p.add_argument("--no-rvm", action="store_true", help="leave the RVM peer out")
+    p.add_argument("--fast", type=int, default=3,
+                   help=f"also a clip of {TUNED_ON} at this many times its speed (default 3; 0: none)")
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "video_flicker.json")
     args = p.parse_args(argv)
     clips = find_clips(args.input)

@@ -29,11 +29,11 @@ benchmark built from these photos.
 * **ours**: the whole stack as a user runs it: both services started as ``make serve``
   starts them (:func:`bench.stack.serving`), the video client
   (:func:`client.video.process_video`) with the CLI's defaults, writing the RGBA PNGs of
-  ``--alpha-sequence``, alpha read back from them (8 bits, as delivered). The stack's default
-  subject is a person; a user filming an object says so, and so does this bench: by default
-  ``backend=u2netp`` (``--ours-backend``: the salient-object model, the one the offline
-  ``auto`` policy picks for any class but ``person``; ``--ours-classes`` sends classes
-  instead). The options sent are printed and kept in the JSON;
+  ``--alpha-sequence``, alpha read back from them (8 bits, as delivered), with the service's
+  own policy (its person model, MODNet offline: the same model as the next method, so the
+  comparison shows what the stack adds: refinement, keyframes, smoothing).
+  ``--ours-backend u2netp`` asks for the salient-object model instead, ``--ours-classes``
+  sends classes. The options sent are printed and kept in the JSON;
 * **MODNet per frame**: the MODNet model alone on each frame at its reference size
   (:func:`bench.video_flicker.modnet_alphas`), in this process;
 * **RVM**: Robust Video Matting (:mod:`bench.rvm`, fetched into a cache, GPL, never shipped),
@@ -431,9 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", type=parse_methods, default=METHODS,
                    help=f"comma-separated, among {','.join(METHODS)} (default all)")
     p.add_argument("--no-rvm", action="store_true", help="leave the RVM peer out (offline)")
-    p.add_argument("--ours-backend", default="u2netp",
-                   help="segmentation backend ours asks for (default u2netp, the salient object; "
-                   "'' for the service's policy)")
+    p.add_argument("--ours-backend", default="",
+                   help="segmentation backend ours asks for (default: the service's policy, its "
+                   "person model; u2netp: the salient-object model)")
     p.add_argument("--ours-classes", default=None, help="classes ours asks for (default none)")
     p.add_argument("--keep", type=Path, default=None,
                    help="keep the clips here, with the middle frame, its true alpha and each alpha as PNGs")

@@ -15,6 +15,9 @@ BG_MODES = ("image", "color", "transparent", "blur", "grayscale")
 #: ``blend``: ``alpha``: compositing with the matte; ``poisson`` / ``poisson_mixed``:
 #: seamless cloning in the subject's edge band (:mod:`render.poisson`).
 BLEND_MODES = ("alpha", "poisson", "poisson_mixed")
+#: ``foreground``: how the subject's colour is estimated where it is see-through: ``best``
+#: (multi-level estimation; photos) or ``fast`` (blur fusion, a few box blurs; video).
+FOREGROUND_ESTIMATES = ("best", "fast")
 #: ``channels``: the picture, or the matte only.
 CHANNELS = ("rgba", "alpha")
 #: ``format`` of ``/v1/matte`` (``auto``: PNG when the result has transparency, else JPEG);
@@ -40,12 +43,12 @@ FALSE_WORDS = ("false", "0", "no", "off")
 MATTE_FIELDS = (
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
     "classes", "score_threshold", "instances", "backend", "model_size", "blend",
+    "foreground",
 )
 #: The file fields of ``POST /v1/matte`` besides ``image``.
-MATTE_FILES = ("bg_image", "trimap", "hints")
+MATTE_FILES = ("bg_image", "trimap", "hints", "prior")
 #: The parameters the matting service passes on to the segmentation service.
 SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size")
-
 
 
 def segmentation_form(*, classes: str | Sequence[str] | None = None, score_threshold: float | None = None,

@@ -110,6 +110,11 @@ MATTE_FORM: dict[str, Any] = {
                       **_BINARY),
     "trimap": _prop("0/128/255 trimap of the image's size; skips the segmentation service",
                     **_BINARY),
+    "prior": _prop("a soft mask of the subject you already have (grey, 0 = background, 255 = "
+                   "subject, the image's size), e.g. the previous video frame's matte carried along "
+                   "the motion; skips the segmentation service: the service refines it in a band "
+                   "around its edge, as it refines its own person model's matte. Not with trimap",
+                   **_BINARY),
     "hints": _prop("touch-up strokes, an image of the image's size: white (luma >= 245) = keep, "
                    "the subject is surely here; black (<= 10) = remove, surely background; "
                    "anything else, or alpha < 128, = no hint (e.g. strokes drawn on a transparent "
@@ -137,6 +142,11 @@ MATTE_FORM: dict[str, Any] = {
                    "one (bg_image, an opaque bg_color, blur or grayscale) and channels=rgba, "
                    "else 400 invalid_parameter", type="string", enum=list(vocab.BLEND_MODES),
                    default="alpha"),
+    "foreground": _prop("how the subject's colour is estimated where it is see-through (hair, "
+                        "soft edges), so that the old background's colour leaves it: best "
+                        "(multi-level estimation) or fast (blur fusion: a few blurs, for video "
+                        "frames). Closed-form matting only: FBA predicts the colour itself",
+                        type="string", enum=list(vocab.FOREGROUND_ESTIMATES), default="best"),
     **SEGMENTATION_FIELDS,
 }
 

@@ -27,7 +27,7 @@ from contract.parse import (
     parse_size,
 )
 from contract.values import MAX_BLUR_RADIUS, RGBA, CropMargin, SizeLimit
-from contract.vocab import BG_MODES, BLEND_MODES, CHANNELS, INSTANCES, segmentation_form
+from contract.vocab import BG_MODES, BLEND_MODES, CHANNELS, FOREGROUND_ESTIMATES, INSTANCES, segmentation_form
 
 WHITE: RGBA = (255, 255, 255, 255)
 
@@ -71,6 +71,8 @@ class MatteOptions:
         blend: one of :data:`~contract.vocab.BLEND_MODES`; the Poisson modes need a new
             opaque background (``bg_mode`` ``image``, ``color`` with an opaque colour,
             ``blur``, ``grayscale``) and ``channels="rgba"``.
+        foreground: one of :data:`~contract.vocab.FOREGROUND_ESTIMATES` (closed-form matting;
+            FBA predicts the colour itself).
     """
 
     bg_mode: str = "transparent"
@@ -83,6 +85,7 @@ class MatteOptions:
     crop_margin: CropMargin = CropMargin()
     segmentation: SegmentationOptions = SegmentationOptions()
     blend: str = "alpha"
+    foreground: str = "best"
 
 
 def parse_segmentation_options(params: Mapping[str, str | None]) -> SegmentationOptions:
@@ -161,4 +164,5 @@ def parse_matte_options(
         crop_margin=parse_crop_margin(params.get("crop_margin")),
         segmentation=parse_segmentation_options(params),
         blend=blend,
+        foreground=parse_choice(params.get("foreground"), "foreground", FOREGROUND_ESTIMATES, "best"),
     )

@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 #: Pixels whose alpha rounds to 0 in an 8-bit output are "empty" (subject box, crop).
 VISIBLE_ALPHA = 0.5 / 255.0
 GIVEN_TRIMAP = "given-trimap"
+#: ``X-Segmentation-Backend`` when the request carried its own prior.
+GIVEN_PRIOR = "given-prior"
 #: ``X-Segmentation-Backend`` when segmentation found nothing and the keep strokes served.
 HINTS_ONLY = "hints-only"
 ZIP_MIME = OUTPUT_FORMATS["zip"].mime
@@ -81,6 +83,9 @@ class MatteRequest:
         bg_image: bytes of the background image, if any.
         trimap: bytes of a user-given trimap (skips segmentation), if any.
         hints: bytes of touch-up strokes (:mod:`trimap.hints`), if any.
+        prior: bytes of a soft mask of the subject the client already has (skips the
+            segmentation service; refined in its band like a MODNet matte), if any. The video
+            client sends the last keyframe's matte carried along the motion.
     """
 
     image: bytes
@@ -88,6 +93,7 @@ class MatteRequest:
     bg_image: bytes | None = None
     trimap: bytes | None = None
     hints: bytes | None = None
+    prior: bytes | None = None
 
 
 @dataclass
@@ -177,9 +183,15 @@ class Pipeline:
         bg_rgb = None
         if req.bg_image is not None and opts.bg_mode == "image":
             bg_rgb = decode_image(req.bg_image, self.max_pixels, "bg_image").rgb
-        given = hints = None
+        given = hints = given_prior = None
+        if req.trimap is not None and req.prior is not None:
+            raise ApiError("invalid_parameter", "send either a trimap or a prior, not both: a trimap "
+                           "says where the subject surely is, a prior how likely each pixel is to "
+                           "be subject", field="prior")
         if req.trimap is not None:
             given = self._given_trimap(req.trimap, image.width, image.height)
+        if req.prior is not None:
+            given_prior = self._given_prior(req.prior, image.width, image.height)
         if req.hints is not None:
             hints = self._hints(req.hints, image.width, image.height)
         width, height = fit_size(image.width, image.height, opts.size)
@@ -188,11 +200,16 @@ class Pipeline:
             given = resize_mask_nearest(given, width, height)
         if hints is not None:
             hints = resize_mask_nearest(hints, width, height)
+        if given_prior is not None:
+            given_prior = np.clip(resize_image(given_prior, width, height), 0.0, 1.0)
         t = timer.step("decode", t)
 
         if given is not None:
             trimap, prior = given, None
             seg_backend, seg_reason = GIVEN_TRIMAP, "the request carried a trimap"
+        elif given_prior is not None:
+            trimap, prior = guide(given_prior, "matte")
+            seg_backend, seg_reason = GIVEN_PRIOR, "the request carried a prior"
         else:
             try:
                 seg = self.segmentation.mask(rgb, opts.segmentation.as_form(), request_id)
@@ -211,9 +228,9 @@ class Pipeline:
                 trimap, prior = guide(seg.mask, seg.kind)
         if hints is not None:
             trimap, prior = apply_hints(trimap, prior, hints)
-        t = timer.step("segmentation" if given is not None else "trimap", t)
+        t = timer.step("trimap" if given is None else "segmentation", t)
 
-        fg, alpha = self.backend.matte(rgb, trimap, prior)
+        fg, alpha = self.backend.matte(rgb, trimap, prior, foreground=opts.foreground)
         t = timer.step("matting", t)
 
         subject = subject_box(alpha, VISIBLE_ALPHA)
@@ -255,6 +272,20 @@ class Pipeline:
             )
         return trimap
 
+
+    def _given_prior(self, data: bytes, width: int, height: int) -> np.ndarray:
+        """The ``prior`` upload as ``H x W`` float32 in ``[0, 1]`` (its luma / 255)."""
+        mask = decode_mask(data, self.max_pixels, "prior")
+        if mask.shape != (height, width):
+            raise ApiError(
+                "invalid_parameter",
+                f"the prior is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
+                "they must be the same size", field="prior",
+            )
+        if not (mask >= 128).any():
+            raise ApiError("no_subject", "the prior has no pixel of 128 or more: it marks no subject; "
+                           "send the frame without a prior to find the subject", field="prior")
+        return mask.astype(np.float32) / 255.0
 
     def _hints(self, data: bytes, width: int, height: int) -> np.ndarray:
         luma, alpha = decode_luma_alpha(data, self.max_pixels, "hints")
@@ -358,7 +389,7 @@ def peak_bytes(req: MatteRequest, max_pixels: int) -> int:
     need = image.decode_bytes + working * MATTE_BYTES_PER_PIXEL
     need += min(working * SOLVE_BYTES_PER_PIXEL, SOLVE_MAX_BYTES)
     uploads = ((req.bg_image if opts.bg_mode == "image" else None, "bg_image"),
-               (req.trimap, "trimap"), (req.hints, "hints"))
+               (req.trimap, "trimap"), (req.hints, "hints"), (req.prior, "prior"))
     for data, what in uploads:
         if data is not None:
             need += probe(data, max_pixels, what).decode_bytes

@@ -42,10 +42,11 @@ def matte():
     bg_image = read_upload("bg_image", required=False)
     trimap = read_upload("trimap", required=False)
     hints = read_upload("hints", required=False)
+    prior = read_upload("prior", required=False)
     params = {name: param(name) for name in MATTE_FIELDS}
     options = parse_matte_options(params, has_bg_image=bg_image is not None)
     request = MatteRequest(image=image or b"", options=options, bg_image=bg_image, trimap=trimap,
-                           hints=hints)
+                           hints=hints, prior=prior)
     result = app_state().pipeline.run(request, getattr(g, "request_id", None))
     return image_response(result)
 

@@ -49,6 +49,7 @@ from trimap.encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import WarmedBackend, known_regions
 from .cf_solver import solve_alpha
+from .foreground import estimate_foreground_fast
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ class ClosedFormBackend(WarmedBackend):
                 "prior_weight": self.prior_weight}
 
     def matte(
-        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
+        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None,
+        foreground: str = "best",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Alpha and foreground colour; see :mod:`matting_api.backends` for the contract.
 
@@ -131,6 +133,8 @@ class ClosedFormBackend(WarmedBackend):
             trimap: ``H x W`` uint8, 0 / 128 / 255.
             prior: ``H x W`` float32 in ``[0, 1]``, the segmentation's soft mask (refinement),
                 or ``None`` (plain closed-form matting of a user's trimap).
+            foreground: ``best`` (pymatting's multi-level estimation) or ``fast`` (blur
+                fusion, :mod:`.foreground`: a few box blurs, for video).
 
         Returns:
             ``(fg H x W x 3 float32 [0, 1], alpha H x W float32 [0, 1])``.
@@ -161,7 +165,7 @@ class ClosedFormBackend(WarmedBackend):
                 alpha_view[crop_unknown] = 1.0 if crop_fg else 0.0
                 return fg, alpha
         crop_prior = None if prior is None else prior[y0:y1, x0:x1]
-        a_crop, f_crop = self._solve(rgb[y0:y1, x0:x1], crop_tri, crop_prior)
+        a_crop, f_crop = self._solve(rgb[y0:y1, x0:x1], crop_tri, crop_prior, foreground)
         alpha_view[crop_unknown] = a_crop[crop_unknown]
         fg_view[crop_unknown] = f_crop[crop_unknown]
         return fg, alpha
@@ -178,7 +182,7 @@ class ClosedFormBackend(WarmedBackend):
         return scale
 
     def _solve(
-        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None
+        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None, foreground: str = "best"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Alpha and ``F`` of a crop, at a working size within the caps."""
         from pymatting import estimate_foreground_ml
@@ -211,10 +215,13 @@ class ClosedFormBackend(WarmedBackend):
             epsilon=self.epsilon, prior_weight=self.prior_weight, prior_floor=self.prior_floor,
             prior_power=self.prior_power, rtol=self.cg_rtol, maxiter=2000,
         )
-        with _NUMBA_PARALLEL_LOCK:
-            # this thread's numba threads (a thread-local setting): one beside other requests
-            numba.set_num_threads(1 if cores_shared() else numba.config.NUMBA_NUM_THREADS)
-            f = estimate_foreground_ml(image, a)
+        if foreground == "fast":
+            f = estimate_foreground_fast(image, np.clip(a, 0.0, 1.0))
+        else:
+            with _NUMBA_PARALLEL_LOCK:
+                # this thread's numba threads (a thread-local setting): one beside other requests
+                numba.set_num_threads(1 if cores_shared() else numba.config.NUMBA_NUM_THREADS)
+                f = estimate_foreground_ml(image, a)
         a = np.clip(a[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         f = np.clip(f[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         if scale < 1.0:

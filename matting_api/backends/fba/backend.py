@@ -84,7 +84,8 @@ class FBABackend(WarmedBackend):
         return {"max_side": self.max_side, "crop_margin": self.crop_margin}
 
     def matte(
-        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None
+        self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None,
+        foreground: str = "best",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Alpha and foreground colour; see :mod:`matting_api.backends` for the contract.
 
