@@ -164,7 +164,34 @@ def test_bodies_held_by_many_clients_are_bounded_and_given_back(tmp_path):
     assert after < before + 64, f"the front kept {after:.0f} MB after the clients left (from {before:.0f} MB)"
 
 
+def test_bodies_beyond_the_total_bound_are_refused_with_retry_after(tmp_path):
+    """One client holds 1,000,000 bytes of its body; with 1.5 MB for all bodies together,
+    a second one's body is refused once it would not fit: 503 overloaded, Retry-After."""
+    with Running(tmp_path, client_timeout=30.0, max_buffered=1536 * 1024) as front, \
+            socket.create_connection(("127.0.0.1", front.port)) as first, \
+            socket.create_connection(("127.0.0.1", front.port)) as second:
+        first.sendall(b"POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000001\r\n"
+                      b"Connection: close\r\n\r\n" + b"a" * 1_000_000)
+        time.sleep(0.3)
+        second.sendall(b"POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"b" * 600_000)
+        head, _, body = _answer(second).partition(b"\r\n\r\n")
+        assert _status(head) == 503 and b"\r\nRetry-After: 1" in head
+        assert json.loads(body)["error"]["code"] == "overloaded"
+        first.sendall(b"a")  # the first one is still held, and completes
+        assert _status(_answer(first, wait=2)) == 200
+
+
 # ------------------------------------------------------------------ slots (item 6)
+
+
+def test_after_a_504_the_slot_stays_taken_until_gunicorn_is_done(tmp_path):
+    with Running(tmp_path, request_timeout=0.5, slots=1, max_queue=0) as front:
+        front.upstream.delay = 2.0
+        late = requests.get(front.url + "/v1/late", timeout=10)
+        assert late.status_code == 504 and late.json()["error"]["code"] == "request_timeout"
+        refused = requests.get(front.url + "/v1/next", timeout=10)  # gunicorn still works on /v1/late
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "overloaded"
+        assert front.upstream.received == ["GET /v1/late HTTP/1.1"]
 
 
 def test_a_request_whose_client_left_keeps_its_slot_until_gunicorn_answered(tmp_path):
