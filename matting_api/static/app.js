@@ -12,6 +12,7 @@
     tools: $("tools"), before: $("before"), after: $("after"), canvas: $("strokes"), compare: $("compare"),
     brushSize: $("brush-size"), brushSizeValue: $("brush-size-value"), undo: $("undo"),
     clear: $("clear"), format: $("format"), download: $("download"), divider: $("divider"),
+    resultTitle: $("result-title"),
   };
 
   // What the service's error codes mean to someone using this page (the service's own
@@ -33,7 +34,10 @@
     internal_error: "The server failed unexpectedly.",
   };
 
-  const STROKE_COLOURS = { keep: "rgba(0, 200, 83, 0.45)", remove: "rgba(229, 57, 53, 0.45)" };
+  const STROKE_COLOURS = { keep: "rgba(0, 200, 83, 0.5)", remove: "rgba(229, 57, 53, 0.5)" };
+  // Each stroke on screen is ringed dark outside, light inside (screen pixels): one of the
+  // two contrasts with any background, the Remove red over an orange one included.
+  const OUTLINE = [{ colour: "#000000", width: 3 }, { colour: "#ffffff", width: 1.5 }];
   const HINT_COLOURS = { keep: "#ffffff", remove: "#000000" };
 
   const state = {
@@ -62,16 +66,32 @@
       if (progress === null) els.progress.removeAttribute("value");
       else els.progress.value = progress;
     }
+    fitStage();  // a longer or shorter line moves what comes below it
   }
 
   function showError(text) {
     els.error.textContent = text;
     els.error.hidden = false;
+    fitStage();
   }
 
   function clearError() {
     els.error.hidden = true;
     els.error.textContent = "";
+    fitStage();
+  }
+
+  // After a failed request: no old result beside the message, nothing to download. The
+  // photo stays (strokes may help: Keep where no subject was found); when the browser cannot
+  // show the photo either (TIFF), the result panel goes, rather than an empty frame.
+  function failed(text) {
+    clearResult();
+    say("No result.");
+    showError(text);
+    if (!state.width) {
+      els.result.hidden = true;
+      els.tools.hidden = true;
+    }
   }
 
   function errorText(status, body) {
@@ -93,7 +113,11 @@
   function setPhoto(file) {
     if (!file) return;
     if (file.type && !file.type.startsWith("image/")) {
+      // the photo already chosen, if any, and its result stay; the status says so
       showError(`"${file.name}" is not an image: choose a PNG, JPEG, WebP, GIF, BMP or TIFF file.`);
+      if (state.hasResult) say("The previous photo and its result are kept.");
+      else if (state.photo) say("The previous photo is kept.");
+      else say("Choose a photo to begin.");
       return;
     }
     clearError();
@@ -101,17 +125,14 @@
     state.photo = file;
     state.photoName = (file.name || "photo").replace(/\.[^.]*$/, "") || "photo";
     state.strokes = [];
-    state.hasResult = false;
     if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
     state.photoUrl = URL.createObjectURL(file);
-    els.after.hidden = true;
-    els.after.removeAttribute("src");
-    compare();
-    setDownload(null);
+    clearResult();
     updateButtons();
     say("Opening the photo…", null);
     els.before.onload = () => {
       els.stage.classList.remove("no-preview");
+      els.before.hidden = false;
       state.width = els.before.naturalWidth;
       state.height = els.before.naturalHeight;
       els.canvas.width = state.width;
@@ -120,17 +141,21 @@
       els.result.hidden = false;
       els.tools.hidden = false;
       setBrushing();
+      fitStage();
       redraw();
       run();
     };
     els.before.onerror = () => {
       // The browser cannot show it (TIFF, for one): the server may still read it; no
-      // before/after view and no touch-up then.
+      // before/after view and no touch-up then, and no broken-image icon: the panel shows
+      // when the result comes.
       els.stage.classList.add("no-preview");
+      els.before.hidden = true;
       state.width = 0;
       state.height = 0;
-      els.result.hidden = false;
-      els.tools.hidden = false;
+      els.result.hidden = true;
+      els.tools.hidden = true;
+      setBrushing();
       run();
     };
     els.before.src = state.photoUrl;
@@ -232,16 +257,14 @@
         showResult(xhr.response);
         say(`Done in ${seconds} s${strokes ? `, with ${strokes} touch-up stroke${strokes > 1 ? "s" : ""}` : ""}.`);
       } else {
-        say("No result.");
-        showError(errorText(xhr.status, await xhr.response.text()));
+        failed(errorText(xhr.status, await xhr.response.text()));
       }
     };
     xhr.onerror = () => {
       if (state.xhr !== xhr) return;
       state.xhr = null;
       els.stage.classList.remove("busy");
-      say("No result.");
-      showError("The server could not be reached: is Backdrop still running?");
+      failed("The server could not be reached: is Backdrop still running?");
     };
     xhr.send(form);
   }
@@ -254,9 +277,57 @@
     els.after.src = state.resultUrl;
     els.after.alt = `The result: the subject of your photo on ${describeBackground()}`;
     els.after.hidden = false;
+    els.result.hidden = false;
+    els.tools.hidden = false;
     compare();
     prepareDownload();
   }
+
+  function clearResult() {
+    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+    state.resultBlob = null;
+    state.resultUrl = null;
+    state.hasResult = false;
+    els.after.hidden = true;
+    els.after.removeAttribute("src");
+    els.after.alt = "The result";
+    compare();
+    setDownload(null);
+  }
+
+  // An answer the browser cannot show as an image: said in words, not a broken-image icon.
+  els.after.addEventListener("error", () => {
+    if (!state.resultUrl) return;
+    failed("The server's answer is not an image this browser can show: try again, or try PNG.");
+  });
+  els.after.addEventListener("load", fitStage);
+
+  // ------------------------------------------------------------------ the stage's geometry
+
+  // The photo in whole device pixels, at a whole-pixel place: scaled to a fractional size or
+  // placed at a fraction of a pixel, its edge column or row would be drawn half-covered,
+  // blended with the white behind it (a light line at the result's edge). The stage keeps
+  // its centring, moved right by less than a pixel, and the title above it grows by less
+  // than a pixel.
+  function fitStage() {
+    const img = els.stage.classList.contains("no-preview") ? els.after : els.before;
+    img.style.width = "";
+    img.style.height = "";
+    els.stage.style.marginLeft = "";
+    els.resultTitle.style.paddingBottom = "";
+    if (els.result.hidden || img.hidden || !img.naturalWidth) return;
+    const ratio = window.devicePixelRatio || 1;
+    const whole = (value) => Math.ceil(value * ratio - 0.01) / ratio;  // the next device pixel
+    const shown = img.getBoundingClientRect();
+    img.style.width = `${Math.floor(shown.width * ratio + 0.01) / ratio}px`;
+    img.style.height = `${Math.floor(shown.height * ratio + 0.01) / ratio}px`;
+    const placed = els.stage.getBoundingClientRect();
+    const dx = whole(placed.left) - placed.left;
+    const dy = whole(placed.top) - placed.top;
+    if (dx > 0) els.stage.style.marginLeft = `${parseFloat(getComputedStyle(els.stage).marginLeft) + dx}px`;
+    if (dy > 0) els.resultTitle.style.paddingBottom = `${dy}px`;
+  }
+  window.addEventListener("resize", fitStage);
 
   // ------------------------------------------------------------------ before / after
 
@@ -320,31 +391,52 @@
     return document.querySelector('input[name="brush"]:checked').value;
   }
 
-  function paint(ctx, colours, extra) {
-    ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+  // Every stroke in the colour colourOf(stroke), widened by `wider` photo pixels.
+  function trace(ctx, strokes, colourOf, wider = 0) {
     ctx.lineCap = "round";
     ctx.lineJoin = "round";
-    const all = extra ? [...state.strokes, extra] : state.strokes;
-    for (const stroke of all) {
-      ctx.strokeStyle = colours[stroke.mode];
-      ctx.fillStyle = colours[stroke.mode];
-      ctx.lineWidth = stroke.width;
+    for (const stroke of strokes) {
+      const width = stroke.width + wider;
+      ctx.strokeStyle = colourOf(stroke);
+      ctx.fillStyle = colourOf(stroke);
+      ctx.lineWidth = width;
       const [first, ...rest] = stroke.points;
+      ctx.beginPath();
       if (!rest.length) {
-        ctx.beginPath();
-        ctx.arc(first[0], first[1], stroke.width / 2, 0, 2 * Math.PI);
+        ctx.arc(first[0], first[1], width / 2, 0, 2 * Math.PI);
         ctx.fill();
         continue;
       }
-      ctx.beginPath();
       ctx.moveTo(first[0], first[1]);
       for (const [x, y] of rest) ctx.lineTo(x, y);
       ctx.stroke();
     }
   }
 
+  // The hints the service reads: the strokes alone, in plain colours.
+  function paint(ctx, colours) {
+    ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+    trace(ctx, state.strokes, (stroke) => colours[stroke.mode]);
+  }
+
+  // What the user sees: the rings of OUTLINE around the strokes (their insides cleared), then
+  // the strokes' translucent colours.
   function redraw() {
-    paint(els.canvas.getContext("2d"), STROKE_COLOURS, state.drawing);
+    const ctx = els.canvas.getContext("2d");
+    ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+    const strokes = state.drawing ? [...state.strokes, state.drawing] : state.strokes;
+    if (!strokes.length) return;
+    const shown = els.canvas.getBoundingClientRect().width;
+    const photoPixels = shown ? state.width / shown : 1;  // photo pixels per screen pixel
+    let ring = OUTLINE.reduce((sum, line) => sum + line.width, 0);
+    for (const line of OUTLINE) {
+      trace(ctx, strokes, () => line.colour, 2 * ring * photoPixels);
+      ring -= line.width;
+    }
+    ctx.globalCompositeOperation = "destination-out";
+    trace(ctx, strokes, () => "#000000");
+    ctx.globalCompositeOperation = "source-over";
+    trace(ctx, strokes, (stroke) => STROKE_COLOURS[stroke.mode]);
   }
 
   function updateButtons() {
