@@ -8,7 +8,8 @@ One direction of calls: :mod:`~render.colour` <- :mod:`~render.composite` <-
 * :mod:`render.composite`: alpha compositing, the transparent cut-out, the matte;
 * :mod:`render.backgrounds`: colour, image (cover-resized), blur, greyscale;
 * :mod:`render.geometry`: subject box, crop around it, sizes and resizing;
-* :mod:`render.poisson`: seamless cloning in the subject's edge band.
+* :mod:`render.poisson`: seamless cloning in the subject's edge band;
+* :mod:`render.shadow`: a soft drop shadow cast from the matte.
 
 :func:`render` is the one entry point; ``blend`` picks the strategy.
 """
@@ -19,10 +20,10 @@ import numpy as np
 
 from contract.values import RGBA, Box
 
-from . import backgrounds, colour, composite, geometry, poisson
+from . import backgrounds, colour, composite, geometry, poisson, shadow
+from .shadow import Shadow
 
-__all__ = ["backgrounds", "colour", "composite", "geometry", "poisson", "render"]
-
+__all__ = ["backgrounds", "colour", "composite", "geometry", "poisson", "render", "shadow"]
 
 
 def render(
@@ -37,6 +38,7 @@ def render(
     bg_image: np.ndarray | None = None,
     blur_radius: float | None = None,
     box: Box | None = None,
+    drop_shadow: Shadow | None = None,
 ) -> np.ndarray:
     """The result picture from the image, ``F`` and the matte.
 
@@ -54,6 +56,9 @@ def render(
         bg_image: ``h x w x 3`` uint8 for ``image``; cover-resized to the output frame.
         blur_radius: Gaussian sigma (px) for ``blur``; default 2 % of the long side.
         box: crop to this box (in ``rgb`` coordinates); ``None`` = whole frame.
+        drop_shadow: a soft shadow cast from the matte under the subject
+            (:mod:`render.shadow`): it darkens an opaque background, and goes into the alpha
+            of a transparent result or of the matte (``channels="alpha"``).
 
     Returns:
         ``h x w`` uint8 (matte), ``h x w x 3`` or ``h x w x 4`` uint8, ``(h, w)`` the box's size.
@@ -68,13 +73,18 @@ def render(
     height, width = alpha.shape
     frame = Box(*box) if box is not None else Box(0, 0, width, height)
     a = geometry.crop(alpha, frame)
+    shade = None if drop_shadow is None else shadow.shadow_alpha(a, drop_shadow)
     if channels == "alpha":
-        return composite.matte(a)
+        return composite.matte(a if shade is None else shadow.matte_with_shadow(a, shade))
     f = geometry.crop(fg, frame)
     if bg_mode == "transparent":
-        return composite.transparent(f, a)
+        if shade is None:
+            return composite.transparent(f, a)
+        return composite.composite(f, a, shadow.shadow_layer(shade))
     background = backgrounds.make_background(rgb, alpha, frame, bg_mode=bg_mode, bg_color=bg_color,
                                              bg_image=bg_image, blur_radius=blur_radius)
+    if shade is not None:
+        background = shadow.darken(background, shade)
     if blend == "alpha":
         return composite.composite(f, a, background)
     return poisson.poisson_composite(
