@@ -1,10 +1,11 @@
 """The main job, end to end: ``make demo``.
 
 Starts both services with gunicorn, sends the sample portrait through the image client
-with a new background, writes the result next to the input, prints where it is and which
-backends served, then stops the services. Works offline: without Mask R-CNN / FBA weights
-the services fall back to the offline defaults (U^2-Net-p segmentation, closed-form matting)
-and say so.
+with a new background, writes the result next to the input, prints where it is (once) and
+which backends served, then stops the services. Works offline: without Mask R-CNN / FBA
+weights the services fall back to the offline defaults (U^2-Net-p segmentation, closed-form
+matting) and say so. The services' logs go to a temporary ``backdrop-demo-*`` folder,
+removed at the end; it is kept, and named, only when something failed.
 
 Usage: python scripts/demo.py [INPUT] [--background FILE] [--output FILE]
 """
@@ -12,6 +13,7 @@ Usage: python scripts/demo.py [INPUT] [--background FILE] [--output FILE]
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,15 +66,32 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or args.input.with_name(args.input.stem + ".result.jpg")
 
     settings = Settings.from_env()
-    host = settings.bind_host
     logs = Path(tempfile.mkdtemp(prefix="backdrop-demo-"))
+    try:
+        code = _run(args, output, settings, logs)
+    except KeyboardInterrupt:
+        shutil.rmtree(logs, ignore_errors=True)
+        print("interrupted; the services are stopped", file=sys.stderr)
+        return 130
+    except BaseException:
+        print(f"service logs kept in {logs}", file=sys.stderr)
+        raise
+    if code == 0:
+        shutil.rmtree(logs, ignore_errors=True)
+    return code
+
+
+def _run(args: argparse.Namespace, output: Path, settings: Settings, logs: Path) -> int:
+    """Start the services with their logs in ``logs``, matte the photo, stop them; the exit
+    code (0 when the result was written)."""
+    host = settings.bind_host
     seg = Service("segmentation", _port(settings.seg_port, host), host=host,
                   timeout=settings.request_timeout, log_path=logs / "segmentation.log")
     mat = Service("matting", _port(settings.matting_port, host), host=host,
                   threads=settings.matting_threads, timeout=settings.request_timeout,
                   log_path=logs / "matting.log",
                   env={"BACKDROP_SEGMENTATION_URL": seg.url})
-    print(f"starting the services (logs in {logs}) ...", flush=True)
+    print("starting the services ...", flush=True)
     started = time.perf_counter()
     try:
         with running(seg, mat):
@@ -84,12 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ready after {time.perf_counter() - started:.1f}s; sending {args.input} ...", flush=True)
             cmd = [sys.executable, "-m", "client", str(args.input), str(output),
                    "--background", str(args.background), "--server", mat.url]
-            result = subprocess.run(cmd, cwd=REPO)
+            # the client prints the path it wrote on stdout; the demo says it once, below
+            result = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
             if result.returncode != 0:
-                print(f"the client failed (exit {result.returncode}); service logs: {logs}")
+                sys.stdout.write(result.stdout)
+                print(f"the client failed (exit {result.returncode}); service logs kept in {logs}")
                 return result.returncode
     except ServiceError as exc:
-        print(f"error: {exc}\nservice logs: {logs}", file=sys.stderr)
+        print(f"error: {exc}\nservice logs kept in {logs}", file=sys.stderr)
         for log in sorted(logs.glob("*.log")):
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-20:]))
         return 1
