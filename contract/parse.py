@@ -9,6 +9,7 @@ quoted in messages at most :data:`SHOWN_CHARS` characters long.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Collection
@@ -17,14 +18,21 @@ from PIL import ImageColor
 
 from .formats import FORMAT_ALIASES
 from .values import (
+    CENTER,
     MAX_MARGIN_PERCENT,
     MAX_MARGIN_PX,
     MAX_MODEL_SIZE,
+    MAX_ROI_PX,
+    MAX_SCALE_PERCENT,
+    MAX_SIZE,
     MIN_MODEL_SIZE,
+    MIN_SCALE_PERCENT,
     MIN_SIZE,
     RGBA,
     CropMargin,
     Margin,
+    Position,
+    Roi,
     SizeLimit,
 )
 from .vocab import FALSE_WORDS, FORMATS, SEGMENTATION_BACKENDS, TRUE_WORDS
@@ -35,6 +43,8 @@ SHOWN_CHARS = 40
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 _MARGIN = re.compile(r"^(\d+(?:\.\d+)?)(px|%)?$")
 _CLASS_NAME = re.compile(r"^[a-z][a-z ]{0,40}$")
+_PERCENT = re.compile(r"^(\d{1,12}(?:\.\d{1,12})?)%?$")
+_COORD = re.compile(r"^(\d{1,12}(?:\.\d{1,12})?)(px|%)?$")
 
 
 class InvalidValue(ValueError):
@@ -130,20 +140,21 @@ def parse_color(value: str, field: str = "bg_color") -> RGBA:
 
 
 def parse_size(value: str | None, field: str = "size") -> SizeLimit:
-    """``full`` (default) or a whole number of px (at least :data:`MIN_SIZE`): the cap on the
-    result's long side."""
+    """``full`` (default) or a whole number of px in [:data:`~contract.values.MIN_SIZE`,
+    :data:`~contract.values.MAX_SIZE`]: the cap on the result's long side."""
     if value is None or value.strip().lower() == "full":
         return SizeLimit()
     text = value.strip().lower().removesuffix("px")
-    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses), and few of
-    # them (int() refuses more than 4300 digits); any cap above the pixel limit is moot.
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+    # ASCII digits only (str.isdigit() also accepts '²', which int() refuses)
+    if not (text.isascii() and text.isdigit()):
         raise InvalidValue(field, f"{shown(value)} is neither 'full' nor a whole number of pixels "
                            "(such as 1024)")
-    number = int(text)
-    if number < MIN_SIZE:
-        raise InvalidValue(field, f"{number} px is below the minimum of {MIN_SIZE} px")
-    return SizeLimit(long_side=number)
+    # int() refuses more than 4300 digits; any number that long is out of range anyway
+    if len(text.lstrip("0")) > len(str(MAX_SIZE)) or not MIN_SIZE <= int(text) <= MAX_SIZE:
+        raise InvalidValue(field, f"{shown(value)} px is outside {MIN_SIZE}..{MAX_SIZE} px: give the "
+                           "cap on the result's long side within that range, or full",
+                           minimum=MIN_SIZE, maximum=MAX_SIZE)
+    return SizeLimit(long_side=int(text))
 
 
 def _margin(token: str, field: str) -> Margin:
@@ -199,14 +210,122 @@ def parse_model_size(value: str, field: str = "model_size") -> int:
     """The people model's working size: a whole number of px in
     [:data:`~contract.values.MIN_MODEL_SIZE`, :data:`~contract.values.MAX_MODEL_SIZE`]."""
     text = value.strip().lower().removesuffix("px")
-    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+    if not (text.isascii() and text.isdigit()):
         raise InvalidValue(field, f"{shown(value)} is not a whole number of pixels (such as 384)")
-    number = int(text)
-    if not MIN_MODEL_SIZE <= number <= MAX_MODEL_SIZE:
-        raise InvalidValue(field, f"{number} px is outside {MIN_MODEL_SIZE}..{MAX_MODEL_SIZE} px")
-    return number
+    if len(text.lstrip("0")) > len(str(MAX_MODEL_SIZE)) or not (
+            MIN_MODEL_SIZE <= int(text) <= MAX_MODEL_SIZE):
+        raise InvalidValue(field, f"{shown(value)} px is outside {MIN_MODEL_SIZE}..{MAX_MODEL_SIZE} px",
+                           minimum=MIN_MODEL_SIZE, maximum=MAX_MODEL_SIZE)
+    return int(text)
 
 
 def parse_backend(value: str, field: str = "backend") -> str:
     """A segmentation backend name of :data:`~contract.vocab.SEGMENTATION_BACKENDS`."""
     return parse_choice(value, field, SEGMENTATION_BACKENDS, "auto")
+
+
+def parse_scale(value: str | None, field: str = "scale") -> float | None:
+    """remove.bg's ``scale``: ``original`` (default: ``None``, the subject keeps its size) or
+    the subject's size relative to the result, :data:`~contract.values.MIN_SCALE_PERCENT` to
+    :data:`~contract.values.MAX_SCALE_PERCENT` % (``80%`` or ``80``); returned as a fraction."""
+    if value is None or value.strip().lower() == "original":
+        return None
+    match = _PERCENT.match(value.strip())
+    if not match:
+        raise InvalidValue(field, f"{shown(value)} is neither 'original' nor a percentage such as 80%")
+    number = float(match.group(1))
+    if not MIN_SCALE_PERCENT <= number <= MAX_SCALE_PERCENT:
+        raise InvalidValue(field, f"{shown(value)} is outside {MIN_SCALE_PERCENT:g}%.."
+                           f"{MAX_SCALE_PERCENT:g}%: give the subject's size relative to the result "
+                           "within that range",
+                           minimum=MIN_SCALE_PERCENT, maximum=MAX_SCALE_PERCENT)
+    return number / 100.0
+
+
+def _percent(token: str, field: str) -> float:
+    match = _PERCENT.match(token)
+    if not match:
+        raise InvalidValue(field, f"{shown(token)} is not a percentage such as 50%")
+    number = float(match.group(1))
+    if number > 100.0:
+        raise InvalidValue(field, f"{shown(token)} is outside 0%..100%", minimum=0, maximum=100)
+    return number
+
+
+def parse_position(value: str | None, field: str = "position", *,
+                   scaled: bool = False) -> Position | None:
+    """remove.bg's ``position``: ``original`` (``None``: the subject stays where it is),
+    ``center``, or one percentage (both axes) or two (horizontal, vertical), each 0..100 % of
+    the free space left of / above the subject. Absent: ``center`` when the subject is
+    ``scaled``, else ``original`` (remove.bg's defaults)."""
+    if value is None:
+        return CENTER if scaled else None
+    text = value.replace(",", " ").strip().lower()
+    if text == "original":
+        return None
+    if text in ("center", "centre"):
+        return CENTER
+    tokens = text.split()
+    if len(tokens) not in (1, 2):
+        raise InvalidValue(field, f"{shown(value)}: give original, center, or one or two percentages "
+                           "(horizontal, vertical) such as 50% 100%")
+    numbers = [_percent(t, field) for t in tokens]
+    return Position(numbers[0], numbers[-1])
+
+
+def _coordinate(token: str, field: str) -> Margin:
+    match = _COORD.match(token)
+    if not match:
+        raise InvalidValue(field, f"{shown(token)} is not a coordinate like 120px, 120 (px) or 25%")
+    number = float(match.group(1))
+    if match.group(2) == "%":
+        if number > 100.0:
+            raise InvalidValue(field, f"{shown(token)} is outside 0%..100%", minimum=0, maximum=100)
+        return Margin(number, percent=True)
+    if number > MAX_ROI_PX:
+        raise InvalidValue(field, f"{shown(token)} is outside 0..{MAX_ROI_PX}px", minimum=0,
+                           maximum=MAX_ROI_PX)
+    return Margin(number)
+
+
+def parse_roi(value: str | None, field: str = "roi") -> Roi | None:
+    """remove.bg's ``roi``: the region searched for the subject, ``x1 y1 x2 y2`` (spaces or
+    commas), each in px (``120px`` or ``120``) or % of the image's width or height; ``None``
+    for the whole image (absent, or ``0% 0% 100% 100%``)."""
+    if value is None:
+        return None
+    tokens = value.replace(",", " ").lower().split()
+    if len(tokens) != 4:
+        raise InvalidValue(field, f"{shown(value)}: give the region's corners as x1 y1 x2 y2, in px or % "
+                           "(such as 10% 10% 90% 90%)")
+    x1, y1, x2, y2 = (_coordinate(t, field) for t in tokens)
+    for low, high, axis in ((x1, x2, "x"), (y1, y2, "y")):
+        if low.percent == high.percent and high.value <= low.value:
+            raise InvalidValue(field, f"{shown(value)}: {axis}2 must be greater than {axis}1 (the "
+                               "corners are the top left and the bottom right)")
+    roi = Roi(x1, y1, x2, y2)
+    return None if roi.whole else roi
+
+
+def closest_name(name: str, known: Collection[str]) -> str | None:
+    """The name of ``known`` closest to a misspelt ``name``, or ``None``: case, ``-`` for
+    ``_`` and ``background`` for ``bg`` forgiven, then the one known name that it extends or
+    that extends it by a ``_`` part, then :func:`difflib.get_close_matches`."""
+    low = name.strip().lower().replace("-", "_")
+    spellings: dict[str, str] = {}
+    for candidate in known:
+        spellings.setdefault(candidate, candidate)
+        if candidate.startswith("bg_"):
+            rest = candidate.removeprefix("bg_")
+            for spelling in (f"background_{rest}", f"background{rest}", rest):
+                if spelling not in known:
+                    spellings.setdefault(spelling, candidate)
+    if low in spellings:
+        return spellings[low]
+    # one known name that the given one extends, or that extends it (blur -> blur_radius)
+    related = {field for spelling, field in spellings.items()
+               if low.startswith(spelling + "_") or spelling.startswith(low + "_")}
+    if len(related) == 1:
+        return related.pop()
+    match = difflib.get_close_matches(low[:SHOWN_CHARS], list(spellings), n=1, cutoff=0.6)
+    return spellings[match[0]] if match else None

@@ -12,8 +12,17 @@ MAX_BLUR_RADIUS = 1000.0
 #: Largest crop margin per side: 500 px or 50 % of the subject (remove.bg's limits).
 MAX_MARGIN_PX = 500
 MAX_MARGIN_PERCENT = 50.0
-#: Smallest size cap on the long side, px.
+#: Smallest and largest size cap on the long side, px (a cap above the image's size does not
+#: scale it; a larger one would only be a typo).
 MIN_SIZE = 16
+MAX_SIZE = 100_000
+#: ``scale``: the subject's size relative to the result, percent (remove.bg's range).
+MIN_SCALE_PERCENT = 10.0
+MAX_SCALE_PERCENT = 100.0
+#: Largest pixel coordinate of a ``roi`` corner (coordinates past the image are clipped).
+MAX_ROI_PX = 100_000
+#: Smallest side of a ``roi`` in the working image, px: a region the models can search.
+MIN_ROI_PX = 16
 #: Range of ``model_size``, the people model's working size (shorter side, px).
 MIN_MODEL_SIZE = 128
 MAX_MODEL_SIZE = 1024
@@ -99,6 +108,60 @@ class CropMargin:
     def text(self) -> str:
         """The form value (``"10px 5% 10px 5%"``)."""
         return " ".join(m.text() for m in (self.top, self.right, self.bottom, self.left))
+
+
+class Position(NamedTuple):
+    """Where the subject goes in its frame: percentages of the free space to the left and
+    above it (0: against the left/top edge, 50: centred, 100: against the right/bottom)."""
+
+    horizontal: float
+    vertical: float
+
+
+#: ``position=center``.
+CENTER = Position(50.0, 50.0)
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A region of interest: its corners ``(x1, y1)`` and ``(x2, y2)``, each in px of the
+    uploaded image or in % of its width (x) or height (y); remove.bg's ``roi``."""
+
+    x1: Margin
+    y1: Margin
+    x2: Margin
+    y2: Margin
+
+    def box(self, image_size: tuple[int, int], working_size: tuple[int, int]) -> Box:
+        """The region in the working image's pixels, clipped to it (an empty box when it lies
+        outside). Pixel coordinates are the uploaded image's and scale with it.
+
+        Args:
+            image_size: ``(width, height)`` of the uploaded image.
+            working_size: ``(width, height)`` of the image it was scaled to.
+        """
+        (iw, ih), (ww, wh) = image_size, working_size
+
+        def at(coord: Margin, image_extent: int, working_extent: int) -> int:
+            if coord.percent:
+                return round(working_extent * coord.value / 100.0)
+            return round(coord.value * working_extent / max(image_extent, 1))
+
+        x1, x2 = (min(ww, at(c, iw, ww)) for c in (self.x1, self.x2))
+        y1, y2 = (min(wh, at(c, ih, wh)) for c in (self.y1, self.y2))
+        if x2 <= x1 or y2 <= y1:
+            return Box(0, 0, 0, 0)
+        return Box(x1, y1, x2 - x1, y2 - y1)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the region is the whole image (``0% 0% 100% 100%``, remove.bg's default)."""
+        return (self.x1.value == 0 and self.y1.value == 0 and self.x2 == Margin(100.0, percent=True)
+                and self.y2 == Margin(100.0, percent=True))
+
+    def text(self) -> str:
+        """The form value (``"10px 20px 50% 100%"``)."""
+        return " ".join(c.text() for c in (self.x1, self.y1, self.x2, self.y2))
 
 
 @dataclass(frozen=True)

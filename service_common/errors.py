@@ -36,6 +36,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
                                "too many scans, a TIFF with too many strips or tiles, a PNG, GIF or "
                                "WebP with too many chunks or frames)"),
     "invalid_parameter": (400, "a parameter has a value that is not allowed"),
+    "unknown_field": (400, "a form field, file or query parameter the endpoint does not read (a "
+                           "misspelt name: the message names the closest known one)"),
     "too_many_fields": (400, "the form has more fields than the service reads"),
     "invalid_trimap": (400, "the given trimap does not fit the image or has no foreground"),
     "invalid_hints": (400, "the touch-up hints are not the image's size"),

@@ -11,10 +11,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from flask import Flask, current_app, g, request
+
+from contract.parse import closest_name, shown
 
 from . import memory
 from .config import ConfigError, Settings
@@ -240,3 +242,66 @@ def param(name: str, default: str | None = None) -> str | None:
         return default
     value = value.strip()
     return value if value != "" else default
+
+
+def check_fields(fields: Collection[str], files: Collection[str], *, refused: Collection[str] = (),
+                 required_file: str | None = None) -> None:
+    """Refuse what the endpoint would not read: every name of the form, its files and the
+    query string must be one of ``fields`` (text, also accepted in the query string),
+    ``files`` (uploads) or ``refused`` (names the endpoint answers with its own error).
+    ``required_file`` is the upload the endpoint needs: an unknown file that resembles no
+    known name is taken for it when it is missing (``file`` -> ``did you mean image?``).
+
+    Raises:
+        ApiError: 400 ``unknown_field`` naming the first unknown name and the closest known
+            one (``did you mean bg_color?``; a misspelt file is matched among the files
+            first); 400 ``invalid_parameter`` for a file sent where a text field is expected,
+            or a file's name in the query string.
+    """
+    try:
+        _check_names(fields, files, refused, required_file)
+    except ApiError:
+        discard_raw_body()
+        raise
+
+
+def discard_raw_body() -> None:
+    """Read and drop a raw (not form-encoded) request body before answering an error that
+    was found without it: a body left unread breaks the connection the answer goes on."""
+    if not (request.mimetype or "").startswith(("multipart/", "application/x-www-form-urlencoded")):
+        _read_body()
+
+
+def _check_names(fields: Collection[str], files: Collection[str], refused: Collection[str],
+                 required_file: str | None) -> None:
+    """:func:`check_fields` without draining the body."""
+    readable = (*fields, *files)
+    known = (*readable, *refused)
+    for name in request.files:
+        if name in fields:
+            raise ApiError("invalid_parameter", f"'{name}' is a text field, not a file: send its value "
+                           f"as {name}=VALUE", field=name)
+        if name not in known:
+            missing = required_file if required_file not in request.files else None
+            suggestion = closest_name(name, files) or missing or closest_name(name, readable)
+            raise _unknown_field(name, "file", suggestion, readable)
+    for where, names in (("field", request.form), ("query parameter", request.args)):
+        for name in names:
+            if name in files and where == "query parameter":
+                raise ApiError("invalid_parameter", f"'{name}' is a file: upload it as a multipart "
+                               "file field, not in the query string", field=name)
+            if name not in known:
+                raise _unknown_field(name, where, closest_name(name, fields) or closest_name(name, readable),
+                                     readable)
+
+
+def _unknown_field(name: str, where: str, suggestion: str | None, readable: Collection[str]) -> ApiError:
+    """400 ``unknown_field``: the name, the closest known one (or all of them), what to do."""
+    details: dict[str, Any] = {"field": name[:64], "known": list(readable)}
+    if suggestion is not None:
+        details["did_you_mean"] = suggestion
+        hint = f"did you mean {suggestion}?"
+    else:
+        hint = "this endpoint reads " + ", ".join(readable) + "."
+    return ApiError("unknown_field", f"unknown {where} {shown(name)}: {hint} Fix the name, or leave "
+                    "it out.", **details)
