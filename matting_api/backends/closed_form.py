@@ -7,9 +7,11 @@ Two uses, one solver (:func:`matting_api.backends.cf_solver.solve_alpha`):
   matting Laplacian plus a data term pulling towards the prior, outside it the prior stands;
 * **a user's trimap** (no prior): plain closed-form matting of the unknown region.
 
-The foreground colour ``F`` comes from :func:`pymatting.estimate_foreground_ml` (multi-level
-estimation, Germer et al. 2020) in both cases: the composite uses it instead of the photo, so
-the old background's colour leaves the soft edges. No weights are needed, which makes this
+The foreground colour ``F`` comes from pymatting's multi-level estimation (Germer et al.
+2020; at half resolution, corrected at full, :func:`.foreground.estimate_foreground_best`),
+or from blur fusion (``foreground=fast``, :func:`.foreground.estimate_foreground_fast`), in
+both cases: the composite uses it instead of the photo, so the old background's colour
+leaves the soft edges. No weights are needed, which makes this
 the default when ``models/FBA.pth`` is absent.
 
 The solver's time and memory grow with the unknown pixels, so the work is restricted to them:
@@ -21,7 +23,12 @@ The solver's time and memory grow with the unknown pixels, so the work is restri
    holds more than ``max_unknown`` unknown pixels (``BACKDROP_CLOSED_FORM_MAX_UNKNOWN``),
    solve at a smaller working size and upsample the alpha and ``F`` of the unknown pixels
    (a 2 MP photo with a wide user trimap: 24 s -> about 4 s for +2 % SAD, measured when
-   this cap was introduced);
+   this cap was introduced). The refinement of a prior has :data:`PRIOR_CAP_FACTOR` times
+   the caps in area (1414 px and 160 000 unknowns by default): its solve starts from the
+   prior and costs less per unknown, and on the tuning half of ``bench/refinement.py`` hair
+   that flies (wide, unsure priors: up to 170 000 unknowns on a 0.5 MP photo) is recovered
+   better at full resolution (flyaway SAD 3.74 -> 3.67 without a cap), so a portrait up to
+   2 MP is refined at its own resolution (issue 23, docs/photo_speed.md);
 3. known pixels are never touched: alpha stays exactly 0 / 1 and ``F`` equals the image on
    sure foreground.
 
@@ -49,7 +56,7 @@ from trimap.encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
 from . import WarmedBackend, known_regions
 from .cf_solver import solve_alpha
-from .foreground import estimate_foreground_fast
+from .foreground import estimate_foreground_best, estimate_foreground_fast
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,10 @@ CONTEXT_MARGIN = 8
 #: entered from two gunicorn threads at once, so callers take turns here.
 _NUMBA_PARALLEL_LOCK = threading.Lock()
 
+
+#: The caps' multiple for the refinement of a prior: its side cap is ``sqrt`` of it times
+#: ``max_side``, its unknown cap this times ``max_unknown`` (see the module docstring).
+PRIOR_CAP_FACTOR = 2
 
 #: Smallest side the closed-form solver is given (thinner crops are padded, then cropped back).
 MIN_SOLVE_SIDE = 5
@@ -78,7 +89,8 @@ class ClosedFormBackend(WarmedBackend):
 
     Args:
         max_side: cap on the long side (px) of the unknown band's box at which the solver
-            runs; larger boxes are solved downscaled. 0 = no cap.
+            runs; larger boxes are solved downscaled. 0 = no cap. A prior's refinement has
+            ``sqrt(PRIOR_CAP_FACTOR)`` times it (and ``PRIOR_CAP_FACTOR`` times ``max_unknown``).
         max_unknown: cap on the unknown pixels the solver sees (downscaled above). 0 = no cap.
         restrict: crop to the unknown band's box (``False`` solves the whole image; only
             for benchmarks).
@@ -133,7 +145,8 @@ class ClosedFormBackend(WarmedBackend):
             trimap: ``H x W`` uint8, 0 / 128 / 255.
             prior: ``H x W`` float32 in ``[0, 1]``, the segmentation's soft mask (refinement),
                 or ``None`` (plain closed-form matting of a user's trimap).
-            foreground: ``best`` (pymatting's multi-level estimation) or ``fast`` (blur
+            foreground: ``best`` (pymatting's multi-level estimation at half resolution,
+                corrected at full) or ``fast`` (blur
                 fusion, :mod:`.foreground`: a few box blurs, for video).
 
         Returns:
@@ -170,25 +183,27 @@ class ClosedFormBackend(WarmedBackend):
         fg_view[crop_unknown] = f_crop[crop_unknown]
         return fg, alpha
 
-    def _scale(self, trimap: np.ndarray) -> float:
-        """The working scale of a crop: 1, or less to respect ``max_side`` and ``max_unknown``."""
+    def _scale(self, trimap: np.ndarray, refine: bool = False) -> float:
+        """The working scale of a crop: 1, or less to respect ``max_side`` and ``max_unknown``
+        (times :data:`PRIOR_CAP_FACTOR`, in area, when ``refine``: a prior's refinement)."""
         height, width = trimap.shape
+        factor = PRIOR_CAP_FACTOR if refine else 1
+        max_side = self.max_side * factor ** 0.5
+        max_unknown = self.max_unknown * factor
         scale = 1.0
-        if self.max_side and max(height, width) > self.max_side:
-            scale = self.max_side / max(height, width)
+        if max_side and max(height, width) > max_side:
+            scale = max_side / max(height, width)
         n_unknown = int((trimap == UNKNOWN).sum())
-        if self.max_unknown and n_unknown > self.max_unknown:
-            scale = min(scale, (self.max_unknown / n_unknown) ** 0.5)
+        if max_unknown and n_unknown > max_unknown:
+            scale = min(scale, (max_unknown / n_unknown) ** 0.5)
         return scale
 
     def _solve(
         self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None, foreground: str = "best"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Alpha and ``F`` of a crop, at a working size within the caps."""
-        from pymatting import estimate_foreground_ml
-
         height, width = trimap.shape
-        scale = self._scale(trimap)
+        scale = self._scale(trimap, refine=prior is not None)
         work_rgb, work_tri, work_prior = rgb, trimap, prior
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -221,7 +236,7 @@ class ClosedFormBackend(WarmedBackend):
             with _NUMBA_PARALLEL_LOCK:
                 # this thread's numba threads (a thread-local setting): one beside other requests
                 numba.set_num_threads(1 if cores_shared() else numba.config.NUMBA_NUM_THREADS)
-                f = estimate_foreground_ml(image, a)
+                f = estimate_foreground_best(image, a)
         a = np.clip(a[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         f = np.clip(f[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         if scale < 1.0:

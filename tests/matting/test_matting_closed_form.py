@@ -176,3 +176,59 @@ def test_refinement_recovers_a_soft_edge_from_a_blurred_shifted_prior(closed_for
     prior_error = np.abs(prior - scene.alpha).sum()
     refined_error = np.abs(alpha - scene.alpha).sum()
     assert refined_error < 0.5 * prior_error, (refined_error, prior_error)
+
+
+def test_prior_warm_start_reaches_the_same_solution() -> None:
+    """Started from the prior (and with the cheaper incomplete Cholesky factor) the conjugate
+    gradients stop at the solution a tight tolerance gives."""
+    rgb, trimap, _ = _holed_disc()
+    image = rgb.astype(np.float64) / 255.0
+    rng = np.random.default_rng(5)
+    prior = np.clip((trimap / 255.0) + rng.normal(0.0, 0.1, trimap.shape), 0.0, 1.0)
+    default = cf_solver.solve_alpha(image, trimap, prior)
+    tight = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-9)
+    assert np.abs(default - tight).mean() < 2e-3
+    assert np.abs(default - tight).max() < 0.1
+
+
+def test_best_foreground_at_half_resolution() -> None:
+    """The best estimate (multi-level at half resolution, corrected at full): the photo where
+    alpha is 1, the subject's colour in the soft edge (not the old background's), and close to
+    pymatting's full-resolution estimate on a smooth scene."""
+    from pymatting import estimate_foreground_ml
+
+    from matting_api.backends.foreground import HALF_RESOLUTION_FROM, estimate_foreground_best
+
+    size = 2 * HALF_RESOLUTION_FROM
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    subject = np.stack([0.9 - 0.2 * xx, 0.3 + 0.2 * yy, np.full_like(xx, 0.2)], axis=-1)
+    old = np.stack([np.full_like(xx, 0.1), np.full_like(xx, 0.8), 0.9 - 0.3 * yy], axis=-1)
+    alpha = np.clip((0.65 - xx) * 8, 0.0, 1.0)  # opaque left, a soft edge, transparent right
+    image = alpha[..., None] * subject + (1 - alpha[..., None]) * old
+    fg = estimate_foreground_best(image, alpha)
+    assert fg.shape == image.shape and fg.dtype == np.float32
+    assert np.array_equal(fg[alpha == 1], image[alpha == 1].astype(np.float32))
+    soft = (alpha > 0.2) & (alpha < 0.8)
+    assert soft.sum() > 100
+    assert np.abs(fg[soft] - subject[soft]).mean() < 0.05
+    assert np.abs(image[soft] - subject[soft]).mean() > 0.2  # the photo alone is far off
+    full = estimate_foreground_ml(image, alpha)
+    assert np.abs(fg[soft] - full[soft]).mean() < 0.03
+    small = estimate_foreground_best(image[:32, :32], alpha[:32, :32])  # too small: full resolution
+    assert np.allclose(small, np.clip(estimate_foreground_ml(image[:32, :32], alpha[:32, :32]), 0, 1),
+                       atol=1e-6)
+
+
+def test_a_prior_is_refined_at_full_resolution_up_to_larger_caps() -> None:
+    """A wide band (hair that flies) above ``max_unknown`` is still refined at full resolution
+    with a prior, up to ``PRIOR_CAP_FACTOR`` times the cap; a user's trimap is downscaled."""
+    from matting_api.backends.closed_form import PRIOR_CAP_FACTOR
+
+    backend = ClosedFormBackend(max_side=100, max_unknown=1000)
+    trimap = np.zeros((120, 120), np.uint8)
+    trimap[:, 40:55] = 128  # 1800 unknown pixels, a 120 px box
+    assert backend._scale(trimap) < 1.0
+    assert backend._scale(trimap, refine=True) == 1.0
+    wider = np.full((120, 120), 128, np.uint8)  # 14 400 > PRIOR_CAP_FACTOR * 1000
+    assert wider.size > PRIOR_CAP_FACTOR * 1000
+    assert backend._scale(wider, refine=True) == pytest.approx((PRIOR_CAP_FACTOR * 1000 / wider.size) ** 0.5)
