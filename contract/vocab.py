@@ -30,6 +30,10 @@ INSTANCES = ("all", "largest")
 #: repeated here for the clients, which never import a service.
 SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
                          "deeplabv3_mobilenet")
+#: ``subject``: what the photo is of, which decides the segmentation model: ``auto`` (the
+#: segmentation service decides per photo from what its models see), ``person`` (the people
+#: model) or ``object`` (the salient-object model, or every class but people).
+SUBJECTS = ("auto", "person", "object")
 #: ``BACKDROP_MATTING_BACKEND``: likewise the matting service's registered names.
 MATTING_BACKENDS = ("auto", "fba", "closed_form")
 #: ``X-Mask-Kind`` of ``/v1/mask``: ``matte`` (a matting model's alpha, right to the hair) or
@@ -42,18 +46,18 @@ FALSE_WORDS = ("false", "0", "no", "off")
 #: The form fields ``POST /v1/matte`` reads (besides the files).
 MATTE_FIELDS = (
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
-    "classes", "score_threshold", "instances", "backend", "model_size", "blend",
+    "classes", "score_threshold", "instances", "backend", "model_size", "subject", "blend",
     "foreground",
 )
 #: The file fields of ``POST /v1/matte`` besides ``image``.
 MATTE_FILES = ("bg_image", "trimap", "hints", "prior")
 #: The parameters the matting service passes on to the segmentation service.
-SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size")
+SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size", "subject")
 
 
 def segmentation_form(*, classes: str | Sequence[str] | None = None, score_threshold: float | None = None,
                       instances: str | None = None, backend: str | None = None,
-                      model_size: int | None = None) -> dict[str, str]:
+                      model_size: int | None = None, subject: str | None = None) -> dict[str, str]:
     """The form fields of :data:`SEGMENTATION_FIELDS` for the values given (``None`` = not
     sent): what the matting service passes on and what the clients send.
 
@@ -63,6 +67,7 @@ def segmentation_form(*, classes: str | Sequence[str] | None = None, score_thres
         instances: one of :data:`INSTANCES`.
         backend: one of :data:`SEGMENTATION_BACKENDS`.
         model_size: the people model's working size, px.
+        subject: one of :data:`SUBJECTS`.
     """
     values = {
         "classes": classes if classes is None or isinstance(classes, str) else ",".join(classes),
@@ -70,5 +75,6 @@ def segmentation_form(*, classes: str | Sequence[str] | None = None, score_thres
         "instances": instances,
         "backend": backend,
         "model_size": None if model_size is None else str(int(model_size)),
+        "subject": subject,
     }
     return {name: value for name in SEGMENTATION_FIELDS if (value := values[name]) is not None}

@@ -94,6 +94,13 @@ SEGMENTATION_FIELDS: dict[str, Any] = {
                         "stage still refines the edge at full resolution; only MODNet uses it",
                         type="integer", minimum=values.MIN_MODEL_SIZE,
                         maximum=values.MAX_MODEL_SIZE),
+    "subject": _prop("what the photo is of: auto (the default) decides per photo: the people model "
+                     "first, kept when its matte looks like a person, else the salient-object model "
+                     "too, which serves when the people model found nothing or only a part of its "
+                     "object (X-Segmentation-Reason says which and why); person: the people model; "
+                     "object: the salient-object model (Mask R-CNN: every class but person). Named "
+                     "classes that contradict it are a 400", type="string", enum=list(vocab.SUBJECTS),
+                     default="auto"),
 }
 
 _BOOL = {"type": "string", "enum": [*vocab.TRUE_WORDS, *vocab.FALSE_WORDS]}
@@ -156,7 +163,8 @@ REMOVEBG_FORM: dict[str, Any] = {
     "size": _prop("preview/small/regular: 0.25 MP, medium: 1.5 MP, hd: 4 MP, "
                   "full/4k/50mp/auto: the input's size", type="string", enum=list(rb.SIZES),
                   default=rb.DEFAULT_SIZE),
-    "type": _prop("foreground hint, mapped to COCO classes for the segmentation service",
+    "type": _prop("foreground hint, mapped to COCO classes for the segmentation service and to "
+                  "subject: person -> person, product and car -> object, auto -> auto",
                   type="string", enum=list(rb.TYPE_CLASSES), default="auto"),
     "type_level": _prop("accepted and ignored", type="string"),
     "format": _prop("auto: PNG with transparency, else JPEG; zip: color.jpg + alpha.png",

@@ -27,7 +27,15 @@ from contract.parse import (
     parse_size,
 )
 from contract.values import MAX_BLUR_RADIUS, RGBA, CropMargin, SizeLimit
-from contract.vocab import BG_MODES, BLEND_MODES, CHANNELS, FOREGROUND_ESTIMATES, INSTANCES, segmentation_form
+from contract.vocab import (
+    BG_MODES,
+    BLEND_MODES,
+    CHANNELS,
+    FOREGROUND_ESTIMATES,
+    INSTANCES,
+    SUBJECTS,
+    segmentation_form,
+)
 
 WHITE: RGBA = (255, 255, 255, 255)
 
@@ -38,7 +46,8 @@ class SegmentationOptions:
 
     ``backend`` is one of :data:`~contract.vocab.SEGMENTATION_BACKENDS` but ``auto`` (its
     default, so not sent); whether that backend is loaded there is for the segmentation
-    service to say (400 ``invalid_parameter``, passed on).
+    service to say (400 ``invalid_parameter``, passed on). Likewise ``subject``, one of
+    :data:`~contract.vocab.SUBJECTS` but ``auto``.
     """
 
     classes: str | None = None
@@ -46,11 +55,13 @@ class SegmentationOptions:
     instances: str | None = None
     backend: str | None = None
     model_size: int | None = None
+    subject: str | None = None
 
     def as_form(self) -> dict[str, str]:
         """The form fields sent to the segmentation service (:func:`contract.vocab.segmentation_form`)."""
         return segmentation_form(classes=self.classes, score_threshold=self.score_threshold,
-                                 instances=self.instances, backend=self.backend, model_size=self.model_size)
+                                 instances=self.instances, backend=self.backend, model_size=self.model_size,
+                                 subject=self.subject)
 
 
 @dataclass(frozen=True)
@@ -89,17 +100,19 @@ class MatteOptions:
 
 
 def parse_segmentation_options(params: Mapping[str, str | None]) -> SegmentationOptions:
-    """``classes``, ``score_threshold`` (0..1), ``instances`` (all|largest), ``backend``
-    (``auto`` = not sent)."""
+    """``classes``, ``score_threshold`` (0..1), ``instances`` (all|largest), ``backend`` and
+    ``subject`` (``auto`` = not sent)."""
     classes, score, instances = params.get("classes"), params.get("score_threshold"), params.get("instances")
     size = params.get("model_size")
     backend = parse_backend(params["backend"]) if params.get("backend") is not None else "auto"
+    subject = parse_choice(params.get("subject"), "subject", SUBJECTS, "auto")
     return SegmentationOptions(
         classes=None if classes is None else ",".join(parse_classes(classes)),
         score_threshold=None if score is None else parse_number(score, "score_threshold", low=0.0, high=1.0),
         instances=None if instances is None else parse_choice(instances, "instances", INSTANCES, "all"),
         backend=None if backend == "auto" else backend,
         model_size=None if size is None else parse_model_size(size),
+        subject=None if subject == "auto" else subject,
     )
 
 

@@ -15,8 +15,10 @@ Supported fields (multipart form, or the query string):
   giraffe), ``car`` (car, truck, bus), ``transportation`` (bicycle, car, motorcycle,
   airplane, bus, train, truck, boat), ``product`` (common COCO objects: bottle, cup, chair,
   laptop, ... see :data:`TYPE_CLASSES`), ``other`` (everything ``animal``, ``product`` and
-  ``transportation`` list); ``X-Type`` answers the requested type (for ``auto``: ``person``
-  with a class-aware segmentation backend, ``other`` with the salient-object one);
+  ``transportation`` list); ``type`` also sets the ``subject`` of ``/v1/matte``: ``person``
+  -> ``person``, ``product`` and ``car`` -> ``object``, ``auto`` -> ``auto`` (the
+  segmentation service decides per photo). ``X-Type`` answers the requested type (for
+  ``auto``: ``person`` when a people model served, Mask R-CNN or MODNet, else ``other``);
 * ``type_level``: accepted and ignored;
 * ``format``: ``auto`` (PNG when the result has transparency, else JPEG), ``png``, ``jpg``,
   ``webp``, ``zip`` (``color.jpg`` + ``alpha.png``, as remove.bg);
@@ -105,6 +107,10 @@ TYPE_CLASSES: dict[str, str | None] = {
     "product": _PRODUCTS,
     "other": ",".join((_ANIMALS, _VEHICLES, _PRODUCTS)),
 }
+#: remove.bg ``type`` -> ``subject`` of ``/v1/matte`` (absent: ``auto``, or the classes decide).
+TYPE_SUBJECTS: dict[str, str] = {"person": "person", "product": "object", "car": "object"}
+#: Segmentation backends that serve people: ``X-Type: person`` for ``type=auto``.
+PEOPLE_BACKENDS = ("maskrcnn", "maskrcnn_v2", "modnet")
 FORMATS = ("auto", *REMOVEBG_FORMATS)
 
 #: Unsupported remove.bg fields and the values that are accepted anyway (their defaults).
@@ -152,7 +158,7 @@ def parse_removebg_options(
         size=SIZES[size],
         crop=parse_bool(params.get("crop"), "crop"),
         crop_margin=parse_crop_margin(params.get("crop_margin")),
-        segmentation=SegmentationOptions(classes=TYPE_CLASSES[kind]),
+        segmentation=SegmentationOptions(classes=TYPE_CLASSES[kind], subject=TYPE_SUBJECTS.get(kind)),
     )
     return options, kind
 
@@ -186,7 +192,7 @@ def _image_bytes() -> bytes:
 def _x_type(kind: str, result: MatteResult) -> str:
     if kind != "auto":
         return kind
-    return "person" if result.segmentation_backend.startswith("maskrcnn") else "other"
+    return "person" if result.segmentation_backend in PEOPLE_BACKENDS else "other"
 
 
 @bp.post("/v1.0/removebg")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from contract.parse import InvalidValue, parse_choice, parse_model_size, parse_number
 from contract.parse import parse_backend as parse_backend_name
 from contract.parse import parse_classes as parse_class_names
-from contract.vocab import INSTANCES
+from contract.vocab import INSTANCES, SUBJECTS
 from trimap.from_masks import TrimapOptions
 
 from .pipeline import SegmentOptions
@@ -96,6 +96,24 @@ def parse_backend(get: Getter, loaded: Collection[str]) -> str | None:
     return matches[0]
 
 
+def parse_subject(get: Getter) -> str:
+    """``subject``: one of :data:`~contract.vocab.SUBJECTS`; default ``auto``."""
+    return parse_choice(get("subject", None), "subject", SUBJECTS, "auto")
+
+
+def check_subject(subject: str, classes: Collection[str]) -> None:
+    """Refuse named ``classes`` that contradict ``subject`` (``person`` with other classes,
+    ``object`` with people only).
+
+    Raises:
+        InvalidValue: field ``subject``, saying which to drop.
+    """
+    people = set(classes) <= {"person"}
+    if (subject == "person" and not people) or (subject == "object" and people):
+        raise InvalidValue("subject", f"{subject} contradicts classes={','.join(classes)}: "
+                           "give one of the two (subject=auto lets the classes decide)")
+
+
 def parse_options(get: Getter, valid_classes: Collection[str],
                  class_aliases: Mapping[str, str] | None = None) -> SegmentOptions:
     """All parameters of a segmentation request except ``backend``.
@@ -117,6 +135,7 @@ def parse_options(get: Getter, valid_classes: Collection[str],
     band = _number(get, "band", defaults.band, low=0.0, high=MAX_BAND, low_open=True)
     raw_size = get("model_size", None)
     return SegmentOptions(
+        subject=parse_subject(get),
         model_size=None if raw_size is None else parse_model_size(raw_size),
         classes=classes,
         score_threshold=score,

@@ -21,6 +21,7 @@ from service_common.images import decode_image, encode_image, encode_mask16
 from trimap.from_masks import Trimap, TrimapOptions, build_trimap, combine_masks
 
 from .backends import Backend, Instance, box_of_mask
+from .subject import AutoSubject
 
 #: What a request may ask for: the soft mask (``/v1/mask``) or the trimap (``/v1/trimap``).
 OUTPUTS = ("mask", "trimap")
@@ -36,6 +37,7 @@ class SegmentOptions:
         instances: ``"all"`` or ``"largest"`` (the instance with the largest mask area).
         trimap: thresholds and band of the trimap.
         model_size: the people model's working size (shorter side, px), or ``None``.
+        subject: one of :data:`~contract.vocab.SUBJECTS` (the routes pick the backend by it).
     """
 
     classes: tuple[str, ...] = ("person",)
@@ -43,6 +45,7 @@ class SegmentOptions:
     instances: str = "all"
     trimap: TrimapOptions = field(default_factory=TrimapOptions)
     model_size: int | None = None
+    subject: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,19 @@ class SegmentResult:
         mask: their combined soft mask (per-pixel maximum), ``H x W`` float32 in [0, 1];
             ``None`` when there is no subject.
         trimap: the trimap (:func:`with_trimap`), or ``None`` (no subject, or not built).
-        timings_ms: ``{"model": ...}`` (the model, selecting and combining the instances),
-            plus ``"trimap"`` after :func:`with_trimap`, in milliseconds.
+        timings_ms: ``{"model": ...}`` (the model, selecting and combining the instances;
+            with ``subject=auto`` also ``"model-NAME"`` per model that ran), plus ``"trimap"``
+            after :func:`with_trimap`, in milliseconds.
+        backend: the backend whose answer this is, or ``None`` (not recorded).
+        reason: why that backend (``subject=auto``: which rule decided), or ``""``.
     """
 
     instances: list[Instance]
     mask: np.ndarray | None
     timings_ms: dict[str, float]
     trimap: Trimap | None = None
+    backend: Backend | None = None
+    reason: str = ""
 
     @property
     def found(self) -> bool:
@@ -78,14 +86,24 @@ def select_instances(instances: list[Instance], mode: str) -> list[Instance]:
     return list(instances)
 
 
-def segment(backend: Backend, rgb: np.ndarray, options: SegmentOptions) -> SegmentResult:
+def segment(backend: Backend | AutoSubject, rgb: np.ndarray, options: SegmentOptions) -> SegmentResult:
     """Find the subjects of ``rgb`` (``H x W x 3`` uint8) and combine their soft masks.
 
-    No subject (no instance kept, or none with a pixel at or above 0.5) gives a result with
-    ``mask is None``.
+    ``backend`` is one model, or :class:`~segmentation_api.subject.AutoSubject`, which
+    chooses between two for this photo (``result.backend`` and ``result.reason`` say which
+    and why). No subject (no instance kept, or none with a pixel at or above 0.5) gives a
+    result with ``mask is None``.
     """
     started = time.perf_counter()
-    found = backend.predict(rgb, list(options.classes), options.score_threshold, options.model_size)
+    per_model: dict[str, float] = {}
+    reason = ""
+    if isinstance(backend, AutoSubject):
+        choice = backend.choose(rgb, options.score_threshold, options.model_size)
+        found, served, reason = choice.instances, choice.backend, choice.reason
+        per_model = {f"model-{name}": ms for name, ms in choice.timings_ms.items()}
+    else:
+        served = backend
+        found = backend.predict(rgb, list(options.classes), options.score_threshold, options.model_size)
     kept = select_instances(found, options.instances)
     mask = combine_masks(np.stack([inst.mask for inst in kept])) if kept else None
     if mask is not None and not (mask >= options.trimap.subject_level).any():
@@ -93,7 +111,9 @@ def segment(backend: Backend, rgb: np.ndarray, options: SegmentOptions) -> Segme
     return SegmentResult(
         instances=kept if mask is not None else [],
         mask=mask,
-        timings_ms={"model": (time.perf_counter() - started) * 1000.0},
+        timings_ms={"model": (time.perf_counter() - started) * 1000.0, **per_model},
+        backend=served,
+        reason=reason,
     )
 
 
@@ -128,21 +148,37 @@ class SegmentAnswer:
     timings_ms: dict[str, float]
 
 
-def no_subject(options: SegmentOptions, backend: Backend) -> ApiError:
-    """422 ``no_subject`` saying what was looked for, by which backend, above which score."""
-    what = ", ".join(options.classes) if backend.classes_used else "salient object"
+def no_subject(options: SegmentOptions, backend: Backend | AutoSubject, reason: str = "",
+               served: Backend | None = None) -> ApiError:
+    """422 ``no_subject`` saying what was looked for, by which backend, above which score.
+
+    Args:
+        options: the request's options.
+        backend: the model asked, or :class:`~segmentation_api.subject.AutoSubject`.
+        reason: why that backend (given as the error's ``reason``), or ``""``.
+        served: the model that answered last (``subject=auto``), given as the error's
+            ``backend``; ``None``: ``backend``.
+    """
+    if isinstance(backend, AutoSubject):
+        what, name = "person or salient object", f"{backend.person.name} and {backend.other.name}"
+    else:
+        what = ", ".join(options.classes) if backend.classes_used else "salient object"
+        name = backend.name
+    extra = {"reason": reason} if reason else {}
     return ApiError(
         "no_subject",
-        f"no {what} found with score > {options.score_threshold:g} (backend {backend.name})",
-        backend=backend.name,
+        f"no {what} found with score > {options.score_threshold:g} (backend {name})",
+        **extra,
+        backend=(served or backend).name,
         classes=list(options.classes),
         score_threshold=options.score_threshold,
     )
 
 
-def run(backend: Backend, image: bytes, options: SegmentOptions, output: str,
+def run(backend: Backend | AutoSubject, image: bytes, options: SegmentOptions, output: str,
         max_pixels: int) -> SegmentAnswer:
-    """Decode ``image`` (limits, EXIF), segment it, encode ``output`` (one of :data:`OUTPUTS`).
+    """Decode ``image`` (limits, EXIF), segment it with ``backend`` (a model, or
+    :class:`~segmentation_api.subject.AutoSubject`), encode ``output`` (one of :data:`OUTPUTS`).
 
     Raises:
         ApiError: the upload is unusable (``invalid_image``, ``image_too_large``, ...) or
@@ -155,7 +191,7 @@ def run(backend: Backend, image: bytes, options: SegmentOptions, output: str,
     decode_ms = (time.perf_counter() - started) * 1000.0
     result = segment(backend, decoded.rgb, options)
     if not result.found:
-        raise no_subject(options, backend)
+        raise no_subject(options, backend, result.reason, result.backend)
     if output == "trimap":
         result = with_trimap(result, options.trimap)
     started = time.perf_counter()

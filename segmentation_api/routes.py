@@ -21,10 +21,11 @@ from service_common.web import app_state, param, read_upload
 
 from .backends import Backend
 from .backends.maskrcnn import class_names as coco_class_names
-from .options import parse_backend, parse_classes, parse_options
+from .options import Getter, check_subject, parse_backend, parse_classes, parse_options, parse_subject
 from .pipeline import run
 from .responses import segment_response
 from .state import SegmentationState
+from .subject import AutoSubject
 
 bp = Blueprint("segmentation", __name__)
 
@@ -65,34 +66,68 @@ def readyz() -> Response:
                    backends=list(state.backends), policy=state.policy.as_dict())
 
 
-def _choose(state: SegmentationState) -> tuple[Backend, str]:
+def _choose(state: SegmentationState) -> tuple[Backend | AutoSubject, str]:
     """The backend of this request and why: the one it names, else the policy's choice by
-    its classes."""
+    its ``subject`` and classes (``subject=auto`` with both offline models loaded and no
+    classes named: :class:`~segmentation_api.subject.AutoSubject`, which decides per photo)."""
+    subject = parse_subject(param)
     requested = parse_backend(param, list(state.backends))
     if requested is not None:
         return state.backends[requested], f"requested backend={requested}"
     policy = state.policy
     if policy.mode == "single":
-        return state.default, policy.why
+        return state.default, policy.why if subject == "auto" else f"subject={subject}: {policy.why}"
     person = state.backends[policy.person]
     other = state.backends.get(policy.other) if policy.other else None
     valid = dict.fromkeys([*person.class_names, *(other.class_names if other else coco_class_names())])
     classes = parse_classes(param, list(valid), other.class_aliases if other else None)
-    name, reason = policy.choose(classes)
+    if param("classes") is not None:
+        check_subject(subject, classes)
+        name, reason = policy.choose(classes)
+    elif subject == "person":
+        name, reason = policy.person, f"subject=person: {policy.person}; {policy.why}"
+    elif subject == "object":
+        name, reason = policy.other, f"subject=object: {policy.other}; {policy.why}"
+    elif other is None:
+        name, reason = policy.person, f"subject=auto: {policy.person}, the only model loaded; {policy.why}"
+    else:
+        return AutoSubject(person, other), f"subject=auto: {person.name}, then {other.name} when needed"
     if name is None:
-        raise ApiError("not_ready", f"no loaded backend finds {', '.join(classes)}: {policy.missing}")
+        what = ", ".join(classes) if param("classes") is not None else f"a subject={subject}"
+        raise ApiError("not_ready", f"no loaded backend finds {what}: {policy.missing}")
     return state.backends[name], reason
+
+
+def _getter(source: Backend | AutoSubject, subject: str) -> Getter:
+    """The request's parameters, where ``subject=object`` without classes asks a class-based
+    backend (Mask R-CNN, DeepLabV3) for every class it knows but people."""
+    if subject != "object" or param("classes") is not None or isinstance(source, AutoSubject):
+        return param
+    others = [name for name in source.class_names if name != "person"]
+    if not source.classes_used or not others:
+        return param
+    return lambda name, default=None: ",".join(others) if name == "classes" else param(name, default)
 
 
 def _segment(output: str) -> Response:
     """Both endpoints: choose the backend, parse, run the pipeline, answer."""
     as_json = _wants_json()
     state = _state()
-    backend, reason = _choose(state)
-    g.segmentation_backend, g.segmentation_reason = backend.name, reason
-    options = parse_options(param, backend.class_names, backend.class_aliases)
+    source, reason = _choose(state)
+    g.segmentation_backend, g.segmentation_reason = source.name, reason
+    options = parse_options(_getter(source, parse_subject(param)), source.class_names,
+                            source.class_aliases)
     image = read_upload("image", raw_body=True) or b""
-    answer = run(backend, image, options, output, state.settings.max_pixels)
+    try:
+        answer = run(source, image, options, output, state.settings.max_pixels)
+    except ApiError as error:
+        g.segmentation_backend = error.details.get("backend", source.name)
+        g.segmentation_reason = error.details.get("reason", reason)
+        raise
+    backend = answer.result.backend
+    assert backend is not None  # segment() records the model that answered
+    reason = answer.result.reason or reason
+    g.segmentation_backend, g.segmentation_reason = backend.name, reason
     return segment_response(answer, backend, reason, output, as_json)
 
 

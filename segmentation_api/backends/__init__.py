@@ -10,7 +10,10 @@ not, matte or mask, classes, role in ``auto``); nothing here lists them.
   models folder (or in torch hub's cache), for every request. Otherwise the offline models,
   chosen per request by what it asks for: **MODNet** (portrait matting) when the requested
   classes are people only (the default, ``person``), **U^2-Net-p** (salient object) for any
-  other classes. A WARNING at start names the missing Mask R-CNN file;
+  other classes. A request's ``subject`` picks between them too: ``person`` MODNet,
+  ``object`` U^2-Net-p, ``auto`` (the default, when it names no classes) per photo,
+  MODNet first and U^2-Net-p as well when MODNet's matte looks unlike a person
+  (:mod:`segmentation_api.subject`). A WARNING at start names the missing Mask R-CNN file;
 * ``maskrcnn`` / ``maskrcnn_v2``: that Mask R-CNN (80 COCO classes; instances);
 * ``deeplabv3`` / ``deeplabv3_mobilenet``: DeepLabV3 with a ResNet-101 / MobileNetV3-Large
   backbone (20 VOC classes; one region per class, no instances);

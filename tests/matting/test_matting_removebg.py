@@ -35,7 +35,7 @@ def test_removebg_client_request(offline_services, sample_photo, sample_photo_by
         assert (out[corner] == [0x81, 0xD4, 0xFA]).all()
     assert np.array_equal(out[FACE], sample_photo[FACE])
     h = resp.headers
-    assert h["X-Type"] == "other"  # auto with the salient-object segmentation
+    assert h["X-Type"] == "person"  # auto: the people model served the portrait
     assert (h["X-Width"], h["X-Height"]) == ("512", "512")
     assert h["X-Credits-Charged"] == "0"
     assert int(h["X-Foreground-Top"]) < 60 and int(h["X-Foreground-Height"]) > 400

@@ -55,7 +55,8 @@ def test_readyz_shows_the_policy(auto_client):
 
 
 @pytest.mark.parametrize(("query", "backend", "reason"), [
-    ("", "modnet", "classes=person: people, so modnet; " + WHY),
+    ("", "modnet", "subject=auto: modnet's matte looks like a person (score 0.99, 53% of the photo, "
+     "5% soft): modnet alone"),
     ("?classes=Person", "modnet", "classes=person: people, so modnet; " + WHY),
     ("?classes=dog", "u2netp", "classes=dog: not people only, so u2netp; " + WHY),
     ("?classes=person,teddy%20bear", "u2netp",
@@ -82,7 +83,7 @@ def test_mask_is_the_soft_matte_of_the_input_size(auto_client, sample_photo_byte
     ys, xs = np.nonzero(mask >= 0.5)
     assert (left, top, left + width - 1, top + height - 1) == (xs.min(), ys.min(), xs.max(), ys.max())
     timings = [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")]
-    assert timings == ["decode", "model", "encode"]
+    assert timings == ["decode", "model", "model-modnet", "encode"]  # subject=auto: MODNet alone
     # the trimap of the same request comes from the same model
     trimap = read_trimap(post(auto_client, sample_photo_bytes))
     assert (trimap[mask >= 0.9] != 0).all() and (trimap[mask < 0.01] != 255).all()
@@ -92,11 +93,11 @@ def test_mask_as_json(auto_client, sample_photo_bytes):
     response = auto_client.post("/v1/mask", data=sample_photo_bytes, content_type="image/png",
                                 headers={"Accept": "application/json"})
     body = response.get_json()
-    assert body["backend"] == "modnet" and body["reason"].startswith("classes=person")
+    assert body["backend"] == "modnet" and body["reason"].startswith("subject=auto: modnet's matte")
     assert body["subjects"] == 1 and body["instances"][0]["label"] == "person"
     png = base64.b64decode(body["mask_png16_base64"])
     assert Image.open(io.BytesIO(png)).mode == "I;16"
-    assert set(body["timing_ms"]) == {"decode", "model", "encode", "total"}
+    assert set(body["timing_ms"]) == {"decode", "model", "model-modnet", "encode", "total"}
 
 
 def test_modnet_refuses_other_classes_when_named(auto_client, sample_photo_bytes):
@@ -108,7 +109,8 @@ def test_modnet_refuses_other_classes_when_named(auto_client, sample_photo_bytes
 
 
 def test_no_person_is_422_from_modnet(auto_client, grey_photo, encode_png):
-    response = auto_client.post("/v1/mask", data=encode_png(grey_photo), content_type="image/png")
+    response = auto_client.post("/v1/mask?subject=person", data=encode_png(grey_photo),
+                                content_type="image/png")
     error = assert_api_error(response, 422, "no_subject")
     assert "person" in error["message"] and error["backend"] == "modnet"
 
