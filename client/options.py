@@ -18,7 +18,7 @@ from typing import Any
 
 from contract.formats import OUTPUT_FORMATS, RESULT_FORMATS
 from contract.parse import InvalidValue, parse_backend, parse_classes, parse_model_size, parse_number
-from contract.vocab import INSTANCES, SEGMENTATION_BACKENDS, segmentation_form
+from contract.vocab import INSTANCES, SEGMENTATION_BACKENDS, SUBJECTS, segmentation_form
 
 #: File extension -> output format name of the API.
 FORMAT_BY_EXT: dict[str, str] = {ext: f.name for f in (OUTPUT_FORMATS[n] for n in RESULT_FORMATS)
@@ -71,8 +71,13 @@ def add_server_argument(parser: Any, default_server: str) -> None:
 
 
 def add_subject_arguments(group: Any) -> None:
-    """``--classes``, ``--score-threshold``, ``--instances``, ``--model-size``, ``--backend``
-    (passed to the segmentation service), shared by the image and the video client."""
+    """``--subject``, ``--classes``, ``--score-threshold``, ``--instances``, ``--model-size``,
+    ``--backend`` (passed to the segmentation service), shared by the image and the video
+    client."""
+    group.add_argument("--subject", choices=SUBJECTS,
+                       help="what the photo is of: auto (the service decides per photo: the people "
+                       "model, or the salient-object model when the people model's matte looks unlike "
+                       "a person and misses the object; default), person, or object")
     group.add_argument("--classes", type=arg(parse_classes), metavar="person,dog",
                        help="classes to keep (default person: MODNet offline; other classes: "
                        "Mask R-CNN when installed, else the salient object, U^2-Net-p)")
@@ -92,7 +97,8 @@ def add_subject_arguments(group: Any) -> None:
 def subject_fields(args: argparse.Namespace) -> dict[str, str]:
     """The form fields of :func:`add_subject_arguments`' options that were given."""
     return segmentation_form(classes=args.classes, score_threshold=args.score_threshold,
-                             instances=args.instances, backend=args.backend, model_size=args.model_size)
+                             instances=args.instances, backend=args.backend, model_size=args.model_size,
+                             subject=args.subject)
 
 
 def parse_video_size(text: str) -> tuple[int, int]:

@@ -144,7 +144,7 @@ class VideoJob:
         audio: copy the input's audio (ffmpeg writer only).
         writer: ``auto`` (ffmpeg when installed, else OpenCV), ``ffmpeg`` or ``opencv``.
         crf: H.264 quality, 0..51 (18: visually lossless).
-        classes, score_threshold, instances: segmentation options of the API.
+        classes, score_threshold, instances, subject: segmentation options of the API.
         backend: the segmentation backend for every frame (``None``: the service's default).
         model_size: the people model's working size (px) for every frame
             (:data:`VIDEO_MODEL_SIZE` by default; ``None``: the service's own, 512).
@@ -178,6 +178,7 @@ class VideoJob:
     classes: str | None = None
     score_threshold: float | None = None
     instances: str | None = None
+    subject: str | None = None
     backend: str | None = None
     model_size: int | None = VIDEO_MODEL_SIZE
     keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL
@@ -409,7 +410,7 @@ def fingerprint(job: VideoJob) -> dict[str, object]:
         "max_frames": job.max_frames, "audio": job.audio, "crf": job.crf,
         "classes": job.classes, "score_threshold": job.score_threshold,
         "instances": job.instances, "backend": job.backend, "model_size": job.model_size,
-        "keyframe_interval": job.keyframe_interval,
+        "keyframe_interval": job.keyframe_interval, "subject": job.subject,
     }
 
 
@@ -422,7 +423,7 @@ OPTION_NAMES = {
     "alpha_video": "--output-alpha-video", "max_frames": "--max-frames", "audio": "--no-audio",
     "crf": "--crf", "classes": "--classes", "score_threshold": "--score-threshold",
     "instances": "--instances", "backend": "--backend", "model_size": "--model-size",
-    "keyframe_interval": "--keyframe-interval",
+    "keyframe_interval": "--keyframe-interval", "subject": "--subject",
 }
 
 
@@ -473,7 +474,7 @@ class _Run:
         frame is sent, and the frames in flight still come out."""
         job = self.job
         matter = FrameMatter(self.client, {"classes": job.classes, "instances": job.instances,
-                                           "score_threshold": job.score_threshold,
+                                           "score_threshold": job.score_threshold, "subject": job.subject,
                                            "backend": job.backend, "model_size": job.model_size})
         keyed = KeyframeMatter(matter, matter.refine, Reuse(interval=job.keyframe_interval))
         decoded = self.reader.frames(job.max_frames)
@@ -723,7 +724,8 @@ def job_from_args(args: argparse.Namespace) -> VideoJob:
         alpha_video=args.output_alpha_video, jobs=args.jobs, max_frames=args.max_frames,
         audio=not args.no_audio, writer=args.writer, crf=args.crf,
         classes=None if args.classes is None else ",".join(args.classes),
-        score_threshold=args.score_threshold, instances=args.instances, backend=args.backend,
+        score_threshold=args.score_threshold, instances=args.instances, subject=args.subject,
+        backend=args.backend,
         model_size=args.model_size, keyframe_interval=args.keyframe_interval,
         server=args.server, timeout=args.timeout, restart=args.restart,
         input_size=args.input_size, pix_fmt=args.pix_fmt, input_fps=args.input_fps,

@@ -209,6 +209,13 @@
   els.bgColor.addEventListener("change", run);
   els.bgFile.addEventListener("change", run);
 
+  // What the photo shows: auto (not sent: the service decides per photo), person or object.
+  function subject() {
+    return document.querySelector('input[name="subject"]:checked').value;
+  }
+
+  document.querySelectorAll('input[name="subject"]').forEach((radio) => radio.addEventListener("change", run));
+
   // ------------------------------------------------------------------ asking the service
 
   function hintsBlob() {
@@ -231,6 +238,7 @@
     form.append("image", state.photo, state.photo.name || "photo");
     form.append("bg_mode", mode);
     form.append("format", "png");
+    if (subject() !== "auto") form.append("subject", subject());
     if (mode === "color") form.append("bg_color", els.bgColor.value);
     if (mode === "image") form.append("bg_image", els.bgFile.files[0]);
     const strokes = state.strokes.length;
