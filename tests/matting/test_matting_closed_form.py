@@ -179,7 +179,7 @@ def test_refinement_recovers_a_soft_edge_from_a_blurred_shifted_prior(closed_for
 
 
 def test_prior_warm_start_reaches_the_same_solution() -> None:
-    """Started from the prior (and with the cheaper incomplete Cholesky factor) the conjugate
+    """Started from the prior (and with the zero fill-in incomplete Cholesky factor) the conjugate
     gradients stop at the solution a tight tolerance gives."""
     rgb, trimap, _ = _holed_disc()
     image = rgb.astype(np.float64) / 255.0
@@ -232,3 +232,14 @@ def test_a_prior_is_refined_at_full_resolution_up_to_larger_caps() -> None:
     wider = np.full((120, 120), 128, np.uint8)  # 14 400 > PRIOR_CAP_FACTOR * 1000
     assert wider.size > PRIOR_CAP_FACTOR * 1000
     assert backend._scale(wider, refine=True) == pytest.approx((PRIOR_CAP_FACTOR * 1000 / wider.size) ** 0.5)
+
+
+def test_stencil_solve_with_a_prior_equals_pymatting_conjugate_gradients(monkeypatch) -> None:
+    """The compiled zero fill-in path and pymatting's thresholded factor solve the same system."""
+    rgb, trimap, _ = _holed_disc()
+    image = rgb.astype(np.float64) / 255.0
+    prior = np.clip(trimap / 255.0 + 0.2 * np.sin(np.arange(64) / 5.0)[None, :], 0.0, 1.0)
+    ours = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-8)
+    monkeypatch.setattr(cf_solver, "_solve_with_prior", lambda *args: None)  # the fallback
+    reference = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-8)
+    assert np.abs(ours - reference).max() < 1e-4
