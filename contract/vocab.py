@@ -39,6 +39,8 @@ MATTING_BACKENDS = ("auto", "fba", "closed_form")
 #: ``X-Mask-Kind`` of ``/v1/mask``: ``matte`` (a matting model's alpha, right to the hair) or
 #: ``segmentation`` (a segmentation or saliency mask, right in the large but not at the edge).
 MASK_KINDS = ("matte", "segmentation")
+#: ``shadow``: none, or the soft drop shadow cast from the matte (:mod:`render.shadow`).
+SHADOWS = ("none", "drop")
 #: Words accepted for true and false.
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
@@ -47,12 +49,17 @@ FALSE_WORDS = ("false", "0", "no", "off")
 MATTE_FIELDS = (
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
     "classes", "score_threshold", "instances", "backend", "model_size", "subject", "blend",
-    "foreground",
+    "foreground", "scale", "position", "roi", "shadow", "shadow_opacity",
 )
 #: The file fields of ``POST /v1/matte`` besides ``image``.
 MATTE_FILES = ("bg_image", "trimap", "hints", "prior")
 #: The parameters the matting service passes on to the segmentation service.
 SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size", "subject")
+#: The form fields ``POST /v1/mask`` and ``POST /v1/trimap`` read: those the matting service
+#: passes on, and the trimap rule's (:class:`trimap.from_masks.TrimapOptions`).
+SEGMENT_FIELDS = (*SEGMENTATION_FIELDS, "fg_threshold", "bg_threshold", "band")
+#: Their one file field.
+SEGMENT_FILES = ("image",)
 
 
 def segmentation_form(*, classes: str | Sequence[str] | None = None, score_threshold: float | None = None,

@@ -26,8 +26,8 @@ VERSION = "0.1.0"
 #: Error codes each endpoint can answer.
 MATTE_ERRORS = (
     "empty_body", "missing_field", "invalid_image", "unsupported_format", "image_too_large",
-    "image_too_small", "image_too_complex", "invalid_parameter", "too_many_fields",
-    "invalid_trimap", "invalid_hints", "payload_too_large",
+    "image_too_small", "image_too_complex", "invalid_parameter", "unknown_field",
+    "too_many_fields", "invalid_trimap", "invalid_hints", "payload_too_large",
     "no_subject", "segmentation_unavailable", "segmentation_timeout",
     "segmentation_bad_response", "internal_error",
 )
@@ -111,6 +111,22 @@ _MARGIN = _prop("with crop=true: 1, 2 or 4 values (CSS order) in px or % of the 
                 f"at most {values.MAX_MARGIN_PX}px / {values.MAX_MARGIN_PERCENT:g}%",
                 type="string", examples=["30px", "10%", "10px 20px"])
 
+_SCALE = _prop(f"original (the default), or the subject's size relative to the result, "
+               f"{values.MIN_SCALE_PERCENT:g}% to {values.MAX_SCALE_PERCENT:g}% (it is resized to fit that "
+               "share of the result's width and height; of the crop with crop=true). Not with "
+               "bg_mode=blur or grayscale, which keep the subject at its place", type="string",
+               examples=["original", "80%"])
+_POSITION = _prop("original (the subject stays where it is), center (the default when scale is "
+                  "given), or one percentage for both axes or two (horizontal, vertical) of the free "
+                  "space left of and above the subject: 0% = against the left/top edge, 100% = the "
+                  "right/bottom one", type="string", examples=["center", "50% 100%", "original"])
+_ROI = _prop("region of interest: x1 y1 x2 y2, each in px of the uploaded image or % of its "
+             "width/height; only this region is searched for the subject, the rest is background "
+             "(default: the whole image, 0% 0% 100% 100%)", type="string",
+             examples=["10% 5% 90% 100%", "120px 40px 800px 600px"])
+_SHADOW_OPACITY = _prop("the shadow's opacity, 0 to 100 (default 50)", type="number",
+                        minimum=0, maximum=100)
+
 MATTE_FORM: dict[str, Any] = {
     "image": _prop("the photo (PNG, JPEG, WebP, GIF, BMP, TIFF)", **_BINARY),
     "bg_image": _prop("new background, scaled to cover the frame (aspect kept, centred)",
@@ -154,6 +170,15 @@ MATTE_FORM: dict[str, Any] = {
                         "(multi-level estimation) or fast (blur fusion: a few blurs, for video "
                         "frames). Closed-form matting only: FBA predicts the colour itself",
                         type="string", enum=list(vocab.FOREGROUND_ESTIMATES), default="best"),
+    "scale": _SCALE,
+    "position": _POSITION,
+    "roi": _ROI,
+    "shadow": _prop("drop: a soft shadow cast from the matte under the subject, a little down and to "
+                    "the right, its offset and blur proportional to the subject's size; it darkens a "
+                    "new background, and with a transparent result (or channels=alpha) it is in the "
+                    "alpha", type="string", enum=list(vocab.SHADOWS), default="none"),
+    "shadow_opacity": {**_SHADOW_OPACITY, "description": _SHADOW_OPACITY["description"]
+                       + "; only with shadow=drop"},
     **SEGMENTATION_FIELDS,
 }
 
@@ -176,11 +201,15 @@ REMOVEBG_FORM: dict[str, Any] = {
     "crop": _prop("crop to the subject", **_BOOL, default="false"),
     "crop_margin": _MARGIN,
     "semitransparency": _prop("accepted and ignored", type="string"),
-    # only remove.bg's default values are accepted (any other is a 400): an enum, or for a
-    # field with no accepted value, a schema no value matches
-    **{name: _prop(f"not supported; only {', '.join(v) or 'absent'} accepted",
-                   **({"type": "string", "enum": list(v)} if v else {"not": {}}))
-       for name, v in rb.DEFAULT_ONLY.items()},
+    "scale": _SCALE,
+    "position": _POSITION,
+    "roi": _ROI,
+    "shadow_type": _prop("none (the default), or car, 3D, drop: each is this service's one soft drop "
+                         "shadow cast from the matte (in the alpha when the result is transparent)",
+                         type="string", enum=[*rb.SHADOW_TYPES, "3D"], default="none"),
+    "add_shadow": _prop("remove.bg's older switch: true is shadow_type=drop (shadow_type wins when "
+                        "both are given)", **_BOOL, default="false"),
+    "shadow_opacity": _SHADOW_OPACITY,
     **{name: _prop("not supported (400): this server fetches no URLs", **{"not": {}})
        for name in rb.NOT_SUPPORTED},
 }

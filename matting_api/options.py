@@ -24,15 +24,19 @@ from contract.parse import (
     parse_format,
     parse_model_size,
     parse_number,
+    parse_position,
+    parse_roi,
+    parse_scale,
     parse_size,
 )
-from contract.values import MAX_BLUR_RADIUS, RGBA, CropMargin, SizeLimit
+from contract.values import MAX_BLUR_RADIUS, RGBA, CropMargin, Position, Roi, SizeLimit
 from contract.vocab import (
     BG_MODES,
     BLEND_MODES,
     CHANNELS,
     FOREGROUND_ESTIMATES,
     INSTANCES,
+    SHADOWS,
     SUBJECTS,
     segmentation_form,
 )
@@ -84,6 +88,11 @@ class MatteOptions:
             ``blur``, ``grayscale``) and ``channels="rgba"``.
         foreground: one of :data:`~contract.vocab.FOREGROUND_ESTIMATES` (closed-form matting;
             FBA predicts the colour itself).
+        scale: the subject's size relative to the result, ``(0.1, 1]``; ``None`` = its own.
+        position: where the subject goes in the result (percentages); ``None`` = its place.
+        roi: the region searched for the subject; ``None`` = the whole image.
+        shadow: one of :data:`~contract.vocab.SHADOWS`.
+        shadow_opacity: the shadow's opacity, percent (0..100).
     """
 
     bg_mode: str = "transparent"
@@ -97,6 +106,11 @@ class MatteOptions:
     segmentation: SegmentationOptions = SegmentationOptions()
     blend: str = "alpha"
     foreground: str = "best"
+    scale: float | None = None
+    position: Position | None = None
+    roi: Roi | None = None
+    shadow: str = "none"
+    shadow_opacity: float = 50.0
 
 
 def parse_segmentation_options(params: Mapping[str, str | None]) -> SegmentationOptions:
@@ -137,6 +151,36 @@ def check_blend(blend: str, bg_mode: str, channels: str, bg_color: RGBA | None) 
                            f"alpha {bg_color[3]} (< 255); give an opaque colour or use blend=alpha")
 
 
+#: ``shadow_opacity`` when not given, percent.
+DEFAULT_SHADOW_OPACITY = 50.0
+#: Backgrounds made from the photo itself, where the subject still stands at its place.
+PHOTO_BACKGROUNDS = ("blur", "grayscale")
+
+
+def parse_product_options(params: Mapping[str, str | None], *, bg_mode: str, shadow: str) -> dict:
+    """``scale``, ``position`` and ``roi`` of ``params``, and ``shadow_opacity`` for
+    ``shadow`` (already parsed: ``/v1/matte`` and remove.bg name it differently): the
+    :class:`MatteOptions` fields of a product photo, as keyword arguments.
+
+    Raises:
+        InvalidValue: a value out of range, a moved subject over a background made from the
+            photo (the subject is still in it), an opacity without a shadow.
+    """
+    scale = parse_scale(params.get("scale"))
+    position = parse_position(params.get("position"), scaled=scale is not None)
+    moved = scale is not None or position is not None
+    if moved and bg_mode in PHOTO_BACKGROUNDS:
+        field = "scale" if scale is not None else "position"
+        raise InvalidValue(field, f"bg_mode={bg_mode} makes the background from the photo, where the "
+                           "subject still stands at its place; use a new background (bg_image, "
+                           "bg_color, or transparent) to move or resize the subject")
+    raw_opacity = params.get("shadow_opacity")
+    opacity = DEFAULT_SHADOW_OPACITY if raw_opacity is None else parse_number(
+        raw_opacity.strip().removesuffix("%"), "shadow_opacity", low=0.0, high=100.0)
+    return {"scale": scale, "position": position, "roi": parse_roi(params.get("roi")),
+            "shadow": shadow, "shadow_opacity": opacity}
+
+
 def parse_matte_options(
     params: Mapping[str, str | None], *, has_bg_image: bool
 ) -> MatteOptions:
@@ -166,6 +210,10 @@ def parse_matte_options(
     channels = parse_choice(params.get("channels"), "channels", CHANNELS, "rgba")
     blend = parse_choice(params.get("blend"), "blend", BLEND_MODES, "alpha")
     check_blend(blend, bg_mode, channels, color)
+    shadow = parse_choice(params.get("shadow"), "shadow", SHADOWS, "none")
+    if shadow == "none" and params.get("shadow_opacity") is not None:
+        raise InvalidValue("shadow_opacity", "a shadow's opacity needs a shadow: add shadow=drop, "
+                           "or leave shadow_opacity out")
     return MatteOptions(
         bg_mode=bg_mode,
         bg_color=color if bg_mode == "color" else None,
@@ -178,4 +226,5 @@ def parse_matte_options(
         segmentation=parse_segmentation_options(params),
         blend=blend,
         foreground=parse_choice(params.get("foreground"), "foreground", FOREGROUND_ESTIMATES, "best"),
+        **parse_product_options(params, bg_mode=bg_mode, shadow=shadow),
     )

@@ -35,11 +35,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.formats import OUTPUT_FORMATS
-from contract.values import Box
+from contract.parse import InvalidValue
+from contract.values import MIN_ROI_PX, Box
 from render import render
 from render.composite import flatten, has_transparency
-from render.geometry import crop_box, fit_size, resize_image, resize_mask_nearest, subject_box
+from render.geometry import (
+    PLACE_BYTES_PER_PIXEL,
+    crop,
+    crop_box,
+    fit_size,
+    place_subject,
+    resize_image,
+    resize_mask_nearest,
+    subject_box,
+)
 from render.poisson import CLONE_BYTES_PER_PIXEL, MAX_CLONE_PIXELS
+from render.shadow import SHADOW_BYTES_PER_PIXEL, Shadow
 from service_common import memory
 from service_common.errors import ApiError
 from service_common.images import (
@@ -202,6 +213,7 @@ class Pipeline:
             hints = resize_mask_nearest(hints, width, height)
         if given_prior is not None:
             given_prior = np.clip(resize_image(given_prior, width, height), 0.0, 1.0)
+        region = None if opts.roi is None else roi_box(opts, (image.width, image.height), (width, height))
         t = timer.step("decode", t)
 
         if given is not None:
@@ -212,7 +224,8 @@ class Pipeline:
             seg_backend, seg_reason = GIVEN_PRIOR, "the request carried a prior"
         else:
             try:
-                seg = self.segmentation.mask(rgb, opts.segmentation.as_form(), request_id)
+                seg = self.segmentation.mask(rgb if region is None else np.ascontiguousarray(
+                    crop(rgb, region)), opts.segmentation.as_form(), request_id)
             except ApiError as exc:
                 if exc.code != "no_subject" or hints is None or not (hints == FOREGROUND).any():
                     raise
@@ -225,24 +238,37 @@ class Pipeline:
             else:
                 seg_backend, seg_reason = seg.backend, seg.reason
                 t = timer.step("segmentation", t)
-                trimap, prior = guide(seg.mask, seg.kind)
+                mask = seg.mask if region is None else paste(seg.mask, region, (height, width))
+                trimap, prior = guide(mask, seg.kind)
         if hints is not None:
             trimap, prior = apply_hints(trimap, prior, hints)
+        outside = None
+        if region is not None:  # only the region is searched: the rest is background
+            outside = ~paste(np.ones((region.height, region.width), dtype=bool), region, (height, width))
+            trimap = np.where(outside, BACKGROUND, trimap).astype(np.uint8)
+            prior = None if prior is None else np.where(outside, 0.0, prior).astype(np.float32)
         t = timer.step("trimap" if given is None else "segmentation", t)
 
         fg, alpha = self.backend.matte(rgb, trimap, prior, foreground=opts.foreground)
+        if outside is not None:
+            alpha = np.where(outside, 0.0, alpha).astype(np.float32)
         t = timer.step("matting", t)
 
         subject = subject_box(alpha, VISIBLE_ALPHA)
         frame = None
         if opts.crop and subject is not None:
             frame = crop_box(subject, opts.crop_margin, (width, height))
+        foreground = Box(0, 0, 0, 0) if subject is None else (
+            subject if frame is None else subject.within(frame))
+        if subject is not None and (opts.scale is not None or opts.position is not None):
+            rgb, fg, alpha, foreground = place_subject(
+                rgb, fg, alpha, subject, frame or Box(0, 0, width, height), opts.scale, opts.position)
+            frame = None
         pixels = render(
             rgb, fg, alpha, bg_mode=opts.bg_mode, blend=opts.blend, channels=opts.channels,
             bg_color=opts.bg_color, bg_image=bg_rgb, blur_radius=opts.blur_radius, box=frame,
+            drop_shadow=None if opts.shadow == "none" else Shadow(opacity=opts.shadow_opacity / 100.0),
         )
-        foreground = Box(0, 0, 0, 0) if subject is None else (
-            subject if frame is None else subject.within(frame))
         t = timer.step("compositing", t)
 
         fmt, body = encode_result(pixels, opts.format)
@@ -296,6 +322,32 @@ class Pipeline:
                 f"{width}x{height}; draw the strokes on an image of the photo's size",
             )
         return hints_from_pixels(luma, alpha)
+
+
+def roi_box(opts: MatteOptions, image_size: tuple[int, int], working_size: tuple[int, int]) -> Box:
+    """The request's ``roi`` in the working image's pixels.
+
+    Raises:
+        InvalidValue: field ``roi``, when the region is outside the image or too small to
+            search (under :data:`~contract.values.MIN_ROI_PX` px a side once scaled).
+    """
+    assert opts.roi is not None
+    box = opts.roi.box(image_size, working_size)
+    if box.empty:
+        raise InvalidValue("roi", f"{opts.roi.text()} lies outside the {image_size[0]}x{image_size[1]} "
+                           "image; give corners inside it (px of the uploaded image, or %)")
+    if min(box.width, box.height) < MIN_ROI_PX:
+        raise InvalidValue("roi", f"{opts.roi.text()} is {box.width}x{box.height} px at the working size "
+                           f"{working_size[0]}x{working_size[1]}; make the region at least {MIN_ROI_PX} "
+                           "px each way")
+    return box
+
+
+def paste(mask: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
+    """``mask`` (the size of ``box``) in a zero array of ``shape`` at ``box``."""
+    out = np.zeros(shape, dtype=mask.dtype)
+    out[box.top:box.bottom, box.left:box.right] = mask
+    return out
 
 
 def guide(mask: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -395,4 +447,8 @@ def peak_bytes(req: MatteRequest, max_pixels: int) -> int:
             need += probe(data, max_pixels, what).decode_bytes
     if opts.blend != "alpha":
         need += min(working, MAX_CLONE_PIXELS) * CLONE_BYTES_PER_PIXEL
+    if opts.scale is not None or opts.position is not None:
+        need += working * PLACE_BYTES_PER_PIXEL
+    if opts.shadow != "none":
+        need += working * SHADOW_BYTES_PER_PIXEL
     return need

@@ -25,15 +25,22 @@ Supported fields (multipart form, or the query string):
 * ``channels``: ``rgba`` or ``alpha``;
 * ``bg_color`` or ``bg_image_file`` (not both, as at remove.bg);
 * ``crop`` and ``crop_margin`` (1, 2 or 4 values in px or %, at most 500 px / 50 %);
+* ``scale``: ``original`` or the subject's size relative to the result, 10 % to 100 %
+  (of the crop when ``crop=true``);
+* ``position``: ``original``, ``center`` (the default when ``scale`` is given), or one or
+  two percentages (horizontal, vertical: 0 = left/top, 100 = right/bottom);
+* ``roi``: ``x1 y1 x2 y2`` in px or %: only this region is searched for the subject;
+* ``shadow_type`` (``none``, ``car``, ``3D``, ``drop``) and the older ``add_shadow``: any
+  shadow is this service's one soft drop shadow cast from the matte
+  (:mod:`render.shadow`), darkening a new background or, over a transparent one, in the
+  result's alpha; ``shadow_opacity`` 0..100 (default 50);
 * ``semitransparency``: accepted and ignored (edges are always semi-transparent).
 
 Not supported (400 ``invalid_parameter`` naming the field): ``image_url`` and
-``bg_image_url`` (this service does not fetch URLs), and any value of ``scale``,
-``position``, ``roi``, ``add_shadow`` / ``shadow_type`` / ``shadow_opacity`` other than
-remove.bg's defaults (``original``, ``original``, ``0% 0% 100% 100%``, ``false``/``none``),
-which are accepted so that SDKs sending every default keep working. ``X-Api-Key`` is
-ignored (no accounts, no credits: ``X-Credits-Charged: 0``); ``GET /account`` and
-``POST /improve`` do not exist.
+``bg_image_url`` (this service does not fetch URLs). Any other name is a 400
+``unknown_field`` naming the closest of remove.bg's fields. ``X-Api-Key`` is ignored (no
+accounts, no credits: ``X-Credits-Charged: 0``); ``GET /account`` and ``POST /improve`` do
+not exist.
 
 Answers: the image with remove.bg's headers (``X-Type``, ``X-Width``, ``X-Height``,
 ``X-Foreground-Top/Left/Width/Height``, ``X-Credits-Charged``) plus this service's own
@@ -65,9 +72,9 @@ from contract.parse import (
 from contract.values import SizeLimit
 from contract.vocab import CHANNELS
 from service_common.errors import ApiError, register_error_handlers
-from service_common.web import app_state, param, read_upload
+from service_common.web import app_state, check_fields, param, read_upload
 
-from .options import MatteOptions, SegmentationOptions
+from .options import MatteOptions, SegmentationOptions, parse_product_options
 from .pipeline import MatteRequest, MatteResult
 from .responses import image_response
 
@@ -113,16 +120,18 @@ TYPE_SUBJECTS: dict[str, str] = {"person": "person", "product": "object", "car":
 PEOPLE_BACKENDS = ("maskrcnn", "maskrcnn_v2", "modnet")
 FORMATS = ("auto", *REMOVEBG_FORMATS)
 
-#: Unsupported remove.bg fields and the values that are accepted anyway (their defaults).
-DEFAULT_ONLY: dict[str, tuple[str, ...]] = {
-    "scale": ("original",),
-    "position": ("original",),
-    "roi": ("0% 0% 100% 100%",),
-    "add_shadow": ("false", "0", "no"),
-    "shadow_type": ("none",),
-    "shadow_opacity": (),
-}
+#: Every field of remove.bg's ``POST /v1.0/removebg``, as its documentation lists them.
+REMOVEBG_FIELDS = (
+    "image_file", "image_file_b64", "image_url", "size", "type", "type_level", "format", "roi",
+    "crop", "crop_margin", "scale", "position", "channels", "add_shadow", "semitransparency",
+    "bg_color", "bg_image_url", "bg_image_file", "shadow_type", "shadow_opacity",
+)
+#: Its file fields.
+FILES = ("image_file", "bg_image_file")
+#: remove.bg's fields this service does not implement (400 saying so).
 NOT_SUPPORTED = ("image_url", "bg_image_url")
+#: remove.bg's ``shadow_type`` values: each is this service's one drop shadow.
+SHADOW_TYPES: dict[str, str] = {"none": "none", "car": "drop", "3d": "drop", "drop": "drop"}
 
 #: Our error code -> remove.bg's code where they differ.
 REMOVEBG_CODES = {"no_subject": "unknown_foreground"}
@@ -134,11 +143,8 @@ def parse_removebg_options(
     """remove.bg fields -> (:class:`MatteOptions`, the requested ``type``)."""
     for name in NOT_SUPPORTED:
         if params.get(name) is not None:
-            raise InvalidValue(name, "not supported by this server: upload the file instead")
-    for name, allowed in DEFAULT_ONLY.items():
-        value = params.get(name)
-        if value is not None and " ".join(value.lower().split()) not in allowed:
-            raise InvalidValue(name, "not supported by this server (only its default value is)")
+            raise InvalidValue(name, "not supported by this server, which fetches no URLs: upload the "
+                               f"file as {name.removesuffix('_url')}_file instead")
     kind = parse_choice(params.get("type"), "type", tuple(TYPE_CLASSES), "auto")
     size = parse_choice(params.get("size"), "size", tuple(SIZES), DEFAULT_SIZE)
     fmt = parse_format(params.get("format"), choices=FORMATS)
@@ -150,6 +156,10 @@ def parse_removebg_options(
         raise InvalidValue("bg_color", "give either bg_color or bg_image_file, not both")
     color = parse_color(raw_color) if raw_color is not None else None
     bg_mode = "image" if has_bg_image else ("color" if color is not None else "transparent")
+    shadow = SHADOW_TYPES[parse_choice(params.get("shadow_type"), "shadow_type", tuple(SHADOW_TYPES),
+                                       "none")]
+    if params.get("shadow_type") is None and parse_bool(params.get("add_shadow"), "add_shadow"):
+        shadow = "drop"  # remove.bg's older switch for its car shadow
     options = MatteOptions(
         bg_mode=bg_mode,
         bg_color=color,
@@ -159,14 +169,13 @@ def parse_removebg_options(
         crop=parse_bool(params.get("crop"), "crop"),
         crop_margin=parse_crop_margin(params.get("crop_margin")),
         segmentation=SegmentationOptions(classes=TYPE_CLASSES[kind], subject=TYPE_SUBJECTS.get(kind)),
+        **parse_product_options(params, bg_mode=bg_mode, shadow=shadow),
     )
     return options, kind
 
 
-FIELDS = (
-    "size", "type", "type_level", "format", "channels", "bg_color", "crop", "crop_margin",
-    "semitransparency", *DEFAULT_ONLY, *NOT_SUPPORTED,
-)
+#: The text fields read (also from the query string): all of remove.bg's but the files.
+FIELDS = tuple(name for name in REMOVEBG_FIELDS if name not in FILES)
 
 
 def _image_bytes() -> bytes:
@@ -198,6 +207,7 @@ def _x_type(kind: str, result: MatteResult) -> str:
 @bp.post("/v1.0/removebg")
 def removebg():
     """remove.bg-compatible background removal."""
+    check_fields(FIELDS, FILES, required_file="image_file")
     params = {name: param(name) for name in FIELDS}
     bg_image = read_upload("bg_image_file", required=False)
     options, kind = parse_removebg_options(params, has_bg_image=bg_image is not None)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from contract.vocab import MATTE_FIELDS
+from contract.vocab import MATTE_FIELDS, MATTE_FILES
 from service_common.errors import ApiError
-from service_common.web import app_state, param, read_upload
+from service_common.web import app_state, check_fields, discard_raw_body, param, read_upload
 
 from .options import parse_matte_options
 from .pipeline import MatteRequest
@@ -26,6 +26,7 @@ def _refuse_urls() -> None:
     """400 ``invalid_parameter`` when the request asks the server to fetch a URL."""
     for name in URL_FIELDS:
         if param(name) is not None:
+            discard_raw_body()
             upload = name.removesuffix("_url")
             raise ApiError(
                 "invalid_parameter",
@@ -38,6 +39,7 @@ def _refuse_urls() -> None:
 def matte():
     """The image with its background replaced (see the OpenAPI document)."""
     _refuse_urls()
+    check_fields(MATTE_FIELDS, ("image", *MATTE_FILES), refused=URL_FIELDS, required_file="image")
     image = read_upload("image", raw_body=True)
     bg_image = read_upload("bg_image", required=False)
     trimap = read_upload("trimap", required=False)

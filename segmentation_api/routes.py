@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from contract.vocab import SEGMENT_FIELDS, SEGMENT_FILES
 from service_common.errors import ApiError
-from service_common.web import app_state, param, read_upload
+from service_common.web import app_state, check_fields, param, read_upload
 
 from .backends import Backend
 from .backends.maskrcnn import class_names as coco_class_names
@@ -110,7 +111,9 @@ def _getter(source: Backend | AutoSubject, subject: str) -> Getter:
 
 
 def _segment(output: str) -> Response:
-    """Both endpoints: choose the backend, parse, run the pipeline, answer."""
+    """Both endpoints: refuse unknown fields, choose the backend, parse, run the pipeline,
+    answer."""
+    check_fields(SEGMENT_FIELDS, SEGMENT_FILES, required_file="image")
     as_json = _wants_json()
     state = _state()
     source, reason = _choose(state)

@@ -170,7 +170,8 @@ def test_openapi_document_is_valid_and_complete(client, make_app):
     fields = matte["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"image", "bg_image", "trimap", "hints", "bg_mode", "bg_color", "blur_radius", "channels",
             "format", "size", "crop", "crop_margin", "classes", "score_threshold",
-            "instances", "backend", "blend", "model_size", "prior", "foreground"} == set(fields)
+            "instances", "backend", "blend", "model_size", "prior", "foreground",
+            "scale", "position", "roi", "shadow", "shadow_opacity", "subject"} == set(fields)
     removebg = doc["paths"]["/v1.0/removebg"]["post"]["responses"]
     assert "unknown_foreground" in removebg["400"]["description"]
 

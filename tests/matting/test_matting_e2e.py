@@ -51,7 +51,7 @@ def test_colour_background(offline_services, sample_photo, sample_photo_bytes):
     assert 0.2 < changed < 0.8  # the background went, the person stayed
     h = resp.headers
     assert h["X-Segmentation-Backend"] == "modnet" and h["X-Matting-Backend"] == "closed_form"
-    assert h["X-Segmentation-Reason"].startswith("classes=person: people, so modnet; auto:")
+    assert h["X-Segmentation-Reason"].startswith("subject=auto: modnet's matte looks like a person")
     assert (h["X-Width"], h["X-Height"]) == ("512", "512")
     timing = h["Server-Timing"]
     assert all(f"{s};dur=" in timing for s in ("decode", "segmentation", "matting",

@@ -89,9 +89,15 @@ def _errors(resp) -> list[dict]:
     [
         ({}, "missing_field", None),
         ({"image_url": "https://example.com/a.jpg"}, "invalid_parameter", "image_url"),
-        ({"scale": "50%"}, "invalid_parameter", "scale"),
-        ({"roi": "10px 10px 20px 20px"}, "invalid_parameter", "roi"),
-        ({"add_shadow": "true"}, "invalid_parameter", "add_shadow"),
+        ({"bg_image_url": "https://example.com/a.jpg"}, "invalid_parameter", "bg_image_url"),
+        ({"scale": "5%"}, "invalid_parameter", "scale"),
+        ({"position": "50% 50% 50%"}, "invalid_parameter", "position"),
+        ({"roi": "10px 10px 20px"}, "invalid_parameter", "roi"),
+        ({"roi": "50% 10% 20% 90%"}, "invalid_parameter", "roi"),
+        ({"shadow_type": "soft"}, "invalid_parameter", "shadow_type"),
+        ({"shadow_opacity": "150"}, "invalid_parameter", "shadow_opacity"),
+        ({"add_shadow": "maybe"}, "invalid_parameter", "add_shadow"),
+        ({"bgcolor": "red"}, "unknown_field", "bgcolor"),
         ({"type": "car_interior"}, "invalid_parameter", "type"),
         ({"size": "huge"}, "invalid_parameter", "size"),
         ({"format": "zip", "channels": "alpha"}, "invalid_parameter", "format"),
@@ -119,7 +125,8 @@ def test_removebg_background_conflict_and_defaults_accepted(client, scene, png):
     defaults = client.post("/v1.0/removebg", data={
         "image_file": (io.BytesIO(png(scene.rgb)), "i.png"), "scale": "original",
         "position": "original", "roi": "0% 0% 100% 100%", "add_shadow": "false",
-        "semitransparency": "true", "type_level": "1"})
+        "shadow_type": "none", "shadow_opacity": "50", "semitransparency": "true",
+        "type_level": "1"})
     assert defaults.status_code == 503
     assert _errors(defaults)[0]["code"] == "segmentation_unavailable"
 

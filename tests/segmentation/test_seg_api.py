@@ -9,6 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
+import requests
 from apierrors import assert_api_error
 from PIL import Image
 
@@ -140,10 +141,18 @@ def test_empty_raw_body(u2netp_client):
     assert_api_error(u2netp_client.post("/v1/trimap", data=b"", content_type="image/png"), 400, "empty_body")
 
 
-def test_missing_field(u2netp_client, sample_photo_bytes):
-    response = u2netp_client.post("/v1/trimap", data={"file": (io.BytesIO(sample_photo_bytes), "a.png")},
+def test_missing_field(u2netp_client):
+    response = u2netp_client.post("/v1/trimap", data={"classes": "person"},
                                   content_type="multipart/form-data")
     assert assert_api_error(response, 400, "missing_field")["field"] == "image"
+
+
+def test_image_under_another_name_is_an_unknown_field(u2netp_client, sample_photo_bytes):
+    response = u2netp_client.post("/v1/trimap", data={"file": (io.BytesIO(sample_photo_bytes), "a.png")},
+                                  content_type="multipart/form-data")
+    error = assert_api_error(response, 400, "unknown_field")
+    assert (error["field"], error["did_you_mean"]) == ("file", "image")
+    assert "did you mean image?" in error["message"]
 
 
 def test_image_sent_as_text_field(u2netp_client):
@@ -313,3 +322,48 @@ def test_maskrcnn_rejects_the_backend_it_does_not_have(maskrcnn_client, sample_p
     response = post(maskrcnn_client, sample_photo_bytes, backend="u2netp")
     error = assert_api_error(response, 400, "invalid_parameter")
     assert error["field"] == "backend" and error["loaded"] == ["maskrcnn"]
+
+
+# --- unknown fields, over real HTTP to the running service (issue 25) ------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/mask", "/v1/trimap"])
+@pytest.mark.parametrize(("how", "name", "suggestion"), [
+    ("form", "score_treshold", "score_threshold"),
+    ("form", "Classes", "classes"),
+    ("query", "instance", "instances"),
+    ("form", "bandwidth", "band"),
+])
+def test_unknown_fields_name_the_closest_known_one(offline_services, sample_photo_bytes, path, how, name,
+                                                    suggestion):
+    """A misspelt text field, in the form or the query string, is a 400 naming it and the
+    field it resembles, before any work."""
+    seg, _ = offline_services
+    files = {"image": ("a.png", sample_photo_bytes, "image/png")}
+    if how == "form":
+        response = requests.post(seg.url + path, files=files, data={name: "1"}, timeout=60)
+    else:
+        response = requests.post(seg.url + path, params={name: "all"}, data=sample_photo_bytes,
+                                 headers={"Content-Type": "image/png"}, timeout=60)
+    error = assert_api_error(response, 400, "unknown_field")
+    assert (error["field"], error["did_you_mean"]) == (name, suggestion)
+    assert f"did you mean {suggestion}?" in error["message"]
+
+
+def test_unknown_names_without_a_close_one_list_what_is_read(offline_services, sample_photo_bytes):
+    seg, _ = offline_services
+    response = requests.post(seg.url + "/v1/mask", files={"image": ("a.png", sample_photo_bytes)},
+                             data={"zzz": "1"}, timeout=60)
+    error = assert_api_error(response, 400, "unknown_field")
+    assert "did_you_mean" not in error
+    assert "score_threshold" in error["message"] and "fg_threshold" in error["message"]
+    assert error["known"][-1] == "image"
+
+
+def test_a_text_field_sent_as_a_file_and_an_empty_image_file(offline_services, sample_photo_bytes):
+    seg, _ = offline_services
+    response = requests.post(seg.url + "/v1/mask", files={"image": ("a.png", sample_photo_bytes),
+                                                          "classes": ("c.txt", b"person")}, timeout=60)
+    assert assert_api_error(response, 400, "invalid_parameter")["field"] == "classes"
+    empty = requests.post(seg.url + "/v1/mask", files={"image": ("a.png", b"")}, timeout=60)
+    assert "empty" in assert_api_error(empty, 400, "empty_body")["message"]
