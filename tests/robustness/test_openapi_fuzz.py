@@ -10,7 +10,7 @@ bounded (:data:`EXAMPLES` per operation and mode, a few seconds); ``-m slow`` ru
 :data:`SLOW_EXAMPLES`.
 
 The segmentation service serves no OpenAPI document (``/openapi.json`` is a 404 there; its
-contract is the README's), so only the matting service is fuzzed.
+contract is docs/api.md's), so only the matting service is fuzzed.
 """
 
 from __future__ import annotations
