@@ -16,14 +16,17 @@ transparent RGBA PNG (decontaminated foreground colours + alpha). The people mod
 resolution), which is faster and steadier than its photo size. The client smooths alpha over
 time on still pixels (``--smooth``, :data:`DEFAULT_SMOOTH`; see :mod:`client.temporal`),
 composites the subject over the background itself (in linear light) and pipes the frames to
-the encoder.
+the encoder. The person model runs on every third frame only (``--keyframe-interval``); the
+frames between get the keyframe's matte carried along the motion, refined against their own
+colours without the segmentation hop (:mod:`client.motion`), and the service estimates the
+subject's colour the fast way (``foreground=fast``).
 Requests in flight overlap segmentation and matting: each matting worker serves
 ``BACKDROP_MATTING_THREADS`` requests at once (one waits for the segmentation service while
-another is being matted) and the segmentation service runs ``BACKDROP_SEG_THREADS`` side by
-side (bench/video_throughput.py measures the whole stack against the bare models).
+another is being matted) and the segmentation service runs ``BACKDROP_SEGMENTATION_THREADS``
+side by side (bench/video_throughput.py measures the whole stack against RVM).
 
 Output: the input's frame rate and size (or ``--size WxH``: scaled to cover, centre-cropped).
-With the ffmpeg binary of ``imageio-ffmpeg`` (``pip install backdrop[video]``): H.264 MP4
+With the ffmpeg binary of ``imageio-ffmpeg`` (installed with the package): H.264 MP4
 (``yuv420p``, plays everywhere; ``.webm`` gives VP9) with the input's audio (re-encoded to
 AAC/Opus). Without it: OpenCV's ``mp4v`` MPEG-4, no audio. Alpha for editors: a folder of
 RGBA PNGs (``--alpha-sequence DIR``) and/or a video with alpha (``--output-alpha-video``

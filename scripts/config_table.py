@@ -1,7 +1,7 @@
-"""The README's configuration table, from service_common.config.ENV_DOCS.
+"""The configuration table (docs/configuration.md), from service_common.config.ENV_DOCS.
 
     python scripts/config_table.py            # print it
-    python scripts/config_table.py --update   # rewrite it in README.md between its markers
+    python scripts/config_table.py --update   # rewrite it in docs/configuration.md between its markers
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def table() -> str:
 
 if __name__ == "__main__":
     if "--update" in sys.argv:
-        readme = ROOT / "README.md"
+        readme = ROOT / "docs" / "configuration.md"
         text = readme.read_text()
         head, rest = text.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
