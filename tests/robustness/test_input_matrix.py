@@ -122,7 +122,7 @@ CASES: dict[str, Case] = {
     # ---- segmentation: bad uploads
     "trimap-empty-body": Case("trimap", None, 400, "empty_body"),
     "trimap-empty-raw-body": Case("trimap", b"", 400, "empty_body", raw="image/png"),
-    "trimap-missing-field": Case("trimap", None, 400, "missing_field", files={"photo": PHOTO}),
+    "trimap-missing-field": Case("trimap", None, 400, "unknown_field", files={"photo": PHOTO}),
     "trimap-text-as-image": Case("trimap", TEXT, 400, "invalid_image"),
     "trimap-truncated-png": Case("trimap", truncated(PHOTO), 400, "invalid_image"),
     "trimap-truncated-jpeg": Case("trimap", truncated(JPEG), 400, "invalid_image"),
