@@ -4,6 +4,7 @@ defaults unless ``BACKDROP_*`` variables say otherwise), on free ports, logs in 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -46,3 +47,14 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return total
+
+
+def publish(results: dict, markdown: str, json_path: Path | None) -> int:
+    """Print a bench's Markdown ``markdown`` and write ``results`` as JSON to ``json_path``
+    (its folder made; nothing written when ``None``). Returns 0, the bench's exit code."""
+    print(markdown)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2))
+        print(f"\n(written to {json_path})")
+    return 0

@@ -39,7 +39,6 @@ Markdown on stdout, JSON in ``--json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -53,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.clips import find_clips, read_frames  # noqa: E402
-from bench.stack import serving  # noqa: E402
+from bench.stack import publish, serving  # noqa: E402
 from bench.temporal_metrics import departures, drift, flicker  # noqa: E402
 
 #: The still thresholds of the sensitivity table (levels of 255).
@@ -209,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = measure(clips, args, Path(tmp))
     results["load_average"] = os.getloadavg()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    print(f"\n(written to {args.json})")
-    return 0
+    return publish(results, table(results), args.json)
 
 
 if __name__ == "__main__":

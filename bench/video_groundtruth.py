@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import subprocess
@@ -72,6 +71,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.clips import read_frames  # noqa: E402
+from bench.stack import publish  # noqa: E402
 from bench.temporal_metrics import dtssd, mad  # noqa: E402
 from client.compositing import fit_cover  # noqa: E402
 from client.video_io import VideoReader  # noqa: E402
@@ -448,12 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = measure(args, Path(tmp))
     results["load_average"] = os.getloadavg()
-    print(table(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-        print(f"\n(written to {args.json})")
-    return 0
+    return publish(results, table(results), args.json)
 
 
 if __name__ == "__main__":

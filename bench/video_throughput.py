@@ -29,7 +29,6 @@ and the services' own ``Server-Timing`` stages. Markdown on stdout, JSON in ``--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -44,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.clips import find_clips, read_frames  # noqa: E402
-from bench.stack import cpu_seconds, serving  # noqa: E402
+from bench.stack import cpu_seconds, publish, serving  # noqa: E402
 from client.video import DEFAULT_KEYFRAME_INTERVAL, VIDEO_MODEL_SIZE, VideoJob, process_video  # noqa: E402
 
 #: The issue's goals for the whole stack at 640 x 480 on 2 cores: frames per second, and
@@ -179,11 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                "load_average": os.getloadavg(), "model_size": VIDEO_MODEL_SIZE,
                "keyframe_interval": DEFAULT_KEYFRAME_INTERVAL, "stack": stack, "every_frame": every,
                "rvm": rvm, "total": total}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(report(results))
-    print(f"\n(written to {args.json})")
-    return 0
+    return publish(results, report(results), args.json)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,14 @@ from contract.vocab import BLEND_MODES, FORMATS
 from .api import DEFAULT_SERVER, UNREACHABLE_HINT, MattingClient, default_server
 from .batch import BatchReport, FileError, Task, TaskFailed, plan_folder, run_task, run_tasks
 from .files import same_file
-from .options import add_server_argument, add_subject_arguments, arg, format_for_output, subject_fields
+from .options import (
+    add_server_argument,
+    add_subject_arguments,
+    arg,
+    format_for_output,
+    parse_command_line,
+    subject_fields,
+)
 
 log = logging.getLogger("client")
 
@@ -272,9 +279,7 @@ def _run_folder(client: MattingClient, args: argparse.Namespace, opts: dict[str,
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    args = parse_command_line(parser, argv)
     try:
         if not args.input.exists():
             raise UsageError(f"INPUT {args.input} does not exist")

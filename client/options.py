@@ -11,6 +11,7 @@ and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -145,3 +146,12 @@ def extension_for(content_type: str | None, requested: str | None) -> str:
     if mime in EXT_BY_MIME:
         return EXT_BY_MIME[mime]
     return EXT_BY_FORMAT.get(requested or "", ".png")
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` with ``parser`` (which has ``-v/--verbose``) and set up the log: INFO
+    with ``--verbose``, else WARNING, as ``LEVEL logger: message`` on stderr."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args

@@ -87,16 +87,9 @@ class FBABackend(WarmedBackend):
         self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None,
         foreground: str = "best",
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Alpha and foreground colour; see :mod:`matting_api.backends` for the contract.
-
-        Args:
-            rgb: ``H x W x 3`` uint8.
-            trimap: ``H x W`` uint8, 0 / 128 / 255 (derived from the prior, or the user's).
-            prior: not used: FBA predicts alpha in the trimap's unknown band from the image.
-
-        Returns:
-            ``(fg H x W x 3 float32 [0, 1], alpha H x W float32 [0, 1])``; known regions exact.
-        """
+        """FBA's alpha and foreground colour of ``rgb`` in the trimap's unknown band (the
+        contract of :mod:`matting_api.backends`; known regions exact). ``prior`` and
+        ``foreground`` are not used: FBA predicts both from the image and the trimap."""
         from .predict import predict
 
         image = rgb.astype(np.float32) / 255.0
