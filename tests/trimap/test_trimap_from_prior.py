@@ -5,20 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from masks import disc
 
 from trimap.from_prior import PriorBand, band_radius, prior_trimap, transition_width
 
 
-def _disc(size: int = 80, radius: float = 24.0, soft: float = 0.0) -> np.ndarray:
-    yy, xx = np.mgrid[:size, :size]
-    dist = np.hypot(yy - size / 2, xx - size / 2)
-    if soft == 0:
-        return (dist <= radius).astype(np.float32)
-    return np.clip((radius - dist) / soft + 0.5, 0, 1).astype(np.float32)
-
-
 def test_binary_prior_gets_a_band_of_the_minimum_width_across_its_edge():
-    prior = _disc()
+    prior = disc()
     assert transition_width(prior) == 0.0
     assert band_radius(prior) == PriorBand().min_px
     trimap = prior_trimap(prior)
@@ -31,7 +24,7 @@ def test_binary_prior_gets_a_band_of_the_minimum_width_across_its_edge():
 
 
 def test_band_follows_the_prior_transition_width():
-    narrow, wide = _disc(soft=4.0), _disc(soft=12.0)
+    narrow, wide = disc(soft=4.0), disc(soft=12.0)
     assert transition_width(wide) == pytest.approx(3 * transition_width(narrow), rel=0.15)
     options = PriorBand(width_factor=0.5)
     assert band_radius(wide, options) > band_radius(narrow, options)
@@ -40,14 +33,14 @@ def test_band_follows_the_prior_transition_width():
 
 def test_band_scales_with_the_image():
     """The same prior at 2x resolution has a transition twice as wide, so twice the band."""
-    small = _disc(80, 24, soft=6.0)
+    small = disc(80, 24, soft=6.0)
     large = cv2.resize(small, (160, 160), interpolation=cv2.INTER_LINEAR)
     options = PriorBand(width_factor=1.0, min_px=0.5)
     assert band_radius(large, options) == pytest.approx(2 * band_radius(small, options), rel=0.15)
 
 
 def test_soft_region_is_always_unknown_and_outside_the_prior_stands():
-    prior = _disc(soft=6.0)
+    prior = disc(soft=6.0)
     trimap = prior_trimap(prior)
     options = PriorBand()
     soft = (prior > options.low) & (prior < options.high)
