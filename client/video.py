@@ -11,7 +11,8 @@ Usage::
 
 How it works: frames are decoded with OpenCV, sent to the matting service (``--jobs``
 requests in flight, a bounded queue, results taken in order), each answered as a
-transparent RGBA PNG (decontaminated foreground colours + alpha). The people model runs at
+transparent RGBA image (decontaminated foreground colours + alpha; uncompressed TIFF from a
+service on this machine, PNG elsewhere: :mod:`contract.transport`). The people model runs at
 :data:`VIDEO_MODEL_SIZE` px for video (``--model-size``; the service refines the edge at full
 resolution), which is faster and steadier than its photo size. The client smooths alpha over
 time on still pixels (``--smooth``, :data:`DEFAULT_SMOOTH`; see :mod:`client.temporal`),

@@ -1,13 +1,14 @@
 """One video frame through the matting service: BGR frame in, foreground and alpha out.
 
 The frame is sent losslessly with ``bg_mode=transparent`` (BMP to a service on this machine,
-PNG elsewhere: :mod:`contract.transport`); the answer is the RGBA PNG of the service
-(decontaminated foreground colours + alpha), which the video client then smooths over time
-and composites itself.
+PNG elsewhere: :mod:`contract.transport`); the answer is the service's RGBA image
+(decontaminated foreground colours + alpha; uncompressed TIFF from a service on this machine,
+PNG elsewhere), which the video client then smooths over time and composites itself.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Mapping
@@ -16,10 +17,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from contract.transport import upload_format
+from contract.transport import answer_format, upload_format
 
-from .api import MattingClient, MattingError
+from .api import MattingClient, MattingError, check_tiff_blocks
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +71,59 @@ def encode_frame(frame: np.ndarray, fmt: str = "png") -> bytes:
     return buf.tobytes()
 
 
+#: The first bytes of a TIFF file (little- and big-endian).
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
 def decode_rgba(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The service's RGBA PNG -> ``(fg H x W x 3 uint8 BGR, alpha H x W float32 [0, 1])``.
+    """The service's RGBA answer (PNG or TIFF) -> ``(fg H x W x 3 uint8 BGR, alpha H x W
+    float32 [0, 1])``.
+
+    A TIFF is read with Pillow: OpenCV reads an RGBA TIFF through libtiff's RGBA interface,
+    which premultiplies the colours by alpha (the service writes them straight, as in PNG).
 
     Raises:
         MattingError: ``bad_response`` when the answer is not a ``size`` image with alpha.
     """
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.ndim != 3 or img.shape[2] != 4:
-        shape = None if img is None else img.shape
-        raise MattingError("bad_response", f"expected an RGBA PNG from the service, got {shape}")
+    if data[:4] in TIFF_MAGIC:
+        img, to_bgr = _decode_tiff(data, size), cv2.COLOR_RGBA2BGR
+    else:
+        img, to_bgr = _decode_cv2(data), cv2.COLOR_BGRA2BGR
     if img.dtype != np.uint8:  # a 16-bit PNG
         img = (img // 257).astype(np.uint8)
     if (img.shape[1], img.shape[0]) != size:
         raise MattingError("bad_response", f"the service answered {img.shape[1]}x{img.shape[0]}, "
                            f"expected {size[0]}x{size[1]}")
-    fg = np.ascontiguousarray(img[..., :3])
-    alpha = img[..., 3].astype(np.float32) * (1.0 / 255.0)
+    fg = cv2.cvtColor(img, to_bgr)
+    alpha = np.multiply(img[..., 3], np.float32(1.0 / 255.0), dtype=np.float32)
     return fg, alpha
+
+
+def _decode_cv2(data: bytes) -> np.ndarray:
+    """A PNG answer -> ``H x W x 4`` BGRA."""
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        shape = None if img is None else img.shape
+        raise MattingError("bad_response", "expected an RGBA image (PNG or TIFF) from the service, "
+                           f"got {shape}")
+    return img
+
+
+def _decode_tiff(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """A TIFF answer -> ``H x W x 4`` uint8 RGBA, its strips and size checked before its pixels
+    are read."""
+    check_tiff_blocks(data, "TIFF")
+    try:
+        with Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
+            if im.mode != "RGBA":
+                raise MattingError("bad_response", "expected an RGBA image (PNG or TIFF) from the "
+                                   f"service, got a {im.mode} TIFF")
+            if im.size != size:
+                raise MattingError("bad_response", f"the service answered {im.size[0]}x{im.size[1]}, "
+                                   f"expected {size[0]}x{size[1]}")
+            return np.asarray(im)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise MattingError("bad_response", f"the service's TIFF could not be read: {exc}") from None
 
 
 class FrameMatter:
@@ -101,6 +138,7 @@ class FrameMatter:
         self.client = client
         self.options = {k: v for k, v in (options or {}).items() if v is not None}
         self.upload = upload_format(client.server)
+        self.answer = answer_format(client.server)
 
     def __call__(self, frame: np.ndarray) -> MattedFrame:
         """Matte one ``H x W x 3`` uint8 BGR frame. A frame without a subject (``no_subject``)
@@ -121,7 +159,7 @@ class FrameMatter:
         try:
             body, headers = self.client.matte(encode_frame(frame, self.upload),
                                               filename=f"frame.{self.upload}", prior=prior,
-                                              bg_mode="transparent", format="png",
+                                              bg_mode="transparent", format=self.answer,
                                               foreground="fast", **options)
         except MattingError as exc:
             if exc.code != "no_subject":

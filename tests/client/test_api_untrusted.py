@@ -41,6 +41,7 @@ def _png(size: tuple[int, int] = (8, 6), fmt: str = "PNG") -> bytes:
 
 @pytest.mark.parametrize(("fmt", "mime", "requested"), [
     ("PNG", "image/png", "png"), ("JPEG", "image/jpeg", "jpg"), ("WEBP", "image/webp", "webp"),
+    ("TIFF", "image/tiff", "tiff"),
     ("PNG", "image/png; charset=binary", None), ("JPEG", "IMAGE/JPEG", "auto"),
 ])
 def test_check_image_accepts_whole_images(fmt: str, mime: str, requested: str | None):
@@ -60,6 +61,19 @@ def test_check_image_refuses_what_is_not_one(monkeypatch):
     monkeypatch.setattr("client.api.MAX_ANSWER_PIXELS", 40)
     with pytest.raises(MattingError, match="a 8x6 image, more than the 40 pixels"):
         check_image(_png(), "image/png")
+
+
+def test_check_image_refuses_a_tiff_of_too_many_strips_before_opening_it(monkeypatch):
+    """Pillow builds a step per strip when it opens a TIFF (a million one-row strips: 3.5 s,
+    0.7 GB): the count is read from the header first."""
+    tiff = _png((8, 6), "TIFF")
+    assert check_image(tiff, "image/tiff", "tiff") == (8, 6)
+    monkeypatch.setattr("client.api.MAX_ANSWER_TIFF_BLOCKS", 0)
+    opened = []
+    monkeypatch.setattr("client.api.Image.open", lambda *a, **k: opened.append(a))
+    with pytest.raises(MattingError, match="a TIFF of 1 strips or tiles, more than the 0") as err:
+        check_image(tiff, "image/tiff", None)
+    assert err.value.code == "bad_response" and not opened
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_unreachable_service(photo: Path, tmp_path: Path, capsys):
 @pytest.mark.parametrize(("argv", "message"), [
     (["{missing}", "o.png"], "does not exist"),
     (["{photo}", "o.jpg", "--format", "png"], "contradicts"),
-    (["{photo}", "o.tiff"], ".tiff"),
+    (["{photo}", "o.gif"], ".gif"),
     (["{photo}", "{photo}"], "never overwritten"),
     (["{photo}", "o.png", "--crop-margin", "5%"], "only applies with --crop"),
     (["{folder}"], "OUTPUT folder"),

@@ -36,8 +36,9 @@ def test_format_follows_the_extension_unless_given():
     assert format_for_output(None, None) is None
     with pytest.raises(ValueError, match="contradicts"):
         format_for_output(Path("a.png"), "jpg")
-    with pytest.raises(ValueError, match=r"\.tiff"):
-        format_for_output(Path("a.tiff"), None)
+    assert format_for_output(Path("a.TIFF"), None) == format_for_output(Path("a.tif"), "tiff") == "tiff"
+    with pytest.raises(ValueError, match=r"\.gif"):
+        format_for_output(Path("a.gif"), None)
 
 
 def test_extension_from_content_type():

@@ -1,10 +1,11 @@
-"""How images travel between the parts (contract.transport): BMP on this machine, PNG else."""
+"""How images travel between the parts (contract.transport): uncompressed on this machine (BMP
+up, TIFF back), PNG elsewhere."""
 
 from __future__ import annotations
 
 import pytest
 
-from contract.transport import is_loopback, upload_format
+from contract.transport import answer_format, is_loopback, upload_format
 
 
 @pytest.mark.parametrize(("url", "local"), [
@@ -22,6 +23,7 @@ from contract.transport import is_loopback, upload_format
 def test_loopback_urls(url, local):
     assert is_loopback(url) is local
     assert upload_format(url) == ("bmp" if local else "png")
+    assert answer_format(url) == ("tiff" if local else "png")
 
 
 def test_an_explicit_choice_wins():

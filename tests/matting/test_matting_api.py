@@ -67,6 +67,9 @@ def test_colour_background_png_keeps_subject_and_background_exact(post, scene, d
         ({"format": "jpg"}, "image/jpeg", "RGB"),  # transparent flattened over white
         ({"channels": "alpha"}, "image/png", "L"),
         ({"channels": "alpha", "format": "webp"}, "image/webp", "RGB"),
+        ({"format": "tiff"}, "image/tiff", "RGBA"),
+        ({"bg_color": "white", "format": "tiff"}, "image/tiff", "RGB"),
+        ({"channels": "alpha", "format": "tiff"}, "image/tiff", "L"),
         ({"bg_color": "81d4fa80"}, "image/png", "RGBA"),  # translucent colour
     ],
 )

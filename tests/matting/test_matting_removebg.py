@@ -101,6 +101,7 @@ def _errors(resp) -> list[dict]:
         ({"type": "car_interior"}, "invalid_parameter", "type"),
         ({"size": "huge"}, "invalid_parameter", "size"),
         ({"format": "zip", "channels": "alpha"}, "invalid_parameter", "format"),
+        ({"format": "tiff"}, "invalid_parameter", "format"),  # remove.bg has no tiff
         ({"bg_color": "nope"}, "invalid_parameter", "bg_color"),
     ],
 )
