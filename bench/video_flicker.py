@@ -12,12 +12,12 @@ speed, written losslessly; ``--fast 0`` leaves it out):
 
 * **ours**: the whole stack as a user runs it: both services started as ``make serve``
   starts them (offline defaults), the video client (:func:`client.video.process_video`, its
-  defaults: people model at :data:`client.video.VIDEO_MODEL_SIZE` px, ``--smooth``
+  defaults: the people model chosen from the first frame (:mod:`client.video_model`), ``--smooth``
   :data:`client.video.DEFAULT_SMOOTH`) writing the RGBA PNG sequence a user gets with
   ``--alpha-sequence``; the alpha is read back from those files (8 bits, as delivered);
-* **ours, raw**: the stack with ``--smooth 0 --keyframe-interval 1``: the person model and
-  the refinement on every frame, nothing carried from one frame to the next: what each frame
-  says alone. **drift** compares ours with it, so it counts every lag of the temporal path
+* **ours, raw**: the stack with ``--smooth 0 --keyframe-interval 1``: the same people model
+  and the refinement on every frame, nothing carried from one frame to the next: what each
+  frame says alone. **drift** compares ours with it, so it counts every lag of the temporal path
   (the smoothing and the carried mattes of the keyframes);
 * **MODNet per frame**: the MODNet model alone on each frame at its reference size
   (``segmentation_api.backends.modnet``), in this process;
@@ -60,7 +60,6 @@ STILL_LEVELS_SWEEP = (0, 2, 4, 6)
 
 from bench.video_groundtruth import write_lossless  # noqa: E402
 from client.video import (  # noqa: E402
-    DEFAULT_KEYFRAME_INTERVAL,
     DEFAULT_SMOOTH,
     VIDEO_MODEL_SIZE,
     VideoJob,
@@ -72,7 +71,7 @@ TUNED_ON = "asl_again"
 
 
 def stack_alphas(server: str, clip: Path, frames: int | None, smooth: float,
-                 work: Path, keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL
+                 work: Path, keyframe_interval: int | None = None
                  ) -> tuple[list[np.ndarray], float]:
     """The alphas the video client delivers for ``clip`` (``H x W`` float32 in [0, 1], read
     back from its ``--alpha-sequence`` PNGs), and the seconds it took."""
@@ -120,7 +119,7 @@ def measure(clips: list[Path], args: argparse.Namespace, work: Path) -> dict:
             print(f"RVM {rvm_note}; its column stays empty (pass --no-rvm to skip it)",
                   file=sys.stderr)
     results: dict = {"smooth": DEFAULT_SMOOTH, "model_size": VIDEO_MODEL_SIZE, "rvm": rvm_note,
-                     "keyframe_interval": DEFAULT_KEYFRAME_INTERVAL, "tuned_on": TUNED_ON, "clips": {}}
+                     "keyframe_interval": "chosen with the people model", "tuned_on": TUNED_ON, "clips": {}}
     fast = fast_clip(clips, args.fast, work)
     clips = clips + ([fast] if fast is not None else [])
     with serving(work) as (_, mat):

@@ -17,10 +17,13 @@ service on this machine, PNG elsewhere: :mod:`contract.transport`). The people m
 resolution), which is faster and steadier than its photo size. The client smooths alpha over
 time on still pixels (``--smooth``, :data:`DEFAULT_SMOOTH`; see :mod:`client.temporal`),
 composites the subject over the background itself (in linear light) and pipes the frames to
-the encoder. The person model runs on every third frame only (``--keyframe-interval``); the
-frames between get the keyframe's matte carried along the motion, refined against their own
-colours without the segmentation hop (:mod:`client.motion`), and the service estimates the
-subject's colour the fast way (``foreground=fast``).
+the encoder. The people model is chosen once per video from the first frame
+(:mod:`client.video_model`): MediaPipe's selfie segmenter on every frame when it shows a person
+(a few ms a frame; the service refines its edge at full resolution), else the service's own
+model on every third frame (``--keyframe-interval``), the frames between getting the
+keyframe's matte carried along the motion, refined against their own colours without the
+segmentation hop (:mod:`client.motion`). The service estimates the subject's colour the
+fast way (``foreground=fast``).
 Requests in flight overlap segmentation and matting: each matting worker serves
 ``BACKDROP_MATTING_THREADS`` requests at once (one waits for the segmentation service while
 another is being matted) and the segmentation service runs ``BACKDROP_SEGMENTATION_THREADS``
@@ -73,6 +76,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from contract.parse import parse_color
 
+from . import video_model
 from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
 from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
 from .files import same_file
@@ -101,6 +105,7 @@ from .video_io import (
     has_audio,
 )
 from .video_matte import FrameMatter, MattedFrame
+from .video_model import SLOW_MODEL_INTERVAL, ModelChoice
 from .video_pipe import PIXEL_FORMATS, RawFrameReader, RawFrameWriter
 from .video_resume import (
     CHECKPOINT_FRAMES,
@@ -123,9 +128,6 @@ VIDEO_MODEL_SIZE = 384
 #: ``--smooth``'s default strength (client.temporal; tuned on asl_again, reported on the
 #: other dev clips: README, Video).
 DEFAULT_SMOOTH = 0.9
-#: ``--keyframe-interval``'s default: the person model on every third frame, its matte carried
-#: along the motion to the two frames between (:mod:`client.motion`; docs/video.md).
-DEFAULT_KEYFRAME_INTERVAL = 3
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +163,8 @@ class VideoJob:
             (:data:`VIDEO_MODEL_SIZE` by default; ``None``: the service's own, 512).
         keyframe_interval: the full path (person model, refinement) on every this many
             frames; the frames between get the keyframe's matte carried along the motion,
-            refined against their own colours (:mod:`client.motion`); 1 = every frame.
+            refined against their own colours (:mod:`client.motion`); 1 = every frame;
+            ``None``: chosen with the people model (:mod:`client.video_model`).
         server: matting service URL (``None``: ``$BACKDROP_SERVER`` or the default).
         timeout: seconds to wait for each frame's answer.
         restart: discard an unfinished earlier run of this job instead of resuming it.
@@ -192,7 +195,7 @@ class VideoJob:
     subject: str | None = None
     backend: str | None = None
     model_size: int | None = VIDEO_MODEL_SIZE
-    keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL
+    keyframe_interval: int | None = None
     server: str | None = None
     timeout: float = 120.0
     restart: bool = False
@@ -226,6 +229,8 @@ class VideoResult:
         carried_frames: frames of this run refined from a keyframe's carried matte.
         fallback_frames: frames of this run between keyframes that got the full path
             (large motion, something new in the picture, or a keyframe without a subject).
+        model: the people model and keyframe interval the run used, and why
+            (:func:`client.video_model.choose`); ``None`` before the first frame.
     """
 
     frames: int = 0
@@ -240,6 +245,7 @@ class VideoResult:
     timing_ms: dict[str, float] = field(default_factory=dict)
     carried_frames: int = 0
     fallback_frames: int = 0
+    model: ModelChoice | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -272,7 +278,7 @@ def _validate(job: VideoJob, exe: str | None) -> None:
         raise UsageError("--bg-video-end must be loop or hold")
     if not 0.0 <= job.smooth < 1.0:
         raise UsageError("--smooth must be in [0, 1)")
-    if job.keyframe_interval < 1:
+    if job.keyframe_interval is not None and job.keyframe_interval < 1:
         raise UsageError(f"--keyframe-interval must be 1 or more (1: the person model on every frame), "
                          f"got {job.keyframe_interval}")
     if job.jobs < 1:
@@ -484,11 +490,23 @@ class _Run:
         frames before ``skip`` are decoded, not sent. Once ``stop`` is requested no new
         frame is sent, and the frames in flight still come out."""
         job = self.job
-        matter = FrameMatter(self.client, {"classes": job.classes, "instances": job.instances,
-                                           "score_threshold": job.score_threshold, "subject": job.subject,
-                                           "backend": job.backend, "model_size": job.model_size})
-        keyed = KeyframeMatter(matter, matter.refine, Reuse(interval=job.keyframe_interval))
+        options = {"classes": job.classes, "instances": job.instances, "score_threshold": job.score_threshold,
+                   "subject": job.subject, "backend": job.backend, "model_size": job.model_size}
         decoded = self.reader.frames(job.max_frames)
+        first = next(decoded, None)
+        if first is None:
+            return
+        decoded = itertools.chain([first], decoded)
+        choice = video_model.choose(
+            backend=job.backend, subject=job.subject, classes=job.classes, interval=job.keyframe_interval,
+            loaded=lambda: video_model.loaded_backends(self.client.ready()),
+            first_frame_subject=lambda: FrameMatter(self.client, options)(
+                fit_cover(first, self.size)).subject)
+        self.result.model = choice
+        log.info("people model: %s, keyframe interval %d (%s)", choice.backend or "the service's",
+                 choice.keyframe_interval, choice.reason)
+        matter = FrameMatter(self.client, {**options, "backend": choice.backend})
+        keyed = KeyframeMatter(matter, matter.refine, Reuse(interval=choice.keyframe_interval))
         warm_from = keyed.last_keyframe(skip)
         warm_frame = None
         for index, frame in enumerate(itertools.islice(decoded, skip)):
@@ -699,12 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "instead of resuming it")
     add_subject_arguments(p)
     p.set_defaults(model_size=VIDEO_MODEL_SIZE)
-    p.add_argument("--keyframe-interval", type=int, default=DEFAULT_KEYFRAME_INTERVAL, metavar="K",
+    p.add_argument("--keyframe-interval", type=int, default=None, metavar="K",
                    help="run the person model on every K-th frame and carry its matte along the "
-                   "motion to the frames between, each refined against its own colours "
-                   f"(default {DEFAULT_KEYFRAME_INTERVAL}: about 1.5x faster than 1, but the edges of "
-                   "still parts flicker about 3x more; 1: the model on every frame, the steadiest; a frame "
-                   "that moved too much gets the model anyway)")
+                   "motion to the frames between, each refined against its own colours (default: 1 "
+                   "with the selfie segmenter, the people model the client picks when the first frame "
+                   f"shows a person and the service has it; {SLOW_MODEL_INTERVAL} with the service's own "
+                   "model, MODNet; a frame that moved too much gets the model anyway)")
     p.add_argument("--input-size", type=arg(parse_video_size), metavar="WxH",
                    help="with INPUT -: the raw frames' size, as ffmpeg sends them (-s WxH)")
     p.add_argument("--pix-fmt", choices=PIXEL_FORMATS, default="bgr24",

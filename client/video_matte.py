@@ -37,6 +37,8 @@ class MattedFrame:
         no_subject: the service found no subject (alpha is all 0, ``fg`` is the frame).
         timing_ms: the service's ``Server-Timing`` stages in ms (``segmentation``,
             ``matting``, ...), plus ``request`` (the client's wall time for the call).
+        subject: the answer's ``X-Segmentation-Subject`` (with ``subject=auto``: ``person``
+            or ``object``, what the segmentation service saw), else ``""``.
     """
 
     frame: np.ndarray
@@ -44,6 +46,7 @@ class MattedFrame:
     alpha: np.ndarray
     no_subject: bool = False
     timing_ms: Mapping[str, float] = field(default_factory=dict)
+    subject: str = ""
 
 
 def parse_server_timing(header: str | None) -> dict[str, float]:
@@ -169,4 +172,6 @@ class FrameMatter:
         timing = parse_server_timing(headers.get("Server-Timing"))
         timing["request"] = (time.perf_counter() - started) * 1000.0
         fg, alpha = decode_rgba(body, size)
-        return MattedFrame(frame, fg, alpha, False, timing)
+        subject = headers.get("X-Segmentation-Subject", "")
+        subject = subject if subject in ("person", "object") else ""
+        return MattedFrame(frame, fg, alpha, False, timing, subject)

@@ -29,7 +29,7 @@ INSTANCES = ("all", "largest")
 #: names its model modules register (:mod:`service_common.registry`; a test holds them equal),
 #: repeated here for the clients, which never import a service.
 SEGMENTATION_BACKENDS = ("auto", "maskrcnn", "maskrcnn_v2", "modnet", "u2netp", "deeplabv3",
-                         "deeplabv3_mobilenet")
+                         "deeplabv3_mobilenet", "selfie")
 #: ``subject``: what the photo is of, which decides the segmentation model: ``auto`` (the
 #: segmentation service decides per photo from what its models see), ``person`` (the people
 #: model) or ``object`` (the salient-object model, or every class but people).

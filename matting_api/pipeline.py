@@ -124,6 +124,8 @@ class MatteResult:
         timings_ms: step name -> milliseconds, in pipeline order.
         hints: ``(keep, remove)`` pixels the touch-up strokes covered (at the working
             size), or ``None`` without hints.
+        segmentation_subject: with ``subject=auto``, what the segmentation service's rules
+            saw (``person`` or ``object``: ``X-Segmentation-Subject``), else ``""``.
     """
 
     body: bytes
@@ -136,6 +138,7 @@ class MatteResult:
     matting_backend: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     hints: tuple[int, int] | None = None
+    segmentation_subject: str = ""
 
     @property
     def mime(self) -> str:
@@ -195,6 +198,7 @@ class Pipeline:
         if req.bg_image is not None and opts.bg_mode == "image":
             bg_rgb = decode_image(req.bg_image, self.max_pixels, "bg_image").rgb
         given = hints = given_prior = None
+        seen = ""
         if req.trimap is not None and req.prior is not None:
             raise ApiError("invalid_parameter", "send either a trimap or a prior, not both: a trimap "
                            "says where the subject surely is, a prior how likely each pixel is to "
@@ -236,7 +240,7 @@ class Pipeline:
                 seg_backend = HINTS_ONLY
                 seg_reason = f"{exc.message}; the keep strokes define the subject"
             else:
-                seg_backend, seg_reason = seg.backend, seg.reason
+                seg_backend, seg_reason, seen = seg.backend, seg.reason, seg.subject
                 t = timer.step("segmentation", t)
                 mask = seg.mask if region is None else paste(seg.mask, region, (height, width))
                 trimap, prior = guide(mask, seg.kind)
@@ -280,6 +284,7 @@ class Pipeline:
             matting_backend=self.backend.name,
             timings_ms=timer.timings,
             hints=None if hints is None else hint_counts(hints),
+            segmentation_subject=seen,
         )
 
     def _given_trimap(self, data: bytes, width: int, height: int) -> np.ndarray:

@@ -25,6 +25,8 @@ def result_headers(result: MatteResult) -> dict[str, str]:
         "X-Matting-Backend": result.matting_backend,
         "Server-Timing": result.server_timing(),
     }
+    if result.segmentation_subject:
+        headers["X-Segmentation-Subject"] = result.segmentation_subject
     if result.hints is not None:
         headers["X-Hints"] = f"keep={result.hints[0]}, remove={result.hints[1]}"
     return headers

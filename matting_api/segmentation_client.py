@@ -42,7 +42,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from contract.transport import upload_format
-from contract.vocab import MASK_KINDS, SEGMENTATION_FIELDS
+from contract.vocab import MASK_KINDS, SEGMENTATION_FIELDS, SUBJECTS
 from service_common.cpu import IN_FLIGHT_HEADER, requests_in_flight
 from service_common.errors import ERROR_CODES, ApiError
 from service_common.images import decode_mask16, encode_image, mime_type
@@ -77,6 +77,8 @@ class MaskResult:
         reason: the ``X-Segmentation-Reason`` header (why that backend), or ``""``.
         subjects: the ``X-Subjects`` header (number of instances kept), or ``None``.
         elapsed_ms: wall time of the call, including the retry.
+        subject: the ``X-Segmentation-Subject`` header (``subject=auto``: ``person`` or
+            ``object``, what its rules saw), or ``""``.
     """
 
     mask: np.ndarray
@@ -85,6 +87,7 @@ class MaskResult:
     reason: str
     subjects: int | None
     elapsed_ms: float
+    subject: str = ""
 
 
 class SegmentationClient:
@@ -165,6 +168,7 @@ class SegmentationClient:
             reason=resp.headers.get("X-Segmentation-Reason", "")[:300],
             subjects=_int_or_none(resp.headers.get("X-Subjects")),
             elapsed_ms=elapsed_ms,
+            subject=_seen_subject(resp.headers.get("X-Segmentation-Subject")),
         )
 
     def _post(
@@ -333,6 +337,11 @@ def _limit_next_read(resp: requests.Response, seconds: float) -> None:
     sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
     if sock is not None:
         sock.settimeout(max(seconds, 0.001))
+
+
+def _seen_subject(value: str | None) -> str:
+    """``X-Segmentation-Subject`` if it is ``person`` or ``object``, else ``""``."""
+    return value if value in SUBJECTS[1:] else ""
 
 
 def _int_or_none(text: str | None) -> int | None:

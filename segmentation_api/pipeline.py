@@ -62,6 +62,8 @@ class SegmentResult:
             after :func:`with_trimap`, in milliseconds.
         backend: the backend whose answer this is, or ``None`` (not recorded).
         reason: why that backend (``subject=auto``: which rule decided), or ``""``.
+        subject: with ``subject=auto``, what the rules saw: ``"person"`` or ``"object"``
+            (:class:`~segmentation_api.subject.SubjectChoice`); ``""`` otherwise.
     """
 
     instances: list[Instance]
@@ -70,6 +72,7 @@ class SegmentResult:
     trimap: Trimap | None = None
     backend: Backend | None = None
     reason: str = ""
+    subject: str = ""
 
     @property
     def found(self) -> bool:
@@ -96,10 +99,10 @@ def segment(backend: Backend | AutoSubject, rgb: np.ndarray, options: SegmentOpt
     """
     started = time.perf_counter()
     per_model: dict[str, float] = {}
-    reason = ""
+    reason = subject = ""
     if isinstance(backend, AutoSubject):
         choice = backend.choose(rgb, options.score_threshold, options.model_size)
-        found, served, reason = choice.instances, choice.backend, choice.reason
+        found, served, reason, subject = choice.instances, choice.backend, choice.reason, choice.subject
         per_model = {f"model-{name}": ms for name, ms in choice.timings_ms.items()}
     else:
         served = backend
@@ -114,6 +117,7 @@ def segment(backend: Backend | AutoSubject, rgb: np.ndarray, options: SegmentOpt
         timings_ms={"model": (time.perf_counter() - started) * 1000.0, **per_model},
         backend=served,
         reason=reason,
+        subject=subject,
     )
 
 

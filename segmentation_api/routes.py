@@ -37,6 +37,8 @@ def _backend_header(response: Response) -> Response:
     if name:
         response.headers["X-Segmentation-Backend"] = name
         response.headers["X-Segmentation-Reason"] = g.get("segmentation_reason", "")
+    if g.get("segmentation_subject"):
+        response.headers["X-Segmentation-Subject"] = g.segmentation_subject
     return response
 
 
@@ -131,6 +133,7 @@ def _segment(output: str) -> Response:
     assert backend is not None  # segment() records the model that answered
     reason = answer.result.reason or reason
     g.segmentation_backend, g.segmentation_reason = backend.name, reason
+    g.segmentation_subject = answer.result.subject
     return segment_response(answer, backend, reason, output, as_json)
 
 

@@ -124,12 +124,16 @@ class SubjectChoice:
         instances: its instances for the request (empty when neither model found anything).
         reason: a sentence for ``X-Segmentation-Reason``.
         timings_ms: milliseconds per model that ran, by backend name.
+        subject: what the photo shows as far as the rules can tell (``X-Segmentation-Subject``):
+            ``"person"`` when the people model's matte looked like a person (it alone served),
+            else ``"object"`` (whichever model served).
     """
 
     backend: Backend
     instances: list[Instance]
     reason: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    subject: str = "object"
 
 
 class AutoSubject:
@@ -177,7 +181,7 @@ class AutoSubject:
         head = f"subject=auto: {person.name}'s matte"
         if signs.person_like:
             return SubjectChoice(person, people, f"{head} looks like a person ({signs.text()}): "
-                                 f"{person.name} alone", timings)
+                                 f"{person.name} alone", timings, subject="person")
         objects = run(other, list(other.class_names))
         if not people:
             return SubjectChoice(other, objects, f"subject=auto: {person.name} found no person, so "

@@ -33,7 +33,16 @@ BLAS_THREADS = 1
 
 
 def limit_blas_threads(threads: int = BLAS_THREADS) -> None:
-    """Set every loaded BLAS library to ``threads`` threads for the rest of the process."""
+    """Set every BLAS library to ``threads`` threads for the rest of the process.
+
+    threadpoolctl sets the libraries loaded when it is called, and SciPy carries an OpenBLAS
+    of its own (``libscipy_openblas``) that loads with ``scipy.linalg``, which the backends
+    import only when they are built, after this runs. So SciPy's is loaded here first: left
+    at 2 threads it spin-waited beside every closed-form solve, 0.7 core for nothing on a
+    video frame matted from the selfie segmenter's prior (on 2 cores, 2026-12-06: the solve
+    took 66-71 ms of CPU for 41-47 ms of wall time; with one thread CPU and wall time agree)."""
+    import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS, so that the limit reaches it
+
     threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
 
 

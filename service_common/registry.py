@@ -39,8 +39,9 @@ PACKAGES: dict[str, str] = {
 #: Roles in the ``auto`` policies: ``preferred`` serves every request when its weights
 #: are found and torch is installed; otherwise the segmentation service sends people to
 #: the ``people`` model and other classes to the ``other`` one, and the matting service
-#: uses its ``fallback``.
-AUTO_ROLES = ("preferred", "people", "other", "fallback")
+#: uses its ``fallback``. The ``video`` model is loaded beside them whenever its weights are
+#: present, for the video client, which asks for it by name.
+AUTO_ROLES = ("preferred", "people", "other", "fallback", "video")
 
 Loader = Callable[[Any, str], Any]
 F = TypeVar("F", bound=Callable[..., Any])

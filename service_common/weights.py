@@ -10,7 +10,7 @@ are also found in torch hub's cache. Nothing here runs at import; nothing downlo
 
 Command line::
 
-    python -m service_common.weights                 # offline defaults (U^2-Net-p, MODNet) only
+    python -m service_common.weights                 # offline defaults (U^2-Net-p, MODNet, selfie) only
     python -m service_common.weights --all           # + Mask R-CNN COCO + FBA.pth
     python -m service_common.weights maskrcnn fba    # just those
     python -m service_common.weights deeplabv3 deeplabv3_mobilenet   # the DeepLabV3 backends
@@ -140,7 +140,7 @@ def defaults() -> tuple[tuple[str, ...], tuple[str, ...]]:
         return tuple(m.weights.key for role in roles for m in all_models()
                      if m.auto == role and m.weights is not None)
 
-    offline = keys(("other", "people"))
+    offline = keys(("other", "people", "video"))
     return offline, (*offline, *keys(("preferred",)))
 
 

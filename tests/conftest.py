@@ -5,8 +5,9 @@
 * ``offline_services``: both services under a real gunicorn on free ports, with the
   offline defaults as a user gets them (segmentation ``auto`` without Mask R-CNN weights:
   MODNet for people, U^2-Net-p for other classes; closed-form matting). Started once per
-  test session, stopped at the end. It needs ``models/u2netp.onnx`` and
-  ``models/modnet.onnx``: ``make test`` fetches them first (``make models-offline``);
+  test session, stopped at the end. It needs ``models/u2netp.onnx``,
+  ``models/modnet.onnx`` and ``models/selfie_segmentation.tflite``: ``make test`` fetches
+  them first (``make models-offline``);
   without them the fixture fails and says so.
 """
 
@@ -21,6 +22,7 @@ import pytest
 from PIL import Image
 
 from segmentation_api.backends.modnet import MODNET
+from segmentation_api.backends.selfie import SELFIE
 from segmentation_api.backends.u2netp import U2NETP
 from service_common.config import REPO_ROOT
 from service_common.serve import Service, free_port, running
@@ -56,7 +58,7 @@ def encode_png() -> Callable[..., bytes]:
 def models_dir() -> Path:
     """The repository's models folder, with the offline segmentation models in it."""
     path = REPO_ROOT / "models"
-    for weights in (U2NETP, MODNET):
+    for weights in (U2NETP, MODNET, SELFIE):
         if not weights.path(path).exists():
             pytest.fail(missing_message(weights, path) + " (`make test` fetches it for you)")
     return path

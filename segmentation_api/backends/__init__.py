@@ -178,6 +178,14 @@ def plan(settings: Settings, with_preload: bool = True) -> tuple[list[str], Poli
                 title, people.title, other.title, not_found_message(preferred.weights, settings.models_dir),
             )
             names, policy = _auto_offline(settings, f"auto: {title} weights missing")
+        video = registry.by_role("segmentation", "video")
+        if video is not None and video.weights is not None and video.name not in names:
+            if find_weights(video.weights, settings.models_dir) is not None:
+                names.append(video.name)
+            else:
+                log.info("BACKDROP_SEGMENTATION_BACKEND=auto: %s not loaded (the video client's "
+                         "people model): %s", video.title,
+                         missing_message(video.weights, settings.models_dir))
     for extra in settings.segmentation_preload if with_preload else ():
         if extra not in names:
             names.append(extra)

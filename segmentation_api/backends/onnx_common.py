@@ -5,6 +5,7 @@ each."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,16 @@ from service_common.cpu import cores_shared
 from service_common.weights import ModelError, WeightsFile, missing_message
 
 
-def open_session(path: Path, weights: WeightsFile, threads: int = 0) -> Any:
+def open_session(path: Path, weights: WeightsFile, threads: int = 0,
+                 model_bytes: Callable[[Path], bytes] | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` of the model in ``path``, CPU only.
 
     Args:
-        path: the ``.onnx`` file.
+        path: the ``.onnx`` file (or another format that ``model_bytes`` reads).
         weights: its entry in the weights registry (for the error message).
         threads: intra-op threads; 0 = onnxruntime's default (all cores).
+        model_bytes: reads ``path`` into a serialised ONNX model (a converter:
+            :func:`.selfie.onnx_bytes`); ``None``: the file is ONNX.
 
     Raises:
         ModelError: the file is missing or onnxruntime cannot load it; the message says
@@ -40,8 +44,8 @@ def open_session(path: Path, weights: WeightsFile, threads: int = 0) -> Any:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), sess_options=options,
-                                    providers=["CPUExecutionProvider"])
+        source = str(path) if model_bytes is None else model_bytes(path)
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - any onnxruntime load failure
         raise ModelError(f"{path} is not a usable ONNX model ({exc}); "
                            + missing_message(weights, path.parent)) from exc
@@ -59,11 +63,13 @@ class OnnxModel:
         path: the ``.onnx`` file.
         weights: its entry in the weights registry (for error messages).
         threads: intra-op threads of the wide session; 0 = onnxruntime's default (all cores).
+        model_bytes: see :func:`open_session`.
     """
 
-    def __init__(self, path: Path, weights: WeightsFile, threads: int = 0) -> None:
-        self.wide = open_session(path, weights, threads)
-        self.narrow = self.wide if threads == 1 else open_session(path, weights, 1)
+    def __init__(self, path: Path, weights: WeightsFile, threads: int = 0,
+                 model_bytes: Callable[[Path], bytes] | None = None) -> None:
+        self.wide = open_session(path, weights, threads, model_bytes)
+        self.narrow = self.wide if threads == 1 else open_session(path, weights, 1, model_bytes)
         self.input_name = self.wide.get_inputs()[0].name
         self._running = 0
         self._lock = threading.Lock()

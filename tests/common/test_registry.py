@@ -23,7 +23,7 @@ def test_the_contract_names_are_the_registered_ones() -> None:
 
 def test_discovery_imports_no_torch_and_no_onnxruntime() -> None:
     code = ("import sys; from service_common import registry; r = registry.all_models(); "
-            "assert len(r) == 8, r; "
+            "assert len(r) == 9, r; "
             "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
@@ -40,7 +40,7 @@ def test_auto_roles_and_torch() -> None:
     roles = {(e.service, e.auto): e.name for e in registry.all_models() if e.auto}
     assert roles == {("segmentation", "preferred"): "maskrcnn", ("segmentation", "people"): "modnet",
                      ("segmentation", "other"): "u2netp", ("matting", "preferred"): "fba",
-                     ("matting", "fallback"): "closed_form"}
+                     ("matting", "fallback"): "closed_form", ("segmentation", "video"): "selfie"}
     torch_models = {e.name for e in registry.all_models() if e.torch}
     assert torch_models == {"maskrcnn", "maskrcnn_v2", "deeplabv3", "deeplabv3_mobilenet", "fba"}
 

@@ -126,7 +126,7 @@ def test_registry_comes_from_the_model_modules_without_torch() -> None:
 
     code = ("import sys; from service_common.weights import registry; r = registry(); "
             "assert set(r) == {'u2netp', 'modnet', 'maskrcnn', 'maskrcnn_v2', 'deeplabv3', "
-            "'deeplabv3_mobilenet', 'fba'}, set(r); "
+            "'deeplabv3_mobilenet', 'fba', 'selfie'}, set(r); "
             "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 

@@ -49,7 +49,7 @@ def _mask_of(response) -> np.ndarray:
 def test_readyz_shows_the_policy(auto_client):
     ready = auto_client.get("/readyz").get_json()
     assert ready == {"status": "ready", "backend": "modnet", "device": "cpu",
-                     "backends": ["modnet", "u2netp"],
+                     "backends": ["modnet", "u2netp", "selfie"],
                      "policy": {"mode": "by-class", "person": "modnet", "other": "u2netp",
                                 "why": WHY}}
 

@@ -101,6 +101,7 @@ def test_auto_keeps_the_portrait_on_the_people_model_alone(auto_client, sample_p
     assert resp.headers["X-Segmentation-Backend"] == "modnet"
     assert resp.headers["X-Mask-Kind"] == "matte"
     assert "looks like a person" in resp.headers["X-Segmentation-Reason"]
+    assert resp.headers["X-Segmentation-Subject"] == "person"
     timing = resp.headers["Server-Timing"]
     assert "model-modnet;" in timing and "u2netp" not in timing
 
@@ -114,6 +115,7 @@ def test_a_named_subject_picks_its_model(auto_client, sample_photo_bytes, subjec
     assert resp.headers["X-Segmentation-Backend"] == backend
     assert resp.headers["X-Mask-Kind"] == kind
     assert resp.headers["X-Segmentation-Reason"].startswith(f"subject={subject}: {backend}; ")
+    assert "X-Segmentation-Subject" not in resp.headers  # only subject=auto's rules say what they saw
 
 
 @pytest.mark.parametrize(("fields", "words"), [
