@@ -125,9 +125,12 @@ from .video_resume import (
 #: The people model's working size for video frames, px (the photo default is 512): at 384
 #: a 640 x 480 frame costs 0.6x the model time, and its matte flickers less (bench/video_flicker.py).
 VIDEO_MODEL_SIZE = 384
-#: ``--smooth``'s default strength (client.temporal; tuned on asl_again, reported on the
-#: other dev clips: README, Video).
-DEFAULT_SMOOTH = 0.9
+#: ``--smooth``'s default strength (client.temporal). Chosen on asl_again for the selfie
+#: segmenter, whose raw matte flickers more than MODNet's (0.50 against 0.33 on asl_again's
+#: still pixels): 0.9 / 0.95 / 0.97 gave flicker 0.120 / 0.090 / 0.075 and 25 / 46 / 62 pixels
+#: per frame more than 0.2 off the raw matte (2026-12-06); 0.95 halves the gap to RVM without
+#: the trail of 0.97. The other dev clips are the report (docs/video.md).
+DEFAULT_SMOOTH = 0.95
 
 log = logging.getLogger(__name__)
 
