@@ -207,6 +207,11 @@ class VideoJob:
     input_fps: float = 30.0
 
 
+def _seen(matted: MattedFrame) -> tuple[str, str]:
+    """What the first frame's answer says: ``(X-Segmentation-Subject, X-Segmentation-Backend)``."""
+    return matted.subject, matted.backend
+
+
 def is_pipe(path: Path | None) -> bool:
     """Whether ``path`` is ``-``: standard input (INPUT) or standard output (OUTPUT)."""
     return path is not None and str(path) == "-"
@@ -503,8 +508,7 @@ class _Run:
         choice = video_model.choose(
             backend=job.backend, subject=job.subject, classes=job.classes, interval=job.keyframe_interval,
             loaded=lambda: video_model.loaded_backends(self.client.ready()),
-            first_frame_subject=lambda: FrameMatter(self.client, options)(
-                fit_cover(first, self.size)).subject)
+            first_frame=lambda: _seen(FrameMatter(self.client, options)(fit_cover(first, self.size))))
         self.result.model = choice
         log.info("people model: %s, keyframe interval %d (%s)", choice.backend or "the service's",
                  choice.keyframe_interval, choice.reason)

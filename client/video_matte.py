@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from contract.transport import answer_format, upload_format
+from contract.vocab import SEGMENTATION_BACKENDS
 
 from .api import MattingClient, MattingError, check_tiff_blocks
 
@@ -39,6 +40,8 @@ class MattedFrame:
             ``matting``, ...), plus ``request`` (the client's wall time for the call).
         subject: the answer's ``X-Segmentation-Subject`` (with ``subject=auto``: ``person``
             or ``object``, what the segmentation service saw), else ``""``.
+        backend: the answer's ``X-Segmentation-Backend`` (the model that found the subject:
+            ``modnet``, ``u2netp``, ``selfie``, ...), or ``""``.
     """
 
     frame: np.ndarray
@@ -47,6 +50,7 @@ class MattedFrame:
     no_subject: bool = False
     timing_ms: Mapping[str, float] = field(default_factory=dict)
     subject: str = ""
+    backend: str = ""
 
 
 def parse_server_timing(header: str | None) -> dict[str, float]:
@@ -174,4 +178,6 @@ class FrameMatter:
         fg, alpha = decode_rgba(body, size)
         subject = headers.get("X-Segmentation-Subject", "")
         subject = subject if subject in ("person", "object") else ""
-        return MattedFrame(frame, fg, alpha, False, timing, subject)
+        backend = headers.get("X-Segmentation-Backend", "")
+        backend = backend if backend in SEGMENTATION_BACKENDS else ""
+        return MattedFrame(frame, fg, alpha, False, timing, subject, backend)

@@ -7,14 +7,17 @@ Two ways to find a person in a frame, measured on the dev clips (docs/video.md):
   lags; its coarse edge is refined at full resolution by the matting service, as MODNet's
   is. It knows people only: on the dev objects its matte is far off (am_GT04: MAD 51
   against 8 with MODNet).
-* **the service's own choice** (MODNet for people, the salient-object model when the
-  people model's matte looks unlike a person; 150-350 ms a frame), on every third frame with
-  the matte carried along the motion between (:mod:`client.motion`).
+* **the service's own models** (MODNet for people, the salient-object model U^2-Net-p;
+  150-350 ms a frame), on every third frame with the matte carried along the motion between
+  (:mod:`client.motion`).
 
 So the first frame decides, once per video, with ``subject=auto``: when the segmentation
 service says it shows a person (``X-Segmentation-Subject: person``: MODNet's matte looked like
-one) and the service has the selfie segmenter loaded, every frame goes to it; otherwise the
-video keeps the service's choice with keyframes. ``--backend`` and ``--subject`` decide
+one) and the service has the selfie segmenter loaded, every frame goes to it; otherwise every
+keyframe goes to the model that served the first frame (``X-Segmentation-Backend``), so that
+a keyframe in mid-video cannot switch models (with ``subject=auto`` on each keyframe the
+salient-object model took over on some keyframes of a dev object clip and matted the cars
+passing behind it) and does not run both. ``--backend`` and ``--subject`` decide
 instead when given. The first frame is always frame 0, also for a resumed job, so a resumed
 job makes the same choice.
 """
@@ -59,16 +62,17 @@ def loaded_backends(ready: Mapping[str, Any]) -> frozenset[str]:
 
 
 def choose(*, backend: str | None, subject: str | None, classes: str | None, interval: int | None,
-           loaded: Callable[[], Collection[str]], first_frame_subject: Callable[[], str]) -> ModelChoice:
+           loaded: Callable[[], Collection[str]],
+           first_frame: Callable[[], tuple[str, str]]) -> ModelChoice:
     """The people model and keyframe interval of a video (see the module docstring).
 
     Args:
         backend, subject, classes, interval: the job's ``--backend``, ``--subject``,
             ``--classes`` and ``--keyframe-interval`` (``None``: not given).
         loaded: the segmentation backends the service has loaded (asked only when needed).
-        first_frame_subject: matte the first frame with ``subject=auto`` and return its
-            ``X-Segmentation-Subject`` (``person``, ``object`` or ``""``; called only when
-            needed).
+        first_frame: matte the first frame with ``subject=auto`` and return its
+            ``(X-Segmentation-Subject, X-Segmentation-Backend)`` (``person``, ``object`` or
+            ``""``; the model's name or ``""``); called only when needed.
     """
     def pick(name: str | None, why: str) -> ModelChoice:
         default = FAST_MODEL_INTERVAL if name == VIDEO_BACKEND else SLOW_MODEL_INTERVAL
@@ -84,8 +88,8 @@ def choose(*, backend: str | None, subject: str | None, classes: str | None, int
                     "people model on keyframes, several times slower")
     if subject == "person":
         return pick(VIDEO_BACKEND, "--subject person")
-    seen = first_frame_subject()
+    seen, served = first_frame()
     if seen == "person":
         return pick(VIDEO_BACKEND, "the first frame shows a person")
-    return pick(None, f"the first frame does not look like a person ({seen or 'no subject'}): "
-                "the service's own model on keyframes")
+    return pick(served or None, f"the first frame does not look like a person ({seen or 'no subject'}): "
+                f"{served or 'the service'}'s model on keyframes")

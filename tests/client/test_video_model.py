@@ -28,11 +28,11 @@ def _choose(**given):
 
     def first():
         calls.append("first")
-        return given.pop("seen", "person")
+        return given.pop("seen", "person"), given.pop("served", "modnet")
 
     args = {"backend": None, "subject": None, "classes": None, "interval": None}
     args.update({k: v for k, v in given.items() if k in args})
-    return choose(**args, loaded=loaded, first_frame_subject=first), calls
+    return choose(**args, loaded=loaded, first_frame=first), calls
 
 
 def test_a_person_in_the_first_frame_gets_the_selfie_model_on_every_frame():
@@ -41,10 +41,11 @@ def test_a_person_in_the_first_frame_gets_the_selfie_model_on_every_frame():
     assert calls == ["loaded", "first"]
 
 
-@pytest.mark.parametrize("seen", ["object", ""])
-def test_anything_else_keeps_the_services_model_with_keyframes(seen):
-    choice, _ = _choose(seen=seen)
-    assert (choice.backend, choice.keyframe_interval) == (None, SLOW_MODEL_INTERVAL)
+@pytest.mark.parametrize(("seen", "served", "backend"), [("object", "u2netp", "u2netp"),
+                                                        ("object", "modnet", "modnet"), ("", "", None)])
+def test_anything_else_keeps_the_first_frames_model_with_keyframes(seen, served, backend):
+    choice, _ = _choose(seen=seen, served=served)
+    assert (choice.backend, choice.keyframe_interval) == (backend, SLOW_MODEL_INTERVAL)
     assert "does not look like a person" in choice.reason
 
 
@@ -89,7 +90,8 @@ def test_the_services_say_what_the_first_frame_shows(offline_services, sample_ph
         assert VIDEO_BACKEND in loaded_backends(client.ready())
         matter = FrameMatter(client, {})
         bgr = np.ascontiguousarray(sample_photo[:, :, ::-1])
-        assert matter(bgr).subject == "person"
+        portrait = matter(bgr)
+        assert (portrait.subject, portrait.backend) == ("person", "modnet")
         sky = np.asarray(Image.open(REPO_ROOT / "samples" / "hubble_deep_field.jpg").convert("RGB"))
         seen = matter(np.ascontiguousarray(sky[:240, :320, ::-1]))
         assert seen.no_subject and seen.subject == ""

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from segmentation_api.backends import plan
-from segmentation_api.backends.selfie import SELFIE, SelfieBackend, onnx_bytes, preprocess
+from segmentation_api.backends.selfie import SELFIE, SelfieBackend, onnx_bytes, preprocess, sharpen
 from segmentation_api.backends.tflite_to_onnx import _same_pads, convert
 from service_common.config import Settings
 from service_common.weights import ModelError
@@ -38,15 +38,24 @@ def selfie(selfie_path) -> SelfieBackend:
 def test_converted_model_gives_mediapipes_mask(selfie, sample_photo):
     """The rewritten graph (layout, kernels, the custom transposed convolution, the resizes)
     gives MediaPipe's mask: a wrong kernel layout or a missing op would not come close."""
-    mask = selfie.alpha(sample_photo)
-    assert mask.shape == sample_photo.shape[:2] and mask.dtype == np.float32
-    assert mask.min() >= 0.0 and mask.max() <= 1.0
-    ours = np.asarray(Image.fromarray(mask).resize((64, 64), Image.Resampling.BOX))
+    raw = np.asarray(selfie.model.run(preprocess(sample_photo))[0])[0, ..., 0]
+    ours = np.asarray(Image.fromarray(raw).resize((64, 64), Image.Resampling.BOX))
     reference = np.asarray(Image.open(REFERENCE), dtype=np.float32) / 255.0
     diff = np.abs(ours - reference)
     assert diff.mean() < 0.01
     # MediaPipe upsamples its 256 px mask a fraction of a pixel apart from cv2: the edge differs
     assert np.count_nonzero(diff > 0.25) < 0.03 * diff.size
+
+
+def test_the_answer_is_the_mask_with_a_steeper_ramp(selfie, sample_photo):
+    mask = selfie.alpha(sample_photo)
+    assert mask.shape == sample_photo.shape[:2] and mask.dtype == np.float32
+    assert mask.min() >= 0.0 and mask.max() <= 1.0
+    ramp = (1.0 / (1.0 + np.exp(-np.linspace(-8.0, 8.0, 161)))).astype(np.float32)  # a sigmoid edge
+    steep = sharpen(ramp)
+    assert np.all(np.diff(steep) >= 0) and abs(float(sharpen(np.float32([0.5]))[0]) - 0.5) < 1e-6
+    soft = np.count_nonzero((steep > 0.05) & (steep < 0.95))
+    assert soft < 0.6 * np.count_nonzero((ramp > 0.05) & (ramp < 0.95))
 
 
 def test_person_found_and_nothing_in_a_grey_picture(selfie, sample_photo):
