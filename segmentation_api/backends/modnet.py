@@ -30,7 +30,6 @@ to the client).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -42,7 +41,7 @@ from service_common.registry import register_model
 from service_common.weights import wheel_weights
 
 from .base import Instance, box_of_mask
-from .onnx_common import OnnxModel
+from .onnx_common import OnnxModel, load_warm
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +138,9 @@ class MODNetBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MODNetBackend:
-        path = MODNET.path(settings.models_dir)
-        started = time.perf_counter()
-        backend = cls(path, threads=settings.torch_threads, short_side=settings.modnet_size)
-        backend.model.warm_up(preprocess(np.zeros((64, 64, 3), np.uint8)))  # first runs cost ~0.3 s
-        log.info("loaded modnet from %s in %.2f s (warm-up included)", path,
-                 time.perf_counter() - started)
-        return backend
+        return load_warm(lambda path: cls(path, threads=settings.torch_threads,
+                                          short_side=settings.modnet_size),
+                         MODNET, settings.models_dir, preprocess(np.zeros((64, 64, 3), np.uint8)))
 
     def alpha(self, rgb: np.ndarray, short_side: int | None = None) -> np.ndarray:
         """MODNet's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``;

@@ -4,7 +4,9 @@ each."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ import numpy as np
 
 from service_common.cpu import cores_shared
 from service_common.weights import ModelError, WeightsFile, missing_message
+
+log = logging.getLogger(__name__)
 
 
 def open_session(path: Path, weights: WeightsFile, threads: int = 0,
@@ -89,3 +93,16 @@ class OnnxModel:
         finally:
             with self._lock:
                 self._running -= 1
+
+
+def load_warm(build: Callable[[Path], Any], weights: WeightsFile, models_dir: Path,
+              warm_input: np.ndarray) -> Any:
+    """``build(path)`` for ``weights``' file in ``models_dir``, then one run of its model on
+    ``warm_input`` (a session's first runs cost ~0.3 s), the time logged; the backend."""
+    path = weights.path(models_dir)
+    started = time.perf_counter()
+    backend = build(path)
+    backend.model.warm_up(warm_input)
+    log.info("loaded %s from %s in %.2f s (warm-up included)", weights.key, path,
+             time.perf_counter() - started)
+    return backend

@@ -29,7 +29,6 @@ region under half a percent of the frame.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -42,7 +41,7 @@ from service_common.weights import wheel_weights
 
 from .base import Instance, box_of_mask
 from .modnet import score_of
-from .onnx_common import OnnxModel
+from .onnx_common import OnnxModel, load_warm
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +126,8 @@ class SelfieBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SelfieBackend:
-        path = SELFIE.path(settings.models_dir)
-        started = time.perf_counter()
-        backend = cls(path, threads=settings.torch_threads)
-        backend.model.warm_up(preprocess(np.zeros((64, 64, 3), np.uint8)))
-        log.info("loaded selfie from %s in %.2f s (conversion and warm-up included)", path,
-                 time.perf_counter() - started)
-        return backend
+        return load_warm(lambda path: cls(path, threads=settings.torch_threads), SELFIE,
+                         settings.models_dir, preprocess(np.zeros((64, 64, 3), np.uint8)))
 
     def alpha(self, rgb: np.ndarray) -> np.ndarray:
         """The person mask of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``."""

@@ -26,7 +26,6 @@ map is >= 0.5: about 0.95-1.0 for a clear subject, near 0 for a flat image, so t
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -40,7 +39,7 @@ from service_common.weights import wheel_weights
 
 from .base import Instance, box_of_mask
 from .maskrcnn import class_names as coco_class_names
-from .onnx_common import OnnxModel
+from .onnx_common import OnnxModel, load_warm
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +106,8 @@ class U2NetPBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> U2NetPBackend:
-        path = U2NETP.path(settings.models_dir)
-        started = time.perf_counter()
-        backend = cls(path, threads=settings.torch_threads)
-        backend.model.warm_up(preprocess(np.zeros((64, 64, 3), np.uint8)))
-        log.info("loaded u2netp from %s in %.2f s", path, time.perf_counter() - started)
-        return backend
+        return load_warm(lambda path: cls(path, threads=settings.torch_threads), U2NETP,
+                         settings.models_dir, preprocess(np.zeros((64, 64, 3), np.uint8)))
 
     def saliency(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the network.
