@@ -49,7 +49,8 @@ def test_the_weights_command_reads_the_registry() -> None:
     files = weights.registry()
     assert set(files) == {e.weights.key for e in registry.all_models() if e.weights is not None}
     assert len({w.filename for w in files.values()}) == len(files)
-    assert weights.defaults() == (("u2netp", "modnet"), ("u2netp", "modnet", "maskrcnn", "fba"))
+    offline = ("u2netp", "modnet", "selfie")
+    assert weights.defaults() == (offline, (*offline, "maskrcnn", "fba"))
 
 
 def test_openapi_lists_the_registered_matting_models() -> None:
