@@ -56,8 +56,13 @@ MATTE_FILES = ("bg_image", "trimap", "hints", "prior")
 #: The parameters the matting service passes on to the segmentation service.
 SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size", "subject")
 #: The form fields ``POST /v1/mask`` and ``POST /v1/trimap`` read: those the matting service
-#: passes on, and the trimap rule's (:class:`trimap.from_masks.TrimapOptions`).
-SEGMENT_FIELDS = (*SEGMENTATION_FIELDS, "fg_threshold", "bg_threshold", "band")
+#: passes on, the trimap rule's (:class:`trimap.from_masks.TrimapOptions`) and the answer's
+#: ``format``.
+SEGMENT_FIELDS = (*SEGMENTATION_FIELDS, "fg_threshold", "bg_threshold", "band", "format")
+#: ``format`` of ``/v1/mask`` and ``/v1/trimap``: PNG (the default) or uncompressed TIFF in
+#: one strip (what the matting service asks a segmentation service on its machine for:
+#: :func:`contract.transport.answer_format`); both lossless, the same values.
+SEGMENT_FORMATS = ("png", "tiff")
 #: Their one file field.
 SEGMENT_FILES = ("image",)
 

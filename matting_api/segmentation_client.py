@@ -1,9 +1,10 @@
 """HTTP client of the segmentation service (``POST /v1/mask``, ``GET /readyz``).
 
 The matting service asks for the subjects' *soft mask* (``/v1/mask``: a 16-bit greyscale PNG
-of the image's size), not for a trimap: the mask is the prior the matting stage refines, and
-the trimap it needs is derived from it in this service (:mod:`trimap`), so one model run and
-one decode give both.
+of the image's size, or an uncompressed TIFF from a service on this machine:
+:func:`contract.transport.mask_format`), not for a trimap: the mask is the prior the matting
+stage refines, and the trimap it needs is derived from it in this service (:mod:`trimap`), so
+one model run and one decode give both.
 
 One :class:`SegmentationClient` per worker process, holding one pooled
 :class:`requests.Session`. Every call is bounded in time: connect and read timeouts come from
@@ -19,8 +20,10 @@ no (whole) answer within the timeouts                  504 ``segmentation_timeou
 422 ``no_subject``                                     422 ``no_subject`` (same message)
 4xx that is the client's fault (``invalid_parameter``,  the same code and message (and
 ``invalid_image``, ``image_too_large``, ...)           ``field``, if a forwarded parameter)
-anything else: not a PNG, wrong size, more than one    502 ``segmentation_bad_response``
-channel, no pixel >= 0.5, 5xx, an unexpected 4xx
+anything else: not a PNG or TIFF, wrong size, more     502 ``segmentation_bad_response``
+than one channel, an 8-bit TIFF, a TIFF of more
+strips than rows, no pixel >= 0.5, 5xx, an
+unexpected 4xx
 =====================================================  ====================================
 
 Only connection errors are retried (the request never reached the service, or a pooled
@@ -41,7 +44,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from contract.transport import upload_format
+from contract.transport import mask_format, upload_format
 from contract.vocab import MASK_KINDS, SEGMENTATION_FIELDS, SUBJECTS
 from service_common.cpu import IN_FLIGHT_HEADER, requests_in_flight
 from service_common.errors import ERROR_CODES, ApiError
@@ -99,7 +102,8 @@ class SegmentationClient:
         read_timeout: seconds to wait for the answer (also the budget for reading the body).
         pool_size: connections kept alive (the worker's thread count is enough).
         transport: the image's format on the hop: ``png``, ``bmp`` or ``auto``
-            (:func:`contract.transport.upload_format`).
+            (:func:`contract.transport.upload_format`); the mask comes back as PNG, or as
+            uncompressed TIFF with BMP (:func:`contract.transport.mask_format`).
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class SegmentationClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.transport = upload_format(self.base_url, transport)
+        self.mask_format = mask_format(self.base_url, transport)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.session = requests.Session()
@@ -127,7 +132,8 @@ class SegmentationClient:
         request_id: str | None = None,
     ) -> MaskResult:
         """Ask for the soft mask of ``rgb`` (``H x W x 3`` uint8, sent lossless: PNG, or BMP
-        on this machine, where coding costs more than the bytes).
+        on this machine, where coding costs more than the bytes; the mask comes back as 16-bit
+        PNG, or as uncompressed TIFF on this machine).
 
         Args:
             rgb: the image exactly as the matting step will see it (after EXIF, resizing).
@@ -147,12 +153,16 @@ class SegmentationClient:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         height, width = rgb.shape[:2]
         body = encode_image(rgb, self.transport, compress_level=1)  # lossless either way
-        headers = {"Accept": "image/png", IN_FLIGHT_HEADER: str(requests_in_flight())}
+        headers = {"Accept": mime_type(self.mask_format), IN_FLIGHT_HEADER: str(requests_in_flight())}
         if request_id:
             headers["X-Request-Id"] = request_id
+        fields = dict(params or {})
+        if self.mask_format != "png":  # PNG is the default: its request stays as it was
+            fields["format"] = self.mask_format
         started = time.perf_counter()
-        max_bytes = 3 * width * height + (1 << 20)  # a 16-bit PNG never needs more
-        resp, content = self._post(body, params or {}, headers, max_bytes)
+        # a 16-bit PNG never needs more; a TIFF is 2 bytes a pixel and its header
+        max_bytes = 3 * width * height + (1 << 20)
+        resp, content = self._post(body, fields, headers, max_bytes)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         if resp.status_code != 200:
             raise self._error_from(resp, content)

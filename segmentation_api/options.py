@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from contract.parse import InvalidValue, parse_choice, parse_model_size, parse_number
 from contract.parse import parse_backend as parse_backend_name
 from contract.parse import parse_classes as parse_class_names
-from contract.vocab import INSTANCES, SUBJECTS
+from contract.vocab import INSTANCES, SEGMENT_FORMATS, SUBJECTS
 from trimap.from_masks import TrimapOptions
 
 from .pipeline import SegmentOptions
@@ -99,6 +99,12 @@ def parse_backend(get: Getter, loaded: Collection[str]) -> str | None:
 def parse_subject(get: Getter) -> str:
     """``subject``: one of :data:`~contract.vocab.SUBJECTS`; default ``auto``."""
     return parse_choice(get("subject", None), "subject", SUBJECTS, "auto")
+
+
+def parse_format(get: Getter) -> str:
+    """``format`` of the answer: one of :data:`~contract.vocab.SEGMENT_FORMATS`; default
+    ``png``."""
+    return parse_choice(get("format", None), "format", SEGMENT_FORMATS, "png")
 
 
 def check_subject(subject: str, classes: Collection[str]) -> None:

@@ -2,9 +2,10 @@
 
 :func:`segment` runs a backend on an RGB image, keeps the requested instances and combines
 their soft masks; :func:`with_trimap` adds the trimap built from them; :func:`run` does the
-whole request, upload bytes to the encoded answer (the 16-bit mask PNG of ``/v1/mask`` or the
-trimap PNG of ``/v1/trimap``), each step timed for ``Server-Timing``. The routes only parse
-HTTP and turn the :class:`SegmentAnswer` into a response (:mod:`segmentation_api.responses`).
+whole request, upload bytes to the encoded answer (the 16-bit mask of ``/v1/mask`` or the
+trimap of ``/v1/trimap``, PNG or uncompressed TIFF), each step timed for ``Server-Timing``.
+The routes only parse HTTP and turn the :class:`SegmentAnswer` into a response
+(:mod:`segmentation_api.responses`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from contract.values import Box
-from contract.vocab import INSTANCES
+from contract.vocab import INSTANCES, SEGMENT_FORMATS
 from service_common.errors import ApiError
 from service_common.images import decode_image, encode_image, encode_mask16
 from trimap.from_masks import Trimap, TrimapOptions, build_trimap, combine_masks
@@ -137,11 +138,12 @@ class SegmentAnswer:
 
     Attributes:
         result: the instances and the soft mask (and the trimap for ``output="trimap"``).
-        body: the encoded PNG (16-bit mask, or 8-bit 0/128/255 trimap).
+        body: the encoded picture (16-bit mask, or 8-bit 0/128/255 trimap).
         box: the subject box: pixels >= 0.5 of the mask, or non-background of the trimap.
         width, height: the image's size in px.
         timings_ms: step -> milliseconds, in order (``decode``, ``model``, [``trimap``],
             ``encode``).
+        format: the body's format, one of :data:`~contract.vocab.SEGMENT_FORMATS`.
     """
 
     result: SegmentResult
@@ -150,6 +152,7 @@ class SegmentAnswer:
     width: int
     height: int
     timings_ms: dict[str, float]
+    format: str = "png"
 
 
 def no_subject(options: SegmentOptions, backend: Backend | AutoSubject, reason: str = "",
@@ -180,9 +183,11 @@ def no_subject(options: SegmentOptions, backend: Backend | AutoSubject, reason: 
 
 
 def run(backend: Backend | AutoSubject, image: bytes, options: SegmentOptions, output: str,
-        max_pixels: int) -> SegmentAnswer:
+        max_pixels: int, fmt: str = "png") -> SegmentAnswer:
     """Decode ``image`` (limits, EXIF), segment it with ``backend`` (a model, or
-    :class:`~segmentation_api.subject.AutoSubject`), encode ``output`` (one of :data:`OUTPUTS`).
+    :class:`~segmentation_api.subject.AutoSubject`), encode ``output`` (one of :data:`OUTPUTS`)
+    as ``fmt`` (one of :data:`~contract.vocab.SEGMENT_FORMATS`: ``png``, or ``tiff``,
+    uncompressed).
 
     Raises:
         ApiError: the upload is unusable (``invalid_image``, ``image_too_large``, ...) or
@@ -190,6 +195,8 @@ def run(backend: Backend | AutoSubject, image: bytes, options: SegmentOptions, o
     """
     if output not in OUTPUTS:
         raise ValueError(f"output={output!r}: expected one of {OUTPUTS}")
+    if fmt not in SEGMENT_FORMATS:
+        raise ValueError(f"fmt={fmt!r}: expected one of {SEGMENT_FORMATS}")
     started = time.perf_counter()
     decoded = decode_image(image, max_pixels)
     decode_ms = (time.perf_counter() - started) * 1000.0
@@ -200,11 +207,11 @@ def run(backend: Backend | AutoSubject, image: bytes, options: SegmentOptions, o
         result = with_trimap(result, options.trimap)
     started = time.perf_counter()
     if result.trimap is not None:
-        body, box = encode_image(result.trimap.trimap, "png"), result.trimap.box
+        body, box = encode_image(result.trimap.trimap, fmt), result.trimap.box
     else:
-        body, box = encode_mask16(result.mask), box_of_mask(result.mask)
+        body, box = encode_mask16(result.mask, fmt), box_of_mask(result.mask)
     encode_ms = (time.perf_counter() - started) * 1000.0
     return SegmentAnswer(
         result=result, body=body, box=box, width=decoded.width, height=decoded.height,
-        timings_ms={"decode": decode_ms, **result.timings_ms, "encode": encode_ms},
+        timings_ms={"decode": decode_ms, **result.timings_ms, "encode": encode_ms}, format=fmt,
     )

@@ -1,4 +1,5 @@
-"""The answers of ``/v1/mask`` and ``/v1/trimap``: the PNG, or JSON, with the common headers."""
+"""The answers of ``/v1/mask`` and ``/v1/trimap``: the picture (PNG, or TIFF with
+``format=tiff``), or JSON (the PNG in base64), with the common headers."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ BODY_KEYS = {"mask": "mask_png16_base64", "trimap": "trimap_png_base64"}
 
 def segment_response(answer: SegmentAnswer, backend: Backend, reason: str, output: str,
                      as_json: bool) -> Response:
-    """The PNG (``as_json``: the JSON description with the PNG in base64) and the headers
+    """The picture in ``answer.format`` (``as_json``: the JSON description with the PNG in
+    base64; the routes refuse ``format=tiff`` with JSON) and the headers
     ``X-Subjects``, ``X-Mask-Kind``, ``X-Subject-Box``, ``X-Processing-Ms``, ``Server-Timing``
     (``X-Segmentation-Backend`` and ``-Reason`` are set for every answer by the blueprint)."""
     total_ms = (time.perf_counter() - g.started) * 1000.0
@@ -42,7 +44,7 @@ def segment_response(answer: SegmentAnswer, backend: Backend, reason: str, outpu
             "timing_ms": {k: round(v, 1) for k, v in {**answer.timings_ms, "total": total_ms}.items()},
         })
     else:
-        response = Response(answer.body, mimetype=mime_type("png"))
+        response = Response(answer.body, mimetype=mime_type(answer.format))
     response.headers["X-Subjects"] = str(len(result.instances))
     response.headers["X-Mask-Kind"] = backend.mask_kind
     response.headers["X-Subject-Box"] = answer.box.text()

@@ -3,6 +3,9 @@
 * ``POST /v1/trimap``: image in, trimap PNG (or JSON with ``Accept: application/json``) out;
 * ``POST /v1/mask``: image in, the subjects' soft mask as a 16-bit greyscale PNG (or JSON)
   out: what the matting service uses as its prior;
+* both: ``format=tiff`` answers an uncompressed TIFF in one strip instead of the PNG (the same
+  values; what the matting service asks for on this machine, where coding costs more than
+  the bytes: :mod:`contract.transport`);
 * ``GET /healthz``: the process is alive;
 * ``GET /readyz``: the models are loaded, and which backend serves what.
 
@@ -18,11 +21,20 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from contract.vocab import SEGMENT_FIELDS, SEGMENT_FILES
 from service_common.errors import ApiError
+from service_common.images import mime_type
 from service_common.web import app_state, check_fields, param, read_upload
 
 from .backends import Backend
 from .backends.maskrcnn import class_names as coco_class_names
-from .options import Getter, check_subject, parse_backend, parse_classes, parse_options, parse_subject
+from .options import (
+    Getter,
+    check_subject,
+    parse_backend,
+    parse_classes,
+    parse_format,
+    parse_options,
+    parse_subject,
+)
 from .pipeline import run
 from .responses import segment_response
 from .state import SegmentationState
@@ -46,13 +58,20 @@ def _state() -> SegmentationState:
     return app_state()
 
 
-def _wants_json() -> bool:
-    """JSON when the client prefers it; 406 when it accepts neither PNG nor JSON."""
+def _wants_json(fmt: str) -> bool:
+    """JSON when the client prefers it; 406 when it accepts neither the picture's type
+    (``format``: PNG or TIFF) nor JSON. JSON carries a PNG (``mask_png16_base64``), so with
+    ``format=tiff`` it is a 400 naming ``format``."""
+    mime = mime_type(fmt)
     if not request.accept_mimetypes:
         return False
-    best = request.accept_mimetypes.best_match(["image/png", "application/json"])
+    best = request.accept_mimetypes.best_match([mime, "application/json"])
     if best is None:
-        raise ApiError("not_acceptable", "this endpoint answers image/png or application/json")
+        raise ApiError("not_acceptable", f"this endpoint answers {mime} (format={fmt}) or "
+                       "application/json")
+    if best == "application/json" and fmt != "png":
+        raise ApiError("invalid_parameter", f"format: the JSON answer carries the picture as PNG "
+                       f"in base64; leave format out, or ask for {mime} (Accept)", field="format")
     return best == "application/json"
 
 
@@ -116,7 +135,8 @@ def _segment(output: str) -> Response:
     """Both endpoints: refuse unknown fields, choose the backend, parse, run the pipeline,
     answer."""
     check_fields(SEGMENT_FIELDS, SEGMENT_FILES, required_file="image")
-    as_json = _wants_json()
+    fmt = parse_format(param)
+    as_json = _wants_json(fmt)
     state = _state()
     source, reason = _choose(state)
     g.segmentation_backend, g.segmentation_reason = source.name, reason
@@ -124,7 +144,7 @@ def _segment(output: str) -> Response:
                             source.class_aliases)
     image = read_upload("image", raw_body=True) or b""
     try:
-        answer = run(source, image, options, output, state.settings.max_pixels)
+        answer = run(source, image, options, output, state.settings.max_pixels, fmt)
     except ApiError as error:
         g.segmentation_backend = error.details.get("backend", source.name)
         g.segmentation_reason = error.details.get("reason", reason)
@@ -139,13 +159,15 @@ def _segment(output: str) -> Response:
 
 @bp.post("/v1/trimap")
 def trimap() -> Response:
-    """The trimap (0/128/255 PNG of the input's size) of the subjects found."""
+    """The trimap (0/128/255 PNG, or ``format=tiff`` TIFF, of the input's size) of the
+    subjects found."""
     return _segment("trimap")
 
 
 @bp.post("/v1/mask")
 def mask() -> Response:
-    """The subjects' combined soft mask: a single-channel 16-bit PNG of the input's size,
-    ``value / 65535`` in ``[0, 1]``. ``X-Subject-Box`` is the box of the pixels >= 0.5,
-    ``X-Mask-Kind`` says whether it is a matte or a segmentation mask."""
+    """The subjects' combined soft mask: a single-channel 16-bit PNG (``format=tiff``: an
+    uncompressed TIFF) of the input's size, ``value / 65535`` in ``[0, 1]``. ``X-Subject-Box``
+    is the box of the pixels >= 0.5, ``X-Mask-Kind`` says whether it is a matte or a
+    segmentation mask."""
     return _segment("mask")

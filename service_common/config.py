@@ -54,7 +54,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "BACKDROP_SEGMENTATION_TRANSPORT": (
         "auto", "how the matting service sends the image to the segmentation service: png "
         "(compressed, lossless), bmp (uncompressed: no coding cost, 4x the bytes) or auto (bmp "
-        "when the segmentation URL is on this machine, else png)"
+        "when the segmentation URL is on this machine, else png); the mask comes back as 16-bit "
+        "PNG with png, as uncompressed 16-bit TIFF with bmp"
     ),
     "BACKDROP_SEGMENTATION_CONNECT_TIMEOUT": ("3", "seconds to connect to the segmentation service"),
     "BACKDROP_SEGMENTATION_TIMEOUT": ("60", "seconds to wait for the segmentation service's answer"),
