@@ -202,6 +202,38 @@ def test_compose_starts_both_with_health_checks_and_ordering(files):
     assert services["matting"]["environment"]["BACKDROP_SEGMENTATION_URL"] == "http://segmentation:3000"
 
 
+#: Where the project tells a user how to start the compose file.
+COMPOSE_DOCS = ["README.md", "deploy/README.md", "deploy/compose.yaml", "deploy/compose.cuda.yaml",
+                "deploy/Containerfile"]
+
+
+def _command_lines(path: Path) -> list[str]:
+    """The lines of ``path`` that are commands: in a ``sh`` block of a Markdown file, or a
+    comment line of a compose file or the Containerfile."""
+    text = path.read_text()
+    if path.suffix == ".md":
+        blocks = re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+        return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    return [line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")]
+
+
+def test_compose_commands_name_the_tool_that_works():
+    """Debian 12's podman (4.3) has no ``podman compose``: every command says
+    ``podman-compose``, and every version given for it is the one the container check pins."""
+    script = (REPO_ROOT / "scripts" / "containers_check.sh").read_text()
+    pinned = re.search(r'PODMAN_COMPOSE_VERSION="\$\{PODMAN_COMPOSE_VERSION:-([0-9.]+)\}"', script)
+    assert pinned, "scripts/containers_check.sh no longer pins podman-compose's version"
+    uses = 0
+    for name in COMPOSE_DOCS:
+        path = REPO_ROOT / name
+        for line in _command_lines(path):
+            assert not re.match(r"(sudo )?podman compose\b", line), f"{name}: {line}"
+            uses += line.startswith("podman-compose ")
+        for version in re.findall(r"podman-compose(?: version |==| )(\d+\.\d+\.\d+)", path.read_text()):
+            assert version == pinned.group(1), f"{name} names podman-compose {version}"
+    assert uses >= 3, "the compose commands are gone from the docs: is this test still right?"
+
+
 def test_the_probe_says_what_it_got(offline_services):
     _, matting = offline_services
     assert probe(matting.port, "readyz") == (True, f"{matting.url}/readyz: HTTP 200")
