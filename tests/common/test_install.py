@@ -123,8 +123,8 @@ def test_modules_taken_from_a_dependency_are_still_imported(module):
 
 
 def test_the_old_slim_extras_add_nothing():
-    """``segmentation``, ``matting`` and ``video`` stay as names (older commands, the container's
-    EXTRAS) but bring nothing: the package's dependencies are the slim set."""
+    """``segmentation``, ``matting`` and ``video`` stay as names (older commands, environment-*.yml,
+    older container builds' EXTRAS) but bring nothing: the package's dependencies are the slim set."""
     extras = PROJECT["optional-dependencies"]
     for name in ("segmentation", "matting", "video"):
         assert extras.get(name) == [], name

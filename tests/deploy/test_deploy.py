@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -177,6 +178,29 @@ def test_the_image_copies_every_package_and_runs_unprivileged():
     assert expose == [ENV_DOCS["BACKDROP_SEGMENTATION_PORT"][0], ENV_DOCS["BACKDROP_MATTING_PORT"][0]]
     env_names = set(re.findall(r"\b(BACKDROP_[A-Z_]+)=", (DEPLOY / "Containerfile").read_text()))
     assert env_names <= set(ENV_DOCS), env_names - set(ENV_DOCS)
+
+
+def test_the_images_extras_exist_and_bring_something():
+    """``EXTRAS`` (the build argument) names extras of pyproject.toml that add packages: the
+    slim set is the package's own dependencies, so the CPU image names none and the CUDA one
+    ``torch``; an empty ``EXTRAS`` installs the package alone (``pip install .``)."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    text = (DEPLOY / "Containerfile").read_text()
+    default = re.search(r"^ARG EXTRAS=(\S*)$", text, re.MULTILINE)
+    assert default is not None, "the Containerfile has no ARG EXTRAS"
+    install = next(args for kind, args in _containerfile() if kind == "RUN" and "pip install" in args)
+    for value, expected in (("", "pip install ."), ("torch", "pip install .[torch]")):
+        shell = subprocess.run(["sh", "-c", f"echo {install.split('&&')[0].strip()}"],
+                               env={"EXTRAS": value, "PATH": "/usr/bin:/bin"},
+                               capture_output=True, text=True, check=True)
+        assert shell.stdout.strip() == expected, (value, shell.stdout)
+    named = [default.group(1)]
+    for name in ("Containerfile", "compose.yaml", "compose.cuda.yaml", "README.md"):
+        named += re.findall(r"--build-arg EXTRAS=(\S+)", (DEPLOY / name).read_text())
+    assert len(named) >= 3, named
+    for value in named:
+        for extra in filter(None, value.split(",")):
+            assert extras.get(extra), f"EXTRAS={value}: {extra!r} is not an extra that adds anything"
 
 
 def test_the_build_context_leaves_out_what_the_image_does_not_need():
