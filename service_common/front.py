@@ -752,7 +752,7 @@ class Front:
             probe.close()
         except (OSError, TimeoutError):
             await _answer_error(
-                writer, "not_ready", f"the {self.service} service's gunicorn does not accept "
+                writer, "not_ready", f"the {self.service} service's workers do not accept "
                 f"connections (starting or restarting); try again in {RETRY_AFTER_S} s",
                 req.request_id, close=not keep, path=req.path, retry=True, head=req.method == "HEAD")
             return keep

@@ -36,6 +36,7 @@ Errors are :class:`~service_common.errors.ApiError` with codes ``empty_body``,
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ from contract.formats import tiff_blocks
 from contract.vocab import SEGMENT_FORMATS
 
 from .errors import ApiError
+
+log = logging.getLogger(__name__)
 
 #: Formats we decode (Pillow's names).
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
@@ -282,6 +285,11 @@ def _check_structure(data: bytes, sniffed: str | None, what: str) -> tuple[int, 
     return frames, chunks
 
 
+#: What to do about an upload whose data ends early or is damaged (the decoder's own message,
+#: which names its internals, goes to the log).
+_RESEND = "send the whole file again, or save it again as PNG or JPEG"
+
+
 def _open(data: bytes, max_pixels: int, what: str) -> tuple[Image.Image, ImageHeader]:
     if not data:
         raise ApiError("empty_body", f"the {what} is empty; send the picture's bytes")
@@ -292,9 +300,12 @@ def _open(data: bytes, max_pixels: int, what: str) -> tuple[Image.Image, ImageHe
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise ApiError("invalid_image", f"the {what} is not a PNG, JPEG, WebP, TIFF, BMP or GIF "
-                       "image") from exc
+                       "image; send the picture in one of these formats") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is a bad upload
-        raise ApiError("invalid_image", f"the {what} could not be read: {exc}") from exc
+        # the decoder's own words are for the log: they name its internals, not what to do
+        log.info("the %s could not be opened: %s: %s", what, type(exc).__name__, exc)
+        raise ApiError("invalid_image", f"the {what} could not be read: it ends early or its data "
+                       f"is damaged; {_RESEND}") from exc
     if img.format not in SUPPORTED_FORMATS:
         raise ApiError(
             "unsupported_format",
@@ -340,7 +351,8 @@ def _load(img: Image.Image, what: str) -> Image.Image:
         img.load()
         img = ImageOps.exif_transpose(img)
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt pixel data
-        raise ApiError("invalid_image", f"the {what} is truncated or corrupt ({exc})") from exc
+        log.info("the %s could not be decoded: %s: %s", what, type(exc).__name__, exc)
+        raise ApiError("invalid_image", f"the {what} is truncated or corrupt; {_RESEND}") from exc
     return img
 
 
@@ -593,7 +605,8 @@ def decode_mask16(data: bytes, width: int, height: int) -> np.ndarray:
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad mask
-        raise ValueError(f"cannot decode the {kind} ({exc})") from exc
+        log.info("a mask %s could not be decoded: %s: %s", kind, type(exc).__name__, exc)
+        raise ValueError(f"cannot decode the {kind}: it ends early or its data is damaged") from exc
     if img.mode in _MODES_16:
         return np.divide(np.asarray(img), np.float32(MASK16_SCALE), dtype=np.float32)
     if img.mode == "I":

@@ -298,9 +298,36 @@ def test_colour_models_that_cannot_be_converted_are_a_415(monkeypatch) -> None:
         assert "CMYK" in error.message and error.details["mode"] == "CMYK"
 
 
+#: Library and decoder words no message to an API user may carry.
+INTERNALS = ("pillow", "pil ", "opencv", "cv2", "numpy", "libjpeg", "libpng", "libtiff", "libwebp",
+             "decoder", "truncated file read", "bytes not processed", "errno", "object at 0x")
+
+
+def _damaged_files() -> dict[str, bytes]:
+    """Uploads that every decoder refuses, each in a way its own message would describe in
+    its internals' words ("Truncated File Read", "could not create decoder object", ...)."""
+    rgb = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    files = {fmt: _save(Image.fromarray(rgb), fmt) for fmt in ("PNG", "JPEG", "TIFF", "WEBP", "GIF", "BMP")}
+    cut = {f"{fmt} cut in half": data[: len(data) // 2] for fmt, data in files.items()}
+    return {**cut, "JPEG header only": files["JPEG"][:30], "BMP header only": files["BMP"][:20],
+            "WEBP header only": files["WEBP"][:20],
+            "JPEG magic and noise": b"\xff\xd8\xff\xe0" + b"\x01" * 100}
+
+
 def test_messages_name_formats_not_libraries() -> None:
     error = _error(decode_image, b"this is plain text, not an image", LIMIT)
-    assert error.message == "the image is not a PNG, JPEG, WebP, TIFF, BMP or GIF image"
+    assert error.message == ("the image is not a PNG, JPEG, WebP, TIFF, BMP or GIF image; send the "
+                             "picture in one of these formats")
+
+
+@pytest.mark.parametrize("name", sorted(_damaged_files()))
+def test_a_damaged_file_says_what_to_do_not_what_the_decoder_said(name) -> None:
+    for decoder, what in ((decode_image, "bg_image"), (decode_mask, "trimap"), (decode_luma_alpha, "hints")):
+        error = _error(decoder, _damaged_files()[name], LIMIT, what)
+        assert error.code == "invalid_image", (name, error.message)
+        assert error.message.startswith(f"the {what} "), error.message
+        assert "save it again as PNG or JPEG" in error.message or "send the picture" in error.message
+        assert not any(word in error.message.lower() for word in INTERNALS), error.message
 
 
 def test_probe_reads_the_header_only() -> None:
