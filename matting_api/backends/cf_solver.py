@@ -151,8 +151,27 @@ def matting_laplacian(
     return block(is_u, nu), block(is_k, len(known_idx)), unknown_idx, known_idx
 
 
+def _window_stencil(image: np.ndarray, unknown: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """The unknown rows of the Laplacian as 25 stencil slots (see :func:`matting_laplacian`):
+    ``(stencil nu x 25 float64, unknown_idx)``, the flat indices of the unknown pixels ascending."""
+    flat_unknown = unknown.ravel()
+    unknown_idx = np.flatnonzero(flat_unknown)
+    nu = len(unknown_idx)
+    centres = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    centres[0, :] = centres[-1, :] = False
+    centres[:, 0] = centres[:, -1] = False
+    cy, cx = np.nonzero(centres)
+    stencil = np.zeros((nu, 25))
+    row_of = np.full(flat_unknown.size, -1, dtype=np.int64)
+    row_of[unknown_idx] = np.arange(nu)
+    _accumulate_windows(np.ascontiguousarray(image, dtype=np.float64), cy.astype(np.int64),
+                        cx.astype(np.int64), row_of, epsilon, stencil)
+    return stencil, unknown_idx
+
+
 def _band_stencil(image: np.ndarray, unknown: np.ndarray, epsilon: float):
-    """The unknown rows of the Laplacian as 25 stencil slots (see :func:`matting_laplacian`).
+    """The unknown rows of the Laplacian with their neighbours' places, for the sparse blocks
+    of :func:`matting_laplacian`.
 
     Returns ``(stencil nu x 25 float64, neighbour nu x 25 int64 flat index (0 outside the
     image), is_u, is_k nu x 25 bool (the neighbour is unknown / known and inside), local
@@ -161,23 +180,13 @@ def _band_stencil(image: np.ndarray, unknown: np.ndarray, epsilon: float):
     """
     height, width = unknown.shape
     flat_unknown = unknown.ravel()
-    unknown_idx = np.flatnonzero(flat_unknown)
+    stencil, unknown_idx = _window_stencil(image, unknown, epsilon)
     nu = len(unknown_idx)
     near = cv2.dilate(unknown.astype(np.uint8), np.ones((5, 5), np.uint8)).ravel() > 0
     known_idx = np.flatnonzero(near & ~flat_unknown)
     local = np.full(height * width, -1, dtype=np.int64)
     local[unknown_idx] = np.arange(nu)
     local[known_idx] = np.arange(len(known_idx))
-
-    centres = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    centres[0, :] = centres[-1, :] = False
-    centres[:, 0] = centres[:, -1] = False
-    cy, cx = np.nonzero(centres)
-    stencil = np.zeros((nu, 25))
-    row_of = np.where(flat_unknown, local, -1)
-    _accumulate_windows(np.ascontiguousarray(image, dtype=np.float64), cy.astype(np.int64),
-                        cx.astype(np.int64), row_of, epsilon, stencil)
-
     # the 25 neighbours of each unknown pixel, in ascending flat order
     uy, ux = np.divmod(unknown_idx, width)
     ny = uy[:, None] + _STENCIL[None, :, 0]
@@ -232,6 +241,23 @@ def _ic0(system, nb, pair, shift, lower, diag):  # pragma: no cover - numba
             return False
         diag[i] = np.sqrt(pivot)
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_rows(stencil, gpos, offsets, row_grid, alpha_grid, nb, rhs):  # pragma: no cover - numba
+    """For each unknown pixel ``i`` at ``gpos[i]`` of the padded grid: ``nb[i, s]`` the row
+    of its unknown neighbour in slot ``s`` (-1: known, or outside the image), and ``rhs[i]``
+    minus the known neighbours' part of its row, ``-sum_s stencil[i, s] alpha_s``
+    (``alpha_grid`` 1 on sure foreground, 0 elsewhere and on the padding)."""
+    for i in range(gpos.shape[0]):
+        g = gpos[i]
+        value = 0.0
+        for s in range(25):
+            k = row_grid[g + offsets[s]]
+            nb[i, s] = k
+            if k < 0:
+                value -= stencil[i, s] * alpha_grid[g + offsets[s]]
+        rhs[i] = value
 
 
 @numba.njit(cache=True, nogil=True)
@@ -393,9 +419,19 @@ def _solve_with_prior(
     conjugate gradients from the prior, compiled (:func:`_ic0`, :func:`_ic0_cg`); the
     unknown pixels' alpha in flat order, or ``None`` when the factor or the iterations fail
     (the caller then takes pymatting's thresholded factor)."""
-    stencil, neighbour, is_u, is_k, local, unknown_idx, _ = _band_stencil(image, unknown, epsilon)
-    nb = np.where(is_u, local[neighbour], -1)
-    rhs = -np.where(is_k, stencil * alpha.ravel()[neighbour], 0.0).sum(axis=1)
+    stencil, unknown_idx = _window_stencil(image, unknown, epsilon)
+    height, width = unknown.shape
+    pad = 2  # a pixel's stencil reaches 2 px
+    grid_width = width + 2 * pad
+    gy, gx = np.divmod(unknown_idx, width)
+    gpos = (gy + pad) * grid_width + gx + pad
+    offsets = _STENCIL[:, 0] * grid_width + _STENCIL[:, 1]
+    row_grid = np.full((height + 2 * pad) * grid_width, -1, dtype=np.int64)
+    row_grid[gpos] = np.arange(len(unknown_idx))
+    alpha_grid = np.pad(alpha, pad).ravel()
+    nb = np.empty((len(unknown_idx), 25), dtype=np.int64)
+    rhs = np.empty(len(unknown_idx))
+    _grid_rows(stencil, gpos, offsets, row_grid, alpha_grid, nb, rhs)
     p = prior.ravel()[unknown_idx]
     confidence = prior_confidence(p, prior_weight, prior_floor, prior_power)
     stencil[:, 12] += confidence
