@@ -18,8 +18,19 @@ and each pixel's foreground is corrected towards the compositing equation
     F = F_r + alpha (I - alpha F_r - (1 - alpha) B_r).
 
 It runs twice: first with ``F = B = I`` and a wide radius (90 px at the paper's scale), then
-with the first pass's ``F`` and ``B_r`` and a narrow one (6 px). A few box filters over the
-box: about 5 ms on a 640 x 480 frame. Pure numpy / OpenCV.
+with the first pass's ``F`` and ``B_r`` and a narrow one (6 px). Two shortcuts, each below
+1/255 of the full computation on video frames:
+
+* the wide pass runs on a grid :data:`WIDE_PASS_SCALE` times coarser (its means are
+  averages over 181 px: they hardly change from one pixel to the next), and its ``F_r``
+  and ``B_r`` are sampled bilinearly at the soft pixels only;
+* the narrow pass keeps the wide pass's ``B_r`` (a mean over 181 px is close to constant
+  over the narrow 13 px box, where ``<(1 - alpha) B_r> / <1 - alpha>`` is ``B_r`` itself) and
+  blurs only ``alpha`` and ``alpha F``.
+
+On 11 frames of asl_thanks with the selfie model's matte (a 454 x 280 box, one core) that
+is 4.8 ms against 10.2 for the plain two passes, their ``F`` 0.09/255 apart on average
+(weighted by alpha, at most 0.6/255). Pure numpy / OpenCV.
 
 Photos ask for the best estimate (``foreground=best``), :func:`estimate_foreground_best`:
 pymatting's multi-level estimate at half resolution, its foreground and background upsampled
@@ -37,6 +48,8 @@ import numpy as np
 #: The two passes' blur radii, px.
 WIDE_RADIUS = 90
 NARROW_RADIUS = 6
+#: The wide pass runs on a grid this many times coarser.
+WIDE_PASS_SCALE = 4
 _EPS = 1e-5
 
 
@@ -49,18 +62,27 @@ def _blur(x: np.ndarray, radius: int) -> np.ndarray:
     return cv2.blur(x, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
+def _sample(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale: float) -> np.ndarray:
+    """Bilinear samples of ``field`` (``h x w x 3`` float32, a grid ``scale`` times coarser)
+    at the full-resolution pixels ``(ys, xs)``: ``N x 3``."""
+    map_x = ((xs.astype(np.float32) + 0.5) / scale - 0.5).reshape(1, -1)
+    map_y = ((ys.astype(np.float32) + 0.5) / scale - 0.5).reshape(1, -1)
+    return cv2.remap(field, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+
+
 def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray,
                              radii: tuple[int, int] = (WIDE_RADIUS, NARROW_RADIUS)) -> np.ndarray:
     """The subject's colour by blur fusion (see the module docstring).
 
-    The blurs run over the whole array (OpenCV box filters: constant time per pixel); the
-    correction only where ``0 < alpha < 1`` (elsewhere ``F`` is the photo: it is either the
-    subject itself or invisible).
+    The blurs run over the whole array (OpenCV box filters: constant time per pixel; the
+    wide one on a grid :data:`WIDE_PASS_SCALE` times coarser); the correction only where
+    ``0 < alpha < 1`` (elsewhere ``F`` is the photo: it is either the subject itself or
+    invisible).
 
     Args:
         image: ``H x W x 3`` float in ``[0, 1]``.
         alpha: ``H x W`` float in ``[0, 1]``.
-        radii: the two passes' box-blur radii, px.
+        radii: the two passes' box-blur radii, px (the wide one at full resolution).
 
     Returns:
         ``H x W x 3`` float32 in ``[0, 1]``; equal to ``image`` where ``alpha`` is 0 or 1.
@@ -68,21 +90,30 @@ def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray,
     image = np.asarray(image, dtype=np.float32)
     alpha = np.clip(np.asarray(alpha, dtype=np.float32), 0.0, 1.0)
     fg = image.copy()
-    soft = np.nonzero((alpha > 0.0) & (alpha < 1.0))
-    if not soft[0].size:
+    ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
+    if not ys.size:
         return fg
-    a = alpha[soft][:, None]
-    pixel = image[soft]
-    fg_alpha = image * alpha[..., None]  # alpha F, with F = I at first
-    bg_rest = image - fg_alpha  # (1 - alpha) B, with B = I at first
-    for radius in radii:
-        blurred_alpha = _blur(alpha, radius)
-        fg_mean = _blur(fg_alpha, radius)[soft] / (blurred_alpha[soft][:, None] + _EPS)
-        bg_mean = _blur(bg_rest, radius) / ((1.0 - blurred_alpha)[..., None] + _EPS)
-        fg_soft = np.clip(fg_mean + a * (pixel - a * fg_mean - (1.0 - a) * bg_mean[soft]), 0.0, 1.0)
-        fg[soft] = fg_soft
-        fg_alpha[soft] = fg_soft * a  # the next pass blurs this pass's F ...
-        bg_rest = bg_mean * (1.0 - alpha[..., None])  # ... and its mean background
+    a = alpha[ys, xs][:, None]
+    pixel = image[ys, xs]
+    height, width = alpha.shape
+    # the wide pass, F = B = I: the local means on the coarse grid, sampled at the soft pixels
+    coarse = (-(-width // WIDE_PASS_SCALE), -(-height // WIDE_PASS_SCALE))
+    small_alpha = cv2.resize(alpha, coarse, interpolation=cv2.INTER_AREA)
+    small_image = cv2.resize(image, coarse, interpolation=cv2.INTER_AREA)
+    radius = max(1, round(radii[0] / WIDE_PASS_SCALE))
+    blurred_alpha = _blur(small_alpha, radius)[..., None]
+    blurred_fg = _blur(small_image * small_alpha[..., None], radius)
+    scale = width / coarse[0]
+    fg_mean = _sample(blurred_fg / (blurred_alpha + _EPS), ys, xs, scale)
+    bg_mean = _sample((_blur(small_image, radius) - blurred_fg) / (1.0 - blurred_alpha + _EPS),
+                      ys, xs, scale)
+    fg_soft = np.clip(fg_mean + a * (pixel - a * fg_mean - (1.0 - a) * bg_mean), 0.0, 1.0)
+    # the narrow pass, full resolution: this F's local mean, the wide pass's B_r
+    fg_alpha = image * alpha[..., None]
+    fg_alpha[ys, xs] = fg_soft * a
+    blurred_alpha = _blur(alpha, radii[1])[ys, xs][:, None]
+    fg_mean = _blur(fg_alpha, radii[1])[ys, xs] / (blurred_alpha + _EPS)
+    fg[ys, xs] = np.clip(fg_mean + a * (pixel - a * fg_mean - (1.0 - a) * bg_mean), 0.0, 1.0)
     return fg
 
 
