@@ -1,26 +1,23 @@
-"""What the matting service sends its segmentation neighbour: the image uncompressed (BMP)
-when the neighbour is on this machine, PNG when told so, and the segmentation parameters
-(``model_size`` included). A relay in between records the real request; the answers come
-from the real segmentation service."""
+"""What the matting service sends its segmentation neighbour: the image as the request's
+body, uncompressed (BMP) when the neighbour is on this machine, PNG when told so, and the
+segmentation parameters (``model_size`` included) in the query string. A relay in between
+records the real request; the answers come from the real segmentation service."""
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
 from PIL import Image
 
 
-def _parts(body: bytes, content_type: str) -> dict[str, tuple[str, bytes]]:
-    """A multipart body -> {field name: (its Content-Type, its bytes)}."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    return {part.get_param("name", header="content-disposition"):
-            (part.get_content_type(), part.get_payload(decode=True))
-            for part in message.iter_parts()}
+def _query(path: str) -> dict[str, str]:
+    """The query string of a request's path -> {name: value}; each name once."""
+    fields = parse_qs(urlsplit(path).query, strict_parsing=False)
+    assert all(len(values) == 1 for values in fields.values()), fields
+    return {name: values[0] for name, values in fields.items()}
 
 
 @pytest.mark.parametrize(("transport", "mime", "pil_format"), [
@@ -40,13 +37,11 @@ def test_image_format_on_the_hop(make_app, make_neighbour, offline_services, sam
                                           "bg_color": "white", "model_size": "256"})
     assert resp.status_code == 200, resp.get_json()
     [request] = relay.received
-    parts = _parts(request.body, request.headers["Content-Type"])
-    kind, data = parts["image"]
-    assert kind == mime
-    sent = Image.open(io.BytesIO(data))
+    assert request.headers["Content-Type"] == mime
+    sent = Image.open(io.BytesIO(request.body))
     assert sent.format == pil_format
     assert np.array_equal(np.asarray(sent.convert("RGB")), photo)  # lossless either way
-    assert parts["model_size"][1] == b"256"
+    assert _query(request.path)["model_size"] == "256"
     assert request.headers["X-Backdrop-In-Flight"] == "1"  # one request at the matting service
 
 
@@ -67,7 +62,7 @@ def test_a_huge_photo_travels_scaled_down_and_its_mask_comes_back_full_size(
                                           "channels": "alpha", "format": "png"})
     assert resp.status_code == 200, resp.get_json()
     [request] = relay.received
-    sent = Image.open(io.BytesIO(_parts(request.body, request.headers["Content-Type"])["image"][1]))
+    sent = Image.open(io.BytesIO(request.body))
     assert sent.size == (256, 256)
     alpha = np.asarray(Image.open(io.BytesIO(resp.data)))
     assert alpha.shape == (640, 640)
