@@ -162,7 +162,7 @@ def test_the_photo_goes_whole_once_to_the_server_named(scripted):
     with MattingClient(server.url, timeout=5) as api:
         api.matte(b"PHOTO-BYTES", filename="me.jpg", bg_color="red")
     request: Request = server.received[0]
-    assert request.path == "/v1/matte" and b"PHOTO-BYTES" in request.body
+    assert request.path == "/v1/matte?bg_color=red" and request.body == b"PHOTO-BYTES"
 
 
 def test_json_nested_past_the_stack_is_just_text(scripted):
