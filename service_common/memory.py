@@ -5,8 +5,9 @@
 ``memory.max`` or v1 ``memory.limit_in_bytes``) less :data:`PROCESS_RESERVE_BYTES` for the
 gunicorn master and the front, shared equally among the workers that run under it, else
 the machine's memory the same way. A costly request asks :class:`MemoryBudget` to admit its
-estimated peak (the matting pipeline estimates it from the pixel counts its uploads'
-headers declare, before decoding anything): it is admitted when the worker's own memory
+estimated peak (both services estimate it from the pixel counts their uploads' headers
+declare, before decoding anything: :func:`matting_api.pipeline.peak_bytes` and
+:func:`segmentation_api.pipeline.peak_bytes`): it is admitted when the worker's own memory
 when idle (models and all, measured) plus the peaks of the requests in flight plus its own
 fit in the budget. Otherwise it is answered at once with 503 ``overloaded`` and
 ``Retry-After`` (it would fit once the others are done), or 413 ``image_too_large`` when
@@ -182,11 +183,14 @@ class MemoryBudget:
             return sum(self._held.values())
 
     @contextmanager
-    def admit(self, need: int, what: str = "this picture") -> Iterator[None]:
+    def admit(self, need: int, what: str = "this picture",
+              remedy: str = "send a smaller picture, or ask for a smaller size") -> Iterator[None]:
         """Hold ``need`` bytes of the budget while the block runs.
 
         The worker's own memory is measured whenever it holds no request (its models and
-        what its heap kept), so an estimate only has to cover what a request adds.
+        what its heap kept), so an estimate only has to cover what a request adds. ``what``
+        names the request in the answers, ``remedy`` says what the client can do about a 413
+        (the matting service's default; the segmentation service has no ``size``).
 
         Raises:
             ApiError: 503 ``overloaded`` with ``Retry-After`` when ``need`` does not fit
@@ -205,7 +209,7 @@ class MemoryBudget:
                     "image_too_large",
                     f"{what} needs about {need // MB:,} MB of memory to process and this worker may use "
                     f"{room // MB:,} MB beside its models ({self.limit // MB:,} MB from {self.source}); "
-                    "send a smaller picture, or ask for a smaller size",
+                    f"{remedy}",
                     need_mb=need // MB, limit_mb=self.limit // MB,
                 )
             held = sum(self._held.values())
