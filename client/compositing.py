@@ -66,9 +66,7 @@ def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """
     if fg.shape != bg.shape or alpha.shape != fg.shape[:2]:
         raise ValueError(f"shape mismatch: fg {fg.shape}, alpha {alpha.shape}, bg {bg.shape}")
-    return composite_linear(
-        fg.astype(np.float32) / 255.0, np.clip(alpha, 0.0, 1.0).astype(np.float32), bg
-    )
+    return composite_linear(fg, np.clip(alpha, 0.0, 1.0).astype(np.float32), bg)
 
 
 def to_rgba8(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:

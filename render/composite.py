@@ -24,7 +24,9 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.n
     """``alpha * F + (1 - alpha) * B`` in linear light.
 
     Args:
-        fg: ``H x W x 3`` float32 ``[0, 1]``: the predicted foreground colour ``F``.
+        fg: ``H x W x 3`` float32 ``[0, 1]``: the predicted foreground colour ``F``; or
+            ``H x W x 3`` uint8 (``F`` already quantised, as the video client receives it:
+            the opaque pixels are then copied, not converted).
         alpha: ``H x W`` float32 ``[0, 1]``.
         background: ``H x W x 3`` uint8 RGB, or ``H x W x 4`` uint8 RGBA (a background that
             is itself partly transparent: the result is the "over" operator, RGBA).
@@ -41,13 +43,16 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.n
     out = background.copy()
     full = alpha >= 1.0
     mix = (alpha > 0.0) & ~full
-    out[full, :3] = to_u8(fg[full])
+    if fg.dtype == np.uint8:
+        np.copyto(out[..., :3], fg, where=full[..., None])
+    else:
+        out[full, :3] = to_u8(fg[full])
     if channels == 4:
         out[full, 3] = 255
     if not mix.any():
         return out
     a = alpha[mix][:, None].astype(np.float32)
-    f_lin = srgb_to_linear(np.clip(fg[mix], 0.0, 1.0))
+    f_lin = u8_to_linear(fg[mix]) if fg.dtype == np.uint8 else srgb_to_linear(np.clip(fg[mix], 0.0, 1.0))
     b_lin = u8_to_linear(background[mix][:, :3])
     if channels == 3:
         out[mix] = linear_to_u8(a * f_lin + (1.0 - a) * b_lin)
