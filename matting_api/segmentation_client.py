@@ -21,6 +21,8 @@ what happened                                          answer
 =====================================================  ====================================
 cannot connect (after ONE retry), connection reset,    503 ``segmentation_unavailable``
 segmentation answers 503 (it is still loading)
+segmentation answers 503 ``overloaded`` (its memory     503 ``overloaded``, its ``Retry-After``
+budget or queue is taken)
 no (whole) answer within the timeouts                  504 ``segmentation_timeout``
 422 ``no_subject``                                     422 ``no_subject`` (same message)
 4xx that is the client's fault (``invalid_parameter``,  the same code and message (and
@@ -290,6 +292,12 @@ class SegmentationClient:
             if isinstance(field, str) and field in FORWARDED_FIELDS:  # the client's parameter
                 return ApiError(code, text[:500], field=field)
             return ApiError(code, text[:500])
+        if status == 503 and code == "overloaded":  # its memory or queue is taken: a moment's wait
+            retry = resp.headers.get("Retry-After", "")
+            return ApiError(
+                "overloaded", "the segmentation service is busy with other pictures; retry after "
+                "the Retry-After seconds",
+                retry_after=min(60, int(retry)) if retry.isascii() and retry.isdigit() else None)
         if status == 503:
             return ApiError(
                 "segmentation_unavailable",

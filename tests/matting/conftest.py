@@ -128,7 +128,7 @@ class Neighbour(FakeServer):
     """A local HTTP server (:class:`httpfake.FakeServer`) whose behaviour the test sets.
 
     ``mode``: ``relay`` (forward to ``target``), ``sleep`` (answer after ``delay`` s),
-    ``status`` (answer ``status`` with JSON ``{"error": {"code", "message"}}``),
+    ``status`` (answer ``status`` with JSON ``{"error": {"code", "message"}}`` and ``headers``),
     ``body`` (answer 200 with ``content`` and ``content_type``), ``hangup`` (close the
     connection without answering). ``stop()`` closes the listening socket *and* every open
     connection, as a crashed process would; ``start()`` listens again on the same port;
@@ -143,6 +143,7 @@ class Neighbour(FakeServer):
         self.status = 500
         self.code = "internal_error"
         self.message = "boom"
+        self.headers: dict[str, str] = {}
         self.content = b""
         self.content_type = "image/png"
 
@@ -156,7 +157,8 @@ class Neighbour(FakeServer):
             return Reply(200, self.content, self.content_type, {"X-Segmentation-Backend": "neighbour"})
         if self.mode == "hangup":
             return HANG_UP
-        return Reply.json(self.status, {"error": {"code": self.code, "message": self.message}})
+        return Reply.json(self.status, {"error": {"code": self.code, "message": self.message}},
+                          self.headers)
 
 
 @pytest.fixture

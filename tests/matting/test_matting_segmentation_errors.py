@@ -100,6 +100,16 @@ def test_error_statuses_are_mapped(matte_via, neighbour, status, code, expected_
         assert error["message"] == f"neighbour says {code}"
 
 
+def test_a_busy_neighbour_is_503_overloaded_with_its_retry_after(matte_via, neighbour):
+    """The segmentation service's memory budget or queue is taken: the client is told to wait
+    as long as the neighbour says, not that the service is unreachable."""
+    neighbour.mode, neighbour.status, neighbour.code = "status", 503, "overloaded"
+    neighbour.headers = {"Retry-After": "7"}
+    resp, _ = matte_via(neighbour.url)
+    error = assert_api_error(resp, 503, "overloaded")
+    assert resp.headers["Retry-After"] == "7" and "busy" in error["message"]
+
+
 def test_recovers_by_itself_when_the_neighbour_is_back(
     matte_via, make_neighbour, offline_services, sample_photo
 ):
