@@ -62,12 +62,34 @@ def _blur(x: np.ndarray, radius: int) -> np.ndarray:
     return cv2.blur(x, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
+#: ``cv2.remap`` takes maps and sources under 32,767 px a side.
+_REMAP_MAX_SIDE = 32_000
+
+
 def _sample(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale: float) -> np.ndarray:
     """Bilinear samples of ``field`` (``h x w x 3`` float32, a grid ``scale`` times coarser)
-    at the full-resolution pixels ``(ys, xs)``: ``N x 3``."""
-    map_x = ((xs.astype(np.float32) + 0.5) / scale - 0.5).reshape(1, -1)
-    map_y = ((ys.astype(np.float32) + 0.5) / scale - 0.5).reshape(1, -1)
-    return cv2.remap(field, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+    at the full-resolution pixels ``(ys, xs)`` (``N`` each), the border repeated: ``N x 3``
+    float32. ``cv2.remap`` over the points laid out in rows of at most 16,384; numpy's
+    gathers (1.6x the time) for a field too wide for it."""
+    height, width = field.shape[:2]
+    fx = (xs.astype(np.float32) + 0.5) / scale - 0.5
+    fy = (ys.astype(np.float32) + 0.5) / scale - 0.5
+    if max(height, width) < _REMAP_MAX_SIDE:
+        n = fx.size
+        cols = min(n, 16_384)
+        rows = -(-n // cols)
+        maps = np.zeros((2, rows * cols), np.float32)
+        maps[0, :n], maps[1, :n] = fx, fy
+        out = cv2.remap(field, maps[0].reshape(rows, cols), maps[1].reshape(rows, cols),
+                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return out.reshape(-1, field.shape[2])[:n]
+    fx, fy = np.clip(fx, 0.0, width - 1), np.clip(fy, 0.0, height - 1)
+    x0, y0 = fx.astype(np.intp), fy.astype(np.intp)  # floor: both are >= 0
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    wx, wy = (fx - x0)[:, None], (fy - y0)[:, None]
+    top = field[y0, x0] + wx * (field[y0, x1] - field[y0, x0])
+    bottom = field[y1, x0] + wx * (field[y1, x1] - field[y1, x0])
+    return top + wy * (bottom - top)
 
 
 def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray,

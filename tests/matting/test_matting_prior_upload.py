@@ -70,3 +70,26 @@ def test_fast_foreground_recovers_the_subject_colour() -> None:
     assert np.abs(fg[edge] - red).mean() < 0.7 * np.abs(image[edge] - red).mean()
     hard = (alpha == 0) | (alpha == 1)
     np.testing.assert_array_equal(fg[hard], image[hard])
+
+
+def test_fast_foreground_on_more_soft_pixels_than_opencv_maps_hold() -> None:
+    """90,000 soft pixels (cv2.remap refuses maps of 32,767 px or more a side: a video frame
+    of a wide translucent object hit it as a 500): the subject's colour, finite, and the
+    sampling equal to plain bilinear interpolation in numpy."""
+    from matting_api.backends import foreground
+
+    alpha = np.full((300, 300), 0.5, np.float32)
+    red, blue = np.array([1.0, 0, 0], np.float32), np.array([0, 0, 1.0], np.float32)
+    image = np.broadcast_to(0.5 * red + 0.5 * blue, (300, 300, 3)).astype(np.float32)
+    fg = estimate_foreground_fast(image, alpha)
+    assert fg.shape == (300, 300, 3) and np.isfinite(fg).all()
+    field = np.random.default_rng(1).random((75, 75, 3)).astype(np.float32)
+    ys, xs = np.nonzero(alpha > 0)
+    by_remap = foreground._sample(field, ys, xs, 4.0)
+    original = foreground._REMAP_MAX_SIDE
+    try:
+        foreground._REMAP_MAX_SIDE = 10  # the numpy path
+        by_numpy = foreground._sample(field, ys, xs, 4.0)
+    finally:
+        foreground._REMAP_MAX_SIDE = original
+    np.testing.assert_allclose(by_remap, by_numpy, atol=1e-3)
