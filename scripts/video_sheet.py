@@ -9,6 +9,13 @@ Usage::
 
 Each row is one frame: the input, then each run's result over green and its alpha (the
 RGBA PNGs ``--alpha-sequence`` writes), with the frame index and labels drawn in.
+``--video FILE`` adds the delivered video's frame (say, over a background video) after the
+input::
+
+    backdrop-video asl_help.mkv videos/asl_help_parking.mp4 --background car-detection.mp4 \\
+        --crf 23 --alpha-sequence run/
+    python scripts/video_sheet.py asl_help.mkv run/ --video videos/asl_help_parking.mp4 \\
+        --frames 0,24,40,57 --labels "defaults" -o docs/video.png
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", type=Path, nargs="+", help="--alpha-sequence folders")
     p.add_argument("--frames", default="10,30,50,70", help="comma-separated frame indices")
     p.add_argument("--labels", nargs="*", default=None, help="one per run (default: folder names)")
+    p.add_argument("--video", type=Path, default=None,
+                   help="the delivered video: its frame goes after the input")
     p.add_argument("--scale", type=float, default=0.5, help="tile scale (default 0.5)")
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args(argv)
@@ -70,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(labels) != len(args.runs):
         p.error("give one label per run")
     frames = read_frames(args.clip, set(indices))
+    delivered = read_frames(args.video, set(indices)) if args.video is not None else {}
     rows = []
     for index in indices:
         if index not in frames:
             p.error(f"{args.clip} has no frame {index}")
         row = [label(frames[index], f"frame {index}: input")]
+        if args.video is not None:
+            if index not in delivered:
+                p.error(f"{args.video} has no frame {index}")
+            row.append(label(delivered[index], "result"))
         for run, name in zip(args.runs, labels, strict=True):
             over, alpha = tiles(run, index)
             row += [label(over, name), label(alpha, f"{name}: alpha")]

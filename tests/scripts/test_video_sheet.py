@@ -50,3 +50,19 @@ def test_a_frame_the_clip_lacks_is_refused(tmp_path):
     a = _run(tmp_path / "a", 255)
     with pytest.raises(SystemExit):
         video_sheet.main([str(clip), str(a), "--frames", "7", "-o", str(tmp_path / "s.png")])
+
+
+def test_the_delivered_video_goes_after_the_input(tmp_path):
+    clip = _clip(tmp_path / "clip.avi")
+    delivered = tmp_path / "out.avi"
+    writer = cv2.VideoWriter(str(delivered), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(3):
+        writer.write(np.full((48, 64, 3), (0, 0, 200), np.uint8))  # red in BGR
+    writer.release()
+    a = _run(tmp_path / "a", 255)
+    out = tmp_path / "sheet.png"
+    assert video_sheet.main([str(clip), str(a), "--video", str(delivered), "--frames", "1",
+                             "--scale", "1", "-o", str(out)]) == 0
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (48, 4 * 64, 3)
+    assert sheet[40, 64 + 30, 2] > 150 and sheet[40, 64 + 30, 0] < 60  # the red result tile
