@@ -261,6 +261,19 @@ def _grid_rows(stencil, gpos, offsets, row_grid, alpha_grid, nb, rhs):  # pragma
 
 
 @numba.njit(cache=True, nogil=True)
+def _stencil_product(system, nb, x, out):  # pragma: no cover - numba
+    """``out = system x`` for the stencil ``system`` (``nu x 25``; ``nb`` the row of each
+    unknown neighbour, -1 for none: a known neighbour's part is in the right-hand side)."""
+    for i in range(system.shape[0]):
+        value = 0.0
+        for s in range(25):
+            k = nb[i, s]
+            if k >= 0:
+                value += system[i, s] * x[k]
+        out[i] = value
+
+
+@numba.njit(cache=True, nogil=True)
 def _ic0_cg(system, nb, lower, diag, rhs, x, rtol, maxiter):  # pragma: no cover - numba
     """Conjugate gradients on the stencil ``system`` preconditioned by ``lower``/``diag``
     (:func:`_ic0`), from ``x`` (updated in place). Returns the iterations, -1 if ``maxiter``
@@ -271,13 +284,9 @@ def _ic0_cg(system, nb, lower, diag, rhs, x, rtol, maxiter):  # pragma: no cover
     p = np.empty(n)
     q = np.empty(n)
     norm_b = np.sqrt(np.dot(rhs, rhs))
+    _stencil_product(system, nb, x, r)
     for i in range(n):
-        value = 0.0
-        for s in range(25):
-            k = nb[i, s]
-            if k >= 0:
-                value += system[i, s] * x[k]
-        r[i] = rhs[i] - value
+        r[i] = rhs[i] - r[i]
     rz = 0.0
     for it in range(maxiter + 1):
         if np.sqrt(np.dot(r, r)) < rtol * norm_b:
@@ -308,13 +317,7 @@ def _ic0_cg(system, nb, lower, diag, rhs, x, rtol, maxiter):  # pragma: no cover
             for i in range(n):
                 p[i] = z[i] + beta * p[i]
         rz = rz_new
-        for i in range(n):
-            value = 0.0
-            for s in range(25):
-                k = nb[i, s]
-                if k >= 0:
-                    value += system[i, s] * p[k]
-            q[i] = value
+        _stencil_product(system, nb, p, q)
         step = rz / np.dot(p, q)
         for i in range(n):
             x[i] += step * p[i]
