@@ -9,8 +9,10 @@ missing.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,3 +54,19 @@ def read_frames(path: Path, limit: int | None = None,
     if size is not None:
         frames = [fit_cover(f, size) for f in frames]
     return frames
+
+
+def frames_at(video: Path, indices: Callable[[int], Iterable[int]]) -> list[tuple[str, np.ndarray]]:
+    """The frames of ``video`` at ``indices(count)`` (``count``: its frame count, 0 where the
+    container does not say), each as ``("<stem> #<index>", H x W x 3 uint8 RGB)``; a frame
+    that cannot be read is left out."""
+    clip = cv2.VideoCapture(str(video))
+    count = int(clip.get(cv2.CAP_PROP_FRAME_COUNT))
+    found = []
+    for index in indices(count):
+        clip.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = clip.read()
+        if ok:
+            found.append((f"{video.stem} #{index}", np.ascontiguousarray(frame[..., ::-1])))
+    clip.release()
+    return found

@@ -27,6 +27,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.clips import frames_at  # noqa: E402
 from bench.figures import label  # noqa: E402
 from matting_api.backends.closed_form import ClosedFormBackend  # noqa: E402
 from render import backgrounds  # noqa: E402
@@ -49,14 +50,7 @@ def frames(data: Path) -> list[tuple[str, np.ndarray]]:
     if not videos:
         print(f"note: no dev videos under {data / 'video'}; the sheet has the portrait only")
     for video in videos:
-        clip = cv2.VideoCapture(str(video))
-        count = int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
-        for index in (0, count // 2):
-            clip.set(cv2.CAP_PROP_POS_FRAMES, index)
-            ok, frame = clip.read()
-            if ok:
-                found.append((f"{video.stem} #{index}", np.ascontiguousarray(frame[..., ::-1])))
-        clip.release()
+        found += frames_at(video, lambda count: (0, (count or 1) // 2))
     return found
 
 

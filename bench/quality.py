@@ -43,8 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import baseline_rembg, metrics, split  # noqa: E402
+from bench.stack import run_served  # noqa: E402
 from segmentation_api.backends.u2netp import U2NETP  # noqa: E402
-from service_common.serve import Service, free_port, running  # noqa: E402
 
 METRICS = ("sad", "mse", "grad", "conn")
 
@@ -221,17 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the per-image figures and the means here")
     args = parser.parse_args(argv)
 
-    if args.server:
-        summary = run(args, args.server.rstrip("/"))
-    else:
-        env = {"BACKDROP_MODELS_DIR": str(args.models_dir), "BACKDROP_LOG_LEVEL": "WARNING"}
-        seg = Service("segmentation", free_port(), timeout=600,
-                      env={**env, "BACKDROP_SEGMENTATION_BACKEND": args.seg_backend})
-        mat = Service("matting", free_port(), timeout=600,
-                      env={**env, "BACKDROP_MATTING_BACKEND": args.matting_backend,
-                           "BACKDROP_SEGMENTATION_URL": seg.url})
-        with running(seg, mat):
-            summary = run(args, mat.url)
+    summary = run_served(run, args, args.seg_backend)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0

@@ -3,11 +3,12 @@ defaults unless ``BACKDROP_*`` variables say otherwise), on free ports, logs in 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +33,24 @@ def serving(log_dir: Path, **env: str) -> Iterator[tuple[Service, Service]]:
     mat.env = {**extra, **mat.env, "BACKDROP_SEGMENTATION_URL": seg.url}
     with running(seg, mat, ready_timeout=300) as started:
         yield started  # type: ignore[misc]
+
+
+def run_served(run: Callable[[argparse.Namespace, str], dict], args: argparse.Namespace,
+               segmentation_backend: str) -> dict:
+    """``run(args, url)`` against the matting service at ``args.server`` when given, else
+    against both services started here (gunicorn, ``args.models_dir``, segmentation with
+    ``segmentation_backend``, matting with ``args.matting_backend``), stopped afterwards.
+    Returns what ``run`` returns."""
+    if args.server:
+        return run(args, args.server.rstrip("/"))
+    env = {"BACKDROP_MODELS_DIR": str(args.models_dir), "BACKDROP_LOG_LEVEL": "WARNING"}
+    seg = Service("segmentation", free_port(), timeout=600,
+                  env={**env, "BACKDROP_SEGMENTATION_BACKEND": segmentation_backend})
+    mat = Service("matting", free_port(), timeout=600,
+                  env={**env, "BACKDROP_MATTING_BACKEND": args.matting_backend,
+                       "BACKDROP_SEGMENTATION_URL": seg.url})
+    with running(seg, mat):
+        return run(args, mat.url)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -42,9 +42,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import metrics, split  # noqa: E402
+from bench.clips import frames_at  # noqa: E402
 from bench.figures import label  # noqa: E402
 from bench.quality import _gray, find_pairs  # noqa: E402
-from service_common.serve import Service, free_port, running  # noqa: E402
+from bench.stack import run_served  # noqa: E402
 
 SUBJECTS = ("auto", "person", "object")
 HALVES = ("tune", "report")
@@ -104,15 +105,8 @@ def people_frames(data: Path, per_video: int) -> list[tuple[str, np.ndarray]]:
     """The sample portrait and ``per_video`` evenly spaced frames of each dev video (RGB)."""
     found = [("astronaut", np.asarray(Image.open(REPO / "samples" / "astronaut.png").convert("RGB")))]
     for video in sorted((data / "video").glob("*.mkv")) if (data / "video").is_dir() else []:
-        clip = cv2.VideoCapture(str(video))
-        count = int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) or per_video
-        for k in range(per_video):
-            index = int(count * (k + 0.5) / per_video)
-            clip.set(cv2.CAP_PROP_POS_FRAMES, index)
-            ok, frame = clip.read()
-            if ok:
-                found.append((f"{video.stem} #{index}", np.ascontiguousarray(frame[..., ::-1])))
-        clip.release()
+        found += frames_at(video, lambda count: [int((count or per_video) * (k + 0.5) / per_video)
+                                                 for k in range(per_video)])
     return found
 
 
@@ -238,17 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=200, help="the sheet's tile width, px")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.server:
-        summary = run(args, args.server.rstrip("/"))
-    else:
-        env = {"BACKDROP_MODELS_DIR": str(args.models_dir), "BACKDROP_LOG_LEVEL": "WARNING"}
-        seg = Service("segmentation", free_port(), timeout=600,
-                      env={**env, "BACKDROP_SEGMENTATION_BACKEND": "auto"})
-        mat = Service("matting", free_port(), timeout=600,
-                      env={**env, "BACKDROP_MATTING_BACKEND": args.matting_backend,
-                           "BACKDROP_SEGMENTATION_URL": seg.url})
-        with running(seg, mat):
-            summary = run(args, mat.url)
+    summary = run_served(run, args, "auto")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0
