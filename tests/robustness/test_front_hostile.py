@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 from apierrors import assert_api_error
-from robust_inputs import SEG_TIMEOUT, photo_png
+from robust_inputs import MAX_PIXELS, MAX_UPLOAD_MB, SEG_TIMEOUT, photo_png
 from test_front import Running, _error, _raw
 
 from bench.load import proc_memory_kb
@@ -34,7 +34,7 @@ from bench.soak import held_body_attack
 from service_common.config import REPO_ROOT
 from service_common.front import HALF_CLOSE_S, READY_WAIT_S
 from service_common.memory import GLIBC_ENV
-from service_common.serve import free_port
+from service_common.serve import Service, free_port, running
 
 MB = 1024 * 1024
 
@@ -223,6 +223,77 @@ def test_a_request_whose_client_left_keeps_its_slot_until_gunicorn_answered(tmp_
         # A ran to its end (gunicorn cannot be stopped) before B started
         assert front.upstream.received == ["GET /v1/a HTTP/1.1", "GET /v1/b HTTP/1.1"]
         assert front.upstream.finished[0] == "GET /v1/a HTTP/1.1"
+
+
+def _matte_bytes(photo: bytes, request_id: str) -> bytes:
+    """A whole ``POST /v1/matte`` of ``photo`` as a client sends it, with its request id."""
+    prepared = requests.Request("POST", "http://x/v1/matte", files={"image": ("p.png", photo)}).prepare()
+    body = prepared.body if isinstance(prepared.body, bytes) else b""
+    head = (f"POST /v1/matte HTTP/1.1\r\nHost: x\r\nX-Request-Id: {request_id}\r\n"
+            f"Content-Type: {prepared.headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def _hops(flaky) -> list[str]:
+    """The request ids of the matting requests that reached the segmentation neighbour."""
+    return [r.headers.get("X-Request-Id", "") for r in list(flaky.received) if r.path.startswith("/v1/")]
+
+
+def test_the_issues_case_clients_that_leave_still_count_until_the_matting_worker_answers(
+        flaky, models_dir, tmp_path):
+    """Issue 24 item 6 on the real matting service (one thread, two places in the queue),
+    its segmentation neighbour stalled. A's client leaves while A's thread waits on the
+    hop: A keeps the only slot. Q's client leaves while Q waits in the queue: Q is dropped
+    (it never reaches gunicorn nor the neighbour). B1 and B2 wait; C finds the queue full
+    and gets 503 ``overloaded`` at once, not a place behind work nobody sees. Once the
+    neighbour answers A, B1 and B2 are served."""
+    photo = photo_png(80, 64, seed=5)
+    mat = Service("matting", free_port(), threads=1, timeout=60, log_path=tmp_path / "matting.log", env={
+        "BACKDROP_LOG_LEVEL": "INFO", "BACKDROP_TORCH_THREADS": "1", "BACKDROP_MODELS_DIR": str(models_dir),
+        "BACKDROP_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB), "BACKDROP_MAX_PIXELS": str(MAX_PIXELS),
+        "BACKDROP_MATTING_BACKEND": "closed_form", "BACKDROP_SEGMENTATION_URL": flaky.url,
+        "BACKDROP_SEGMENTATION_TIMEOUT": "30", "BACKDROP_MAX_QUEUE": "2"})
+    with running(mat, ready_timeout=120):
+        flaky.mode, flaky.delay = "sleep", 8.0  # A's hop holds the only thread this long
+        flaky.received.clear()
+        a = socket.create_connection(("127.0.0.1", mat.port))
+        a.sendall(_matte_bytes(photo, "item6-a"))
+        for _ in range(400):  # until A's thread waits on the neighbour (20 s at most)
+            if "item6-a" in _hops(flaky):
+                break
+            time.sleep(0.05)
+        assert _hops(flaky) == ["item6-a"]
+        time.sleep(2 * HALF_CLOSE_S)  # a close sooner would be a half-close: the client waits
+        a.close()  # A's client leaves; gunicorn's thread keeps waiting on the hop
+        q = socket.create_connection(("127.0.0.1", mat.port))
+        q.sendall(_matte_bytes(photo, "item6-q"))
+        time.sleep(2 * HALF_CLOSE_S)
+        q.close()  # Q's client leaves while Q waits in the front's queue
+        time.sleep(0.3)
+        waiting: dict[str, requests.Response] = {}
+
+        def wait(name: str) -> None:
+            waiting[name] = requests.post(mat.url + "/v1/matte", files={"image": ("p.png", photo)},
+                                          headers={"X-Request-Id": f"item6-{name}"}, timeout=90)
+
+        present = [threading.Thread(target=wait, args=(name,)) for name in ("b1", "b2")]
+        for thread in present:
+            thread.start()
+            time.sleep(0.3)
+        try:
+            refused = requests.post(mat.url + "/v1/matte", files={"image": ("p.png", photo)}, timeout=20)
+        except requests.Timeout:
+            pytest.fail("the request beyond the queue waited instead of being refused at once: the "
+                        "slot of a client that left was given back while gunicorn still worked on it")
+        flaky.mode = "relay"  # the requests that wait get real trimaps once A's thread is free
+        for thread in present:
+            thread.join()
+    assert_api_error(refused, 503, "overloaded")
+    assert refused.headers["Retry-After"] == "1"
+    assert "1 requests are being served and 2 wait" in refused.json()["error"]["message"]
+    assert [waiting[n].status_code for n in ("b1", "b2")] == [200, 200], waiting
+    hops = _hops(flaky)
+    assert hops[0] == "item6-a" and sorted(hops[1:]) == ["item6-b1", "item6-b2"], hops  # Q never ran
 
 
 # ------------------------------------------------------------------ half-closed clients (item 8)
