@@ -93,6 +93,21 @@ def box_of_mask(mask: np.ndarray, level: float = 0.5) -> Box:
     return Box.of(mask >= level)
 
 
+def check_rgb(rgb: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``rgb`` is an ``H x W x 3`` uint8 image."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+
+
+def one_instance(mask: np.ndarray, label: str, score: float, score_threshold: float) -> list[Instance]:
+    """``mask`` as the one instance ``label`` of ``score`` (the whole-image models: MODNet,
+    selfie, U^2-Net-p); none when ``score <= score_threshold`` or no pixel is ``>= 0.5``."""
+    box = box_of_mask(mask)
+    if score <= score_threshold or box[2] == 0:
+        return []
+    return [Instance(mask=mask, label=label, score=score, box=box)]
+
+
 class TorchBackend:
     """What the torch backends (Mask R-CNN, DeepLabV3) share: one model on one device, calls
     serialised by a lock (one model per worker; gunicorn threads would otherwise multiply its

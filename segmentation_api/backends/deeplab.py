@@ -47,7 +47,7 @@ from service_common.registry import register_model
 from service_common.weights import ModelError, WeightsFile, torchvision_weights
 
 from ..semantic import class_instances, preprocess
-from .base import Instance, TorchBackend
+from .base import Instance, TorchBackend, check_rgb
 
 if TYPE_CHECKING:
     import torch
@@ -288,8 +288,7 @@ class DeepLabV3Backend(TorchBackend):
         with score ``> score_threshold`` (see :meth:`.base.Backend.predict`), by decreasing
         score: its mask is the class's probability, its score the mean probability where the
         class wins."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        check_rgb(rgb)
         class_ids = label_ids(classes)
         probs, winner = self.probabilities(rgb, class_ids)
         return class_instances(probs, winner, class_ids, list(classes),

@@ -34,7 +34,7 @@ from service_common.config import Settings
 from service_common.registry import register_model
 from service_common.weights import WeightsFile, torchvision_weights
 
-from .base import Instance, TorchBackend
+from .base import Instance, TorchBackend, check_rgb
 
 if TYPE_CHECKING:
     import torch
@@ -190,8 +190,7 @@ class MaskRCNNBackend(TorchBackend):
         ``> score_threshold`` (see :meth:`.base.Backend.predict`), by decreasing score."""
         import torch
 
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        check_rgb(rgb)
         wanted = torch.tensor(label_ids(classes), dtype=torch.int64)
         height, width = rgb.shape[:2]
         image = torch.from_numpy(rgb.copy()).permute(2, 0, 1)

@@ -40,7 +40,7 @@ from service_common.config import Settings
 from service_common.registry import register_model
 from service_common.weights import wheel_weights
 
-from .base import Instance, box_of_mask
+from .base import Instance, check_rgb, one_instance
 from .onnx_common import OnnxModel, load_warm
 
 log = logging.getLogger(__name__)
@@ -140,13 +140,12 @@ class MODNetBackend:
     def from_settings(cls, settings: Settings) -> MODNetBackend:
         return load_warm(lambda path: cls(path, threads=settings.torch_threads,
                                           short_side=settings.modnet_size),
-                         MODNET, settings.models_dir, preprocess(np.zeros((64, 64, 3), np.uint8)))
+                         MODNET, settings.models_dir, preprocess)
 
     def alpha(self, rgb: np.ndarray, short_side: int | None = None) -> np.ndarray:
         """MODNet's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``;
         ``short_side`` (px) replaces the backend's reference size for this call."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        check_rgb(rgb)
         x = preprocess(rgb, short_side or self.short_side)
         outputs = self.model.run(x)
         return postprocess(np.asarray(outputs[0])[0, 0], rgb.shape[0], rgb.shape[1])
@@ -159,7 +158,4 @@ class MODNetBackend:
         ``working_size`` replaces ``short_side`` for this call."""
         mask = self.alpha(rgb, working_size)
         score = score_of(mask)
-        box = box_of_mask(mask)
-        if score <= score_threshold or box[2] == 0:
-            return []
-        return [Instance(mask=mask, label=LABEL, score=score, box=box)]
+        return one_instance(mask, LABEL, score, score_threshold)

@@ -96,13 +96,14 @@ class OnnxModel:
 
 
 def load_warm(build: Callable[[Path], Any], weights: WeightsFile, models_dir: Path,
-              warm_input: np.ndarray) -> Any:
+              preprocess: Callable[[np.ndarray], np.ndarray]) -> Any:
     """``build(path)`` for ``weights``' file in ``models_dir``, then one run of its model on
-    ``warm_input`` (a session's first runs cost ~0.3 s), the time logged; the backend."""
+    ``preprocess`` of a black 64 x 64 image (a session's first runs cost ~0.3 s), the time
+    logged; the backend."""
     path = weights.path(models_dir)
     started = time.perf_counter()
     backend = build(path)
-    backend.model.warm_up(warm_input)
+    backend.model.warm_up(preprocess(np.zeros((64, 64, 3), np.uint8)))
     log.info("loaded %s from %s in %.2f s (warm-up included)", weights.key, path,
              time.perf_counter() - started)
     return backend

@@ -39,7 +39,7 @@ from service_common.config import Settings
 from service_common.registry import register_model
 from service_common.weights import wheel_weights
 
-from .base import Instance, box_of_mask
+from .base import Instance, check_rgb, one_instance
 from .modnet import score_of
 from .onnx_common import OnnxModel, load_warm
 
@@ -127,12 +127,11 @@ class SelfieBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> SelfieBackend:
         return load_warm(lambda path: cls(path, threads=settings.torch_threads), SELFIE,
-                         settings.models_dir, preprocess(np.zeros((64, 64, 3), np.uint8)))
+                         settings.models_dir, preprocess)
 
     def alpha(self, rgb: np.ndarray) -> np.ndarray:
         """The person mask of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        check_rgb(rgb)
         outputs = self.model.run(preprocess(rgb))
         return postprocess(np.asarray(outputs[0])[0, ..., 0], rgb.shape[0], rgb.shape[1])
 
@@ -143,7 +142,4 @@ class SelfieBackend:
         always 256 x 256."""
         mask = self.alpha(rgb)
         score = score_of(mask)
-        box = box_of_mask(mask)
-        if score <= score_threshold or box[2] == 0:
-            return []
-        return [Instance(mask=mask, label=LABEL, score=score, box=box)]
+        return one_instance(mask, LABEL, score, score_threshold)

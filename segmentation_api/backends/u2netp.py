@@ -37,7 +37,7 @@ from service_common.config import Settings
 from service_common.registry import register_model
 from service_common.weights import wheel_weights
 
-from .base import Instance, box_of_mask
+from .base import Instance, check_rgb, one_instance
 from .maskrcnn import class_names as coco_class_names
 from .onnx_common import OnnxModel, load_warm
 
@@ -107,7 +107,7 @@ class U2NetPBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> U2NetPBackend:
         return load_warm(lambda path: cls(path, threads=settings.torch_threads), U2NETP,
-                         settings.models_dir, preprocess(np.zeros((64, 64, 3), np.uint8)))
+                         settings.models_dir, preprocess)
 
     def saliency(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the network.
@@ -116,8 +116,7 @@ class U2NetPBackend:
             ``(raw, mask)``: the raw ``320 x 320`` float32 map in [0, 1] and the min-max
             normalised ``H x W`` float32 mask in [0, 1].
         """
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
+        check_rgb(rgb)
         outputs = self.model.run(preprocess(rgb))
         raw = np.asarray(outputs[0])[0, 0]
         return raw, postprocess(raw, rgb.shape[0], rgb.shape[1])
@@ -132,7 +131,4 @@ class U2NetPBackend:
         lo, hi = float(raw.min()), float(raw.max())
         region = raw >= lo + 0.5 * (hi - lo)
         score = float(raw[region].mean()) if region.any() else 0.0
-        box = box_of_mask(mask)
-        if score <= score_threshold or box[2] == 0:
-            return []
-        return [Instance(mask=mask, label=LABEL, score=score, box=box)]
+        return one_instance(mask, LABEL, score, score_threshold)
