@@ -226,6 +226,8 @@ class DeepLabV3Backend(TorchBackend):
     """
 
     class_aliases = MappingProxyType(COCO_SPELLINGS)
+    #: VOC's 20 class names (the module's :func:`class_names`).
+    class_names: tuple[str, ...] = class_names()
 
     def __init__(self, model: DeepLabV3, name: str = "deeplabv3", device: torch.device | None = None,
                  short_side: int | None = None):
@@ -242,11 +244,6 @@ class DeepLabV3Backend(TorchBackend):
         self.short_side = int(short_side or rule.short_side)
         self.mean, self.std = rule.mean, rule.std
         super().__init__(model, name, device)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """VOC's 20 class names."""
-        return class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings, variant: str = "deeplabv3") -> DeepLabV3Backend:

@@ -165,14 +165,11 @@ class MaskRCNNBackend(TorchBackend):
     """
 
     class_aliases = MappingProxyType({})
+    #: COCO's 80 class names (the module's :func:`class_names`).
+    class_names: tuple[str, ...] = class_names()
 
     def __init__(self, model: MaskRCNN, name: str = "maskrcnn", device: torch.device | None = None):
         super().__init__(model, name, device)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """COCO's 80 class names."""
-        return class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings, variant: str = "maskrcnn") -> MaskRCNNBackend:

@@ -93,16 +93,13 @@ class U2NetPBackend:
     classes_used = False
     mask_kind = "segmentation"
     class_aliases = MappingProxyType({})
+    #: COCO's 80 names: a request naming another class is refused, as with Mask R-CNN,
+    #: although this model ignores the classes.
+    class_names: tuple[str, ...] = coco_class_names()
 
     def __init__(self, path: Path, threads: int = 0):
         self.model = OnnxModel(path, U2NETP, threads)
         self.device = "cpu"
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """COCO's 80 names: a request naming another class is refused, as with Mask R-CNN,
-        although this model ignores the classes."""
-        return coco_class_names()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> U2NetPBackend:
