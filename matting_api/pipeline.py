@@ -289,12 +289,7 @@ class Pipeline:
 
     def _given_trimap(self, data: bytes, width: int, height: int) -> np.ndarray:
         mask = decode_mask(data, self.max_pixels, "trimap")
-        if mask.shape != (height, width):
-            raise ApiError(
-                "invalid_trimap",
-                f"the trimap is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                f"{width}x{height}; they must be the same size",
-            )
+        _check_size(mask.shape, width, height, "invalid_trimap", "the trimap", "they must be the same size")
         trimap = normalise(mask)
         if not (trimap == FOREGROUND).any():
             raise ApiError(
@@ -307,12 +302,8 @@ class Pipeline:
     def _given_prior(self, data: bytes, width: int, height: int) -> np.ndarray:
         """The ``prior`` upload as ``H x W`` float32 in ``[0, 1]`` (its luma / 255)."""
         mask = decode_mask(data, self.max_pixels, "prior")
-        if mask.shape != (height, width):
-            raise ApiError(
-                "invalid_parameter",
-                f"the prior is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
-                "they must be the same size", field="prior",
-            )
+        _check_size(mask.shape, width, height, "invalid_parameter", "the prior", "they must be the same size",
+                    field="prior")
         if not (mask >= 128).any():
             raise ApiError("no_subject", "the prior has no pixel of 128 or more: it marks no subject; "
                            "send the frame without a prior to find the subject", field="prior")
@@ -320,13 +311,19 @@ class Pipeline:
 
     def _hints(self, data: bytes, width: int, height: int) -> np.ndarray:
         luma, alpha = decode_luma_alpha(data, self.max_pixels, "hints")
-        if luma.shape != (height, width):
-            raise ApiError(
-                "invalid_hints",
-                f"the hints image is {luma.shape[1]}x{luma.shape[0]} but the image is "
-                f"{width}x{height}; draw the strokes on an image of the photo's size",
-            )
+        _check_size(luma.shape, width, height, "invalid_hints", "the hints image",
+                    "draw the strokes on an image of the photo's size")
         return hints_from_pixels(luma, alpha)
+
+
+def _check_size(shape: tuple[int, ...], width: int, height: int, code: str, what: str, advice: str,
+                **details: str) -> None:
+    """Raise :class:`ApiError` ``code`` (with ``details``) unless an upload of ``shape``
+    (``H x W``; ``what`` names it) is the image's size, ``width x height``; ``advice`` says
+    what to do."""
+    if shape != (height, width):
+        raise ApiError(code, f"{what} is {shape[1]}x{shape[0]} but the image is {width}x{height}; {advice}",
+                       **details)
 
 
 def roi_box(opts: MatteOptions, image_size: tuple[int, int], working_size: tuple[int, int]) -> Box:
