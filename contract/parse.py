@@ -157,18 +157,22 @@ def parse_size(value: str | None, field: str = "size") -> SizeLimit:
     return SizeLimit(long_side=int(text))
 
 
-def _margin(token: str, field: str) -> Margin:
-    match = _MARGIN.match(token)
+def _px_or_percent(token: str, field: str, pattern: re.Pattern[str], example: str) -> Margin:
+    """``token`` (``pattern``: a number, then ``px``, ``%`` or nothing for px) as a
+    :class:`Margin`, its range not checked yet; ``example`` says what is wanted."""
+    match = pattern.match(token)
     if not match:
-        raise InvalidValue(field, f"{shown(token)} is not a margin like 30px, 30 (px) or 10%")
-    number = float(match.group(1))
-    if match.group(2) == "%":
-        if number > MAX_MARGIN_PERCENT:
-            raise InvalidValue(field, f"{shown(token)} is above the maximum of {MAX_MARGIN_PERCENT:g}%")
-        return Margin(number, percent=True)
-    if number > MAX_MARGIN_PX:
+        raise InvalidValue(field, f"{shown(token)} is not {example}")
+    return Margin(float(match.group(1)), percent=match.group(2) == "%")
+
+
+def _margin(token: str, field: str) -> Margin:
+    margin = _px_or_percent(token, field, _MARGIN, "a margin like 30px, 30 (px) or 10%")
+    if margin.percent and margin.value > MAX_MARGIN_PERCENT:
+        raise InvalidValue(field, f"{shown(token)} is above the maximum of {MAX_MARGIN_PERCENT:g}%")
+    if not margin.percent and margin.value > MAX_MARGIN_PX:
         raise InvalidValue(field, f"{shown(token)} is above the maximum of {MAX_MARGIN_PX}px")
-    return Margin(number)
+    return margin
 
 
 def parse_crop_margin(value: str | None, field: str = "crop_margin") -> CropMargin:
@@ -274,18 +278,13 @@ def parse_position(value: str | None, field: str = "position", *,
 
 
 def _coordinate(token: str, field: str) -> Margin:
-    match = _COORD.match(token)
-    if not match:
-        raise InvalidValue(field, f"{shown(token)} is not a coordinate like 120px, 120 (px) or 25%")
-    number = float(match.group(1))
-    if match.group(2) == "%":
-        if number > 100.0:
-            raise InvalidValue(field, f"{shown(token)} is outside 0%..100%", minimum=0, maximum=100)
-        return Margin(number, percent=True)
-    if number > MAX_ROI_PX:
+    corner = _px_or_percent(token, field, _COORD, "a coordinate like 120px, 120 (px) or 25%")
+    if corner.percent and corner.value > 100.0:
+        raise InvalidValue(field, f"{shown(token)} is outside 0%..100%", minimum=0, maximum=100)
+    if not corner.percent and corner.value > MAX_ROI_PX:
         raise InvalidValue(field, f"{shown(token)} is outside 0..{MAX_ROI_PX}px", minimum=0,
                            maximum=MAX_ROI_PX)
-    return Margin(number)
+    return corner
 
 
 def parse_roi(value: str | None, field: str = "roi") -> Roi | None:
