@@ -10,6 +10,7 @@ from flask import Blueprint, g, jsonify
 
 from contract.vocab import MATTE_FIELDS, MATTE_FILES
 from service_common.errors import ApiError
+from service_common.front import READY_WAIT_S
 from service_common.web import app_state, check_fields, discard_raw_body, param, read_upload
 
 from .options import parse_matte_options
@@ -20,6 +21,10 @@ bp = Blueprint("matting", __name__)
 
 #: Fields some clients send to make the server fetch an image: refused, never fetched.
 URL_FIELDS = ("image_url", "bg_image_url")
+#: Longest ``/readyz`` waits for the segmentation service's own readiness, seconds: half of
+#: what the front waits for this answer (:data:`service_common.front.READY_WAIT_S`), so that
+#: a stalled neighbour is reported as such rather than cut off by the front as busy threads.
+NEIGHBOUR_READY_S = READY_WAIT_S / 2
 
 
 def _refuse_urls() -> None:
@@ -66,7 +71,7 @@ def readyz():
     state = app_state()
     backend_info = state.backend.info()
     backend_ready = backend_info.get("warmed_up", True) is not False
-    seg_ready, seg_info = state.segmentation.readiness()
+    seg_ready, seg_info = state.segmentation.readiness(timeout=NEIGHBOUR_READY_S)
     body = {
         "backend": state.backend.name,
         "device": state.backend.device,
@@ -80,5 +85,9 @@ def readyz():
     if not backend_ready:
         missing.append("the matting backend is not warmed up")
     if not seg_ready:
-        missing.append(f"the segmentation service is {seg_info.get('status', 'not ready')}")
+        if seg_info.get("error") == "ReadTimeout":
+            missing.append(f"the segmentation service did not answer its readiness check within "
+                           f"{NEIGHBOUR_READY_S:g} s (busy or stalled)")
+        else:
+            missing.append(f"the segmentation service is {seg_info.get('status', 'not ready')}")
     raise ApiError("not_ready", "; ".join(missing), **body)

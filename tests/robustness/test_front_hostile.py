@@ -31,6 +31,7 @@ from test_front import Running, _error, _raw
 
 from bench.load import proc_memory_kb
 from bench.soak import held_body_attack
+from matting_api.routes import NEIGHBOUR_READY_S
 from service_common.config import REPO_ROOT
 from service_common.front import HALF_CLOSE_S, READY_WAIT_S
 from service_common.memory import GLIBC_ENV
@@ -459,6 +460,23 @@ def test_healthz_without_gunicorn_is_503(tmp_path):
         assert_api_error(resp, 503, "not_ready")
         head = requests.head(front.url + "/readyz", timeout=5)
         assert head.status_code == 503 and head.headers["Retry-After"] == "1"
+
+
+def test_readyz_names_a_stalled_neighbour_while_the_threads_are_free(flaky_matting, flaky):
+    """The segmentation neighbour accepts connections and answers nothing; no matting request
+    is in flight. /readyz says 503 not_ready naming the segmentation service (the neighbour's
+    check fits in the front's wait), not that the matting threads are busy (it did: the
+    neighbour's check took 2 s, the front gave up after 1 s), each time it is asked."""
+    flaky.mode, flaky.delay = "sleep", SEG_TIMEOUT + 3
+    for _ in range(2):
+        ready = requests.get(flaky_matting.url + "/readyz", timeout=30)
+        error = assert_api_error(ready, 503, "not_ready")
+        assert int(ready.headers["Retry-After"]) >= 1
+        assert "segmentation service did not answer its readiness check" in error["message"], error
+        assert "worker threads" not in error["message"]
+        assert error["segmentation"]["status"] == "unreachable"
+        assert error["matting"] is not None  # the matting side's own state is still reported
+    assert NEIGHBOUR_READY_S < READY_WAIT_S
 
 
 def test_the_matting_probes_while_its_neighbour_stalls_every_thread(flaky_matting, flaky):
