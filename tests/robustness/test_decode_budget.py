@@ -2,8 +2,8 @@
 
 * a TIFF of more strips than :data:`service_common.images.MAX_TIFF_BLOCKS` (one row per strip,
   the issue's attack scaled to the test services' 1 MB upload limit) is a 422
-  ``image_too_complex`` naming the limit, as ``image``, ``bg_image``, ``trimap``, ``hints``
-  and on the segmentation service, and the worker's peak memory does not move;
+  ``image_too_complex`` naming the limit, as ``image``, ``bg_image``, ``trimap``, ``hints``,
+  ``prior`` and on the segmentation service, and the worker's peak memory does not move;
 * L*a*b* and float TIFFs are decoded (as image, trimap and hints), never a 500;
 * an empty file in an optional field is a 400 ``empty_body`` naming the field, not ignored
   (a nameless empty part, what a browser sends for a file input left unset, still counts as
@@ -52,7 +52,7 @@ def _matte(stack, **files: tuple[str, bytes]) -> requests.Response:
     return requests.post(stack.mat.url + "/v1/matte", files=parts, data=data, timeout=120)
 
 
-@pytest.mark.parametrize("field", ["image", "bg_image", "trimap", "hints", "segmentation"])
+@pytest.mark.parametrize("field", ["image", "bg_image", "trimap", "hints", "prior", "segmentation"])
 def test_a_tiff_of_too_many_strips_is_refused_in_every_field(stack, strips_tiff, field):
     service = stack.seg if field == "segmentation" else stack.mat
     (worker,) = worker_pids(service.process.pid)
@@ -105,7 +105,7 @@ def test_a_float_tiff_trimap_in_zero_one_is_read_as_a_trimap(stack):
     assert response.headers["X-Segmentation-Backend"] == "given-trimap"
 
 
-@pytest.mark.parametrize("field", ["bg_image", "trimap", "hints"])
+@pytest.mark.parametrize("field", ["bg_image", "trimap", "hints", "prior"])
 def test_an_empty_optional_file_is_a_400(stack, field):
     error = assert_api_error(_matte(stack, **{field: ("empty.png", b"")}), 400, "empty_body")
     assert error["field"] == field and field in error["message"]
