@@ -326,6 +326,18 @@ def test_a_half_closed_client_waiting_in_the_queue_is_answered(front):
     assert _status(answer) == 200 and json.loads(answer.partition(b"\r\n\r\n")[2])["ok"] == "/v1/second"
 
 
+def test_the_real_services_answer_half_closed_clients(offline_services):
+    """The issue's ``printf 'GET /healthz ...' | nc -N 127.0.0.1 5000`` (0 bytes, 3 of 3), on
+    both services: /healthz (the front's) and /readyz (gunicorn's) come back whole."""
+    for service in offline_services:
+        for _ in range(3):
+            answer = _half_closed(service.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _status(answer) == 200 and answer.endswith(b'{"status":"ok"}\n')
+        head, _, body = _half_closed(service.port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                     ).partition(b"\r\n\r\n")
+        assert _status(head) == 200 and json.loads(body)["status"] == "ready"
+
+
 # ------------------------------------------------------------------ malformed requests (items 9, 10)
 
 
