@@ -94,3 +94,17 @@ def test_tiff_that_is_not_accepted_is_406(offline_services, sample_photo_bytes):
     seg, _ = offline_services
     resp = _post(seg.url, sample_photo_bytes, headers={"Accept": "image/png"}, format="tiff")
     assert "image/tiff" in assert_api_error(resp, 406, "not_acceptable")["message"]
+
+
+@pytest.mark.parametrize("query", [{"classes": "unicorn"}, {"format": "gif"}, {"score_threshold": "x"}])
+def test_a_refused_parameter_of_a_raw_body_is_its_400_over_http(offline_services, sample_photo_bytes,
+                                                                query):
+    """The matting service sends the frame as the whole body with the parameters in the query
+    string: a refused parameter must come back as its own 400 through the front (the body
+    read first), not as a broken connection the front reports as 503."""
+    seg, _ = offline_services
+    with requests.Session() as session:
+        for _ in range(2):  # and again on the same kept-alive connection
+            response = session.post(seg.url + "/v1/mask", params=query, data=sample_photo_bytes,
+                                    headers={"Content-Type": "image/png"}, timeout=60)
+            assert_api_error(response, 400, "invalid_parameter")
