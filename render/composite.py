@@ -42,26 +42,29 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.n
     channels = background.shape[2]
     out = background.copy()
     full = alpha >= 1.0
-    mix = (alpha > 0.0) & ~full
-    if fg.dtype == np.uint8:
-        np.copyto(out[..., :3], fg, where=full[..., None])
-    else:
-        out[full, :3] = to_u8(fg[full])
+    # the opaque pixels copied by one masked pass (a boolean gather and scatter of the
+    # subject's pixels cost twice as much: 1 MP, 40 % subject)
+    np.copyto(out[..., :3], fg if fg.dtype == np.uint8 else to_u8(fg), where=full[..., None])
     if channels == 4:
-        out[full, 3] = 255
-    if not mix.any():
+        np.copyto(out[..., 3], 255, where=full)
+    # the see-through pixels by their flat indices: found once, not by a mask per array
+    mix = np.flatnonzero((alpha > 0.0) & ~full)
+    if not mix.size:
         return out
-    a = alpha[mix][:, None].astype(np.float32)
-    f_lin = u8_to_linear(fg[mix]) if fg.dtype == np.uint8 else srgb_to_linear(np.clip(fg[mix], 0.0, 1.0))
-    b_lin = u8_to_linear(background[mix][:, :3])
+    flat_out = out.reshape(-1, channels)
+    a = alpha.reshape(-1)[mix][:, None].astype(np.float32)
+    f_mix = fg.reshape(-1, 3)[mix]
+    f_lin = u8_to_linear(f_mix) if fg.dtype == np.uint8 else srgb_to_linear(np.clip(f_mix, 0.0, 1.0))
+    b_mix = background.reshape(-1, channels)[mix]
+    b_lin = u8_to_linear(b_mix[:, :3])
     if channels == 3:
-        out[mix] = linear_to_u8(a * f_lin + (1.0 - a) * b_lin)
+        flat_out[mix] = linear_to_u8(a * f_lin + (1.0 - a) * b_lin)
         return out
-    b_a = background[mix][:, 3:4].astype(np.float32) / 255.0
+    b_a = b_mix[:, 3:4].astype(np.float32) / 255.0
     out_a = a + (1.0 - a) * b_a  # > 0 since a > 0
     colour = (a * f_lin + (1.0 - a) * b_a * b_lin) / out_a
-    out[mix, :3] = linear_to_u8(colour)
-    out[mix, 3] = to_u8(out_a[:, 0])
+    flat_out[mix, :3] = linear_to_u8(colour)
+    flat_out[mix, 3] = to_u8(out_a[:, 0])
     return out
 
 
