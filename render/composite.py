@@ -81,8 +81,7 @@ def transparent(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """
     a8 = to_u8(alpha)
     out = np.zeros((*alpha.shape, 4), dtype=np.uint8)
-    visible = a8 > 0
-    out[visible, :3] = to_u8(fg[visible])
+    np.copyto(out[..., :3], to_u8(fg), where=(a8 > 0)[..., None])  # one masked pass
     out[..., 3] = a8
     return out
 
