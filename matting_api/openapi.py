@@ -311,6 +311,7 @@ def build_openapi() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {
                     "multipart/form-data": {"schema": matte_multipart},
                     "image/*": {"schema": _BINARY},
+                    "application/octet-stream": {"schema": _BINARY},  # the clients' raw body
                 }},
                 "parameters": [
                     {"name": name, "in": "query", "required": False,

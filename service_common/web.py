@@ -278,6 +278,7 @@ def _check_names(fields: Collection[str], files: Collection[str], refused: Colle
     readable = (*fields, *files)
     known = (*readable, *refused)
     for name in request.files:
+        name = name or ""  # a part whose name werkzeug could not read comes as None
         if name in fields:
             raise ApiError("invalid_parameter", f"'{name}' is a text field, not a file: send its value "
                            f"as {name}=VALUE", field=name)
@@ -287,6 +288,7 @@ def _check_names(fields: Collection[str], files: Collection[str], refused: Colle
             raise _unknown_field(name, "file", suggestion, readable)
     for where, names in (("field", request.form), ("query parameter", request.args)):
         for name in names:
+            name = name or ""  # a part whose name werkzeug could not read comes as None
             if name in files and where == "query parameter":
                 raise ApiError("invalid_parameter", f"'{name}' is a file: upload it as a multipart "
                                "file field, not in the query string", field=name)
@@ -303,5 +305,8 @@ def _unknown_field(name: str, where: str, suggestion: str | None, readable: Coll
         hint = f"did you mean {suggestion}?"
     else:
         hint = "this endpoint reads " + ", ".join(readable) + "."
+    if not name:
+        return ApiError("unknown_field", f"a {where} has no name: {hint} Name it, or leave it out.",
+                        **details)
     return ApiError("unknown_field", f"unknown {where} {shown(name)}: {hint} Fix the name, or leave "
                     "it out.", **details)

@@ -180,3 +180,18 @@ def test_removebg_documented_fields_are_all_known(offline_services, sample_photo
     assert empty.status_code == 400 and empty.json()["errors"][0]["code"] == "empty_body"
     big = _removebg(mat.url, sample_photo_bytes, {"scale": "5%"})
     assert "outside 10%..100%" in big.json()["errors"][0]["title"]
+
+
+@pytest.mark.parametrize(("path", "file_field"), [("/v1/matte", "image"), ("/v1.0/removebg", "image_file")])
+def test_a_form_part_without_a_name_is_a_400_not_a_500(offline_services, sample_photo_bytes, path,
+                                                        file_field):
+    """A multipart part whose Content-Disposition has no name (werkzeug keys it None; the
+    OpenAPI fuzzer sent one): an unknown-field answer that says so, not a traceback."""
+    _, mat = offline_services
+    part = f'--XX\r\nContent-Disposition: form-data; name="{file_field}"; filename="a.png"\r\n'
+    body = (b"--XX\r\nContent-Disposition: form-data\r\n\r\n[null]\r\n" + part.encode()
+            + b"Content-Type: image/png\r\n\r\n" + sample_photo_bytes + b"\r\n--XX--\r\n")
+    response = requests.post(mat.url + path, data=body, timeout=60,
+                             headers={"Content-Type": "multipart/form-data; boundary=XX"})
+    assert response.status_code == 400, response.text[:300]
+    assert "has no name" in response.text and "unknown_field" in response.text
