@@ -33,10 +33,12 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import requests
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +46,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.load import proc_memory_kb, worker_pids  # noqa: E402
+from service_common.memory import PROCESS_RESERVE_BYTES  # noqa: E402
 from service_common.serve import Service, free_port, running  # noqa: E402
 
 MANIFESTS = REPO / "deploy" / "kubernetes" / "base"
@@ -78,16 +81,42 @@ def disk_trimap_png(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+def manifest_memory(folder: Path = MANIFESTS) -> dict[str, dict[str, int]]:
+    """``{component: {"limit": MiB, "request": MiB, "workers": n}}`` of the Deployments in
+    ``folder`` (``resources.limits.memory``, ``resources.requests.memory`` and the
+    ``BACKDROP_<COMPONENT>_WORKERS`` of their container)."""
+    out = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "Deployment":
+                continue
+            component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            resources = container["resources"]
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            out[component] = {
+                "limit": mebibytes(resources["limits"]["memory"]),
+                "request": mebibytes(resources.get("requests", {}).get("memory", "0Mi")),
+                "workers": int(env.get(f"BACKDROP_{component.upper()}_WORKERS", 1)),
+            }
+    return out
+
+
+def mebibytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (``3584Mi``, ``3Gi``) in MiB."""
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()
+    return int(number) * (1024 if unit == "Gi" else 1)
+
+
+def worker_budget_mb(limit_mib: int, workers: int) -> int:
+    """The memory budget (MB) one worker gets in a container of ``limit_mib`` MiB
+    (:func:`service_common.memory.worker_memory_bytes` with that cgroup limit)."""
+    return (limit_mib * MB - PROCESS_RESERVE_BYTES) // max(1, workers) // MB
+
+
 def manifest_limits() -> dict[str, str]:
     """``{component: "limit (request)"}`` of the memory in ``deploy/kubernetes/base``."""
-    out = {}
-    for path in sorted(MANIFESTS.glob("*.yaml")):
-        text = path.read_text()
-        limit = re.search(r"limits:\s*\n(?:\s+\w+:.*\n)*?\s+memory:\s*(\S+)", text)
-        request = re.search(r"requests:\s*\n(?:\s+\w+:.*\n)*?\s+memory:\s*(\S+)", text)
-        if limit:
-            out[path.stem] = f"{limit.group(1)} (request {request.group(1) if request else '-'})"
-    return out
+    return {name: f"{m['limit']}Mi (request {m['request']}Mi)" for name, m in manifest_memory().items()}
 
 
 def reset_peak(pid: int) -> None:
@@ -95,11 +124,13 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def build(log_dir: Path, worker_memory_mb: int) -> tuple[Service, Service]:
+def build(log_dir: Path, worker_memory_mb: int,
+          seg_worker_memory_mb: int = 0) -> tuple[Service, Service]:
     common = {"BACKDROP_TORCH_THREADS": "1", "BACKDROP_LOG_LEVEL": "WARNING",
               "BACKDROP_MAX_PIXELS": "40000000", "BACKDROP_MAX_UPLOAD_MB": "50"}
     seg = Service("segmentation", free_port(), threads=2, timeout=300, log_path=log_dir / "seg.log",
-                  env={**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp"})
+                  env={**common, "BACKDROP_SEGMENTATION_BACKEND": "u2netp",
+                       "BACKDROP_WORKER_MEMORY_MB": str(seg_worker_memory_mb)})
     mat = Service("matting", free_port(), threads=4, timeout=300, log_path=log_dir / "mat.log",
                   env={**common, "BACKDROP_MATTING_BACKEND": "closed_form",
                        "BACKDROP_SEGMENTATION_URL": seg.url,
@@ -155,13 +186,42 @@ class Sampler(threading.Thread):
         self.join()
 
 
-def parallel(seg: Service, mat: Service, megapixels: float, count: int, use_trimap: bool) -> bool:
-    """The parallel run; returns whether every answer was 200 or 503 overloaded with
-    Retry-After and no worker was replaced."""
+@dataclass
+class ParallelRun:
+    """What :func:`measure_parallel` saw: every answer, and the resident memory (kB) of each
+    process (``"matting"``, ``"segmentation"``: the workers; ``"matting front"``,
+    ``"segmentation front"``: the fronts; ``"... master"``: gunicorn's masters) before,
+    at its peak (sampled, and ``VmHWM``) and after."""
+
+    answers: list[requests.Response]
+    before: dict[str, int]
+    peak: dict[str, int]
+    hwm: dict[str, int]
+    after: dict[str, int]
+    replaced: dict[str, bool]
+
+    @property
+    def ok(self) -> bool:
+        """Every answer 200 or 503 overloaded with Retry-After, and no worker replaced."""
+        for answer in self.answers:
+            code = answer.json()["error"]["code"] if answer.status_code != 200 else "-"
+            if not (answer.status_code == 200 or (
+                    answer.status_code == 503 and code == "overloaded" and "Retry-After" in answer.headers)):
+                return False
+        return not any(self.replaced.values())
+
+
+def measure_parallel(seg: Service, mat: Service, megapixels: float, count: int,
+                     use_trimap: bool) -> ParallelRun:
+    """``count`` pictures of ``megapixels`` MP (:func:`flat_disk_png`) sent at once to ``mat``;
+    the workers', fronts' and masters' memory around them."""
     pictures = [flat_disk_png(megapixels, seed) for seed in range(count)]
-    print(f"\n{count} pictures of {megapixels:g} MP at once ({pictures[0][1][0]}x{pictures[0][1][1]}, "
-          f"{max(len(p) for p, _ in pictures) / 1e3:.0f} kB each)")
-    pids = {"matting": worker_pids(mat.process.pid)[0], "segmentation": worker_pids(seg.process.pid)[0]}
+    workers = {"matting": worker_pids(mat.process.pid)[0], "segmentation": worker_pids(seg.process.pid)[0]}
+    pids = dict(workers)
+    for svc in (mat, seg):
+        if svc.front_process is not None:
+            pids[f"{svc.name} front"] = svc.front_process.pid
+        pids[f"{svc.name} master"] = svc.process.pid
     for pid in pids.values():
         reset_peak(pid)
     before = {name: proc_memory_kb(pid)["VmRSS"] for name, pid in pids.items()}
@@ -174,23 +234,27 @@ def parallel(seg: Service, mat: Service, megapixels: float, count: int, use_trim
     time.sleep(1.0)
     after = {name: proc_memory_kb(pid)["VmRSS"] for name, pid in pids.items()}
     hwm = {name: proc_memory_kb(pid)["VmHWM"] for name, pid in pids.items()}
-    ok = True
-    for i, answer in enumerate(answers):
+    replaced = {name: worker_pids(svc.process.pid) != [workers[name]]
+                for name, svc in (("matting", mat), ("segmentation", seg))}
+    return ParallelRun(answers, before, dict(sampler.peak_kb), hwm, after, replaced)
+
+
+def parallel(seg: Service, mat: Service, megapixels: float, count: int, use_trimap: bool) -> bool:
+    """The parallel run; returns whether every answer was 200 or 503 overloaded with
+    Retry-After and no worker was replaced."""
+    run = measure_parallel(seg, mat, megapixels, count, use_trimap)
+    print(f"\n{count} pictures of {megapixels:g} MP at once")
+    for i, answer in enumerate(run.answers):
         code = answer.json()["error"]["code"] if answer.status_code != 200 else "-"
         retry = answer.headers.get("Retry-After", "-")
         print(f"  request {i}: {answer.status_code} {code} Retry-After {retry}")
-        good = answer.status_code == 200 or (
-            answer.status_code == 503 and code == "overloaded" and retry != "-")
-        ok = ok and good
-    replaced = {name: worker_pids(svc.process.pid) != [pids[name]]
-                for name, svc in (("matting", mat), ("segmentation", seg))}
     limits = manifest_limits()
     print(f"{'worker':>13} {'before MB':>10} {'peak MB':>8} {'VmHWM MB':>9} {'after MB':>9}  manifest limit")
-    for name in pids:
-        print(f"{name:>13} {before[name] / 1024:10.0f} {sampler.peak_kb[name] / 1024:8.0f} "
-              f"{hwm[name] / 1024:9.0f} {after[name] / 1024:9.0f}  {limits.get(name, '-')}"
-              f"{'  REPLACED (killed)' if replaced[name] else ''}")
-    return ok and not any(replaced.values())
+    for name in ("matting", "segmentation"):
+        print(f"{name:>13} {run.before[name] / 1024:10.0f} {run.peak[name] / 1024:8.0f} "
+              f"{run.hwm[name] / 1024:9.0f} {run.after[name] / 1024:9.0f}  {limits.get(name, '-')}"
+              f"{'  REPLACED (killed)' if run.replaced[name] else ''}")
+    return run.ok
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,10 @@
 
 Usage::
 
-    python bench/soak.py                      # 1,000 requests at 8 in flight; two 40 MP photos
-    python bench/soak.py --requests 300 --no-large --no-front
+    python bench/soak.py                      # 1,000 requests at 8 in flight; two 40 MP photos;
+                                              # four 40 MP pictures at once
+    python bench/soak.py --requests 300 --no-large --no-front --parallel 0
+    python bench/soak.py --requests 20 --only now --no-large   # the least with the parallel run
 
 For each memory setting, in the same run (``now``: the services as ``make serve`` starts them,
 glibc's mmap threshold fixed and ``malloc_trim`` after large requests,
@@ -19,7 +21,20 @@ glibc's mmap threshold fixed and ``malloc_trim`` after large requests,
    (VmHWM), while the bodies are held and once they are gone (how many the front held, how
    many it refused: its bodies are bounded in total, :mod:`service_common.front`).
 
-Markdown on stdout.
+Once, whatever the memory setting (glibc tuned, as ``make serve`` starts the services):
+
+4. **parallel**: on fresh services, ``--parallel`` pictures of 40 MP at once (small PNGs,
+   :func:`bench.memory_budget.measure_parallel`, the run of ``bench/memory_budget.py``), each
+   worker's budget the one its container would get from the memory limit of its Deployment in
+   ``deploy/kubernetes/base`` (:func:`bench.memory_budget.worker_budget_mb`, set as
+   ``BACKDROP_WORKER_MEMORY_MB``): every answer (200, or 503 ``overloaded`` with
+   ``Retry-After``), each process's resident memory before, at its peak (sampled every 50 ms,
+   and ``VmHWM``) and after, and each container's peak (its worker's, front's and gunicorn
+   master's peaks summed: an upper bound) beside the manifest's limit, with a line saying
+   whether the largest stays under it.
+
+Markdown on stdout. The exit status is 1 when the parallel run got an answer other than 200
+or 503 ``overloaded``, a worker was replaced (killed), or a container's peak reached its limit.
 """
 
 from __future__ import annotations
@@ -41,8 +56,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import memory_budget  # noqa: E402
 from bench.load import distinct_sizes, png_bytes, proc_memory_kb, run_load, worker_pids  # noqa: E402
 from bench.stack import serving  # noqa: E402
+from service_common.serve import running  # noqa: E402
 
 CONCURRENCY = 8
 
@@ -122,6 +139,52 @@ def front_attack(service) -> tuple[float, float, float, float, int, int]:
     return before, peak, held_mb, after, held, len(socks) - held
 
 
+def parallel_run(log_dir: Path, count: int, megapixels: float = 40.0) -> bool:
+    """Step 4 of the module docstring: prints its tables; returns whether every answer was
+    200 or 503 overloaded, no worker was replaced and every container stayed under its limit."""
+    manifests = memory_budget.manifest_memory()
+    budgets = {name: memory_budget.worker_budget_mb(m["limit"], m["workers"])
+               for name, m in manifests.items()}
+    seg, mat = memory_budget.build(log_dir, budgets["matting"], budgets["segmentation"])
+    with running(seg, mat, ready_timeout=300):
+        small, _ = memory_budget.flat_disk_png(0.05)
+        memory_budget.post(mat.url, small, None)  # warm up
+        run = memory_budget.measure_parallel(seg, mat, megapixels, count, use_trimap=False)
+    answers = []
+    for answer in run.answers:
+        if answer.status_code == 200:
+            answers.append("200")
+        else:
+            code, retry = answer.json()["error"]["code"], answer.headers.get("Retry-After", "-")
+            answers.append(f"{answer.status_code} {code} (Retry-After {retry})")
+    print(f"\n## {count} pictures of {megapixels:g} MP at once (PNG), under the manifests' budgets\n")
+    print("Worker budgets (`BACKDROP_WORKER_MEMORY_MB`, the manifest's limit less "
+          f"{memory_budget.PROCESS_RESERVE_BYTES // memory_budget.MB} MB, per worker): "
+          + ", ".join(f"{name} {mb} MB" for name, mb in sorted(budgets.items()))
+          + f". Answers: {', '.join(answers)}.\n")
+    print("| process | RSS before, MiB | peak (sampled), MiB | VmHWM, MiB | after, MiB |")
+    print("|---|---|---|---|---|")
+    for name in run.before:
+        mark = " (REPLACED: killed)" if run.replaced.get(name) else ""
+        print(f"| {name}{mark} | {run.before[name] / 1024:.0f} | {run.peak[name] / 1024:.0f} | "
+              f"{run.hwm[name] / 1024:.0f} | {run.after[name] / 1024:.0f} |")
+    print("\n| container | peaks summed, MiB | manifest limit, MiB | under the limit |")
+    print("|---|---|---|---|")
+    summed = {}
+    for name in ("matting", "segmentation"):
+        summed[name] = sum(run.hwm[k] for k in run.hwm if k == name or k.startswith(name + " ")) / 1024
+        print(f"| {name} | {summed[name]:.0f} | {manifests[name]['limit']} | "
+              f"{'yes' if summed[name] < manifests[name]['limit'] else 'NO'} |")
+    worst = max(summed, key=lambda n: summed[n] / manifests[n]["limit"])
+    limit = manifests[worst]["limit"]
+    under = all(summed[n] < manifests[n]["limit"] for n in summed)
+    print(f"\nLargest peak against its limit: the {worst} container, {summed[worst]:.0f} MiB "
+          f"(worker {run.hwm[worst] / 1024:.0f} MiB) of its manifest's {limit} MiB: "
+          + (f"under the limit, {limit - summed[worst]:.0f} MiB to spare." if under else
+             "NOT under the limit (the pod would be killed)."))
+    return run.ok and under
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -129,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-front", action="store_true", help="skip the held-body attack on the front")
     parser.add_argument("--only", choices=("now", "before"), default=None,
                         help="measure one memory setting only")
+    parser.add_argument("--parallel", type=int, default=4,
+                        help="40 MP pictures sent at once under the manifests' budgets (0: none)")
     args = parser.parse_args(argv)
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
     warm = portraits(100, seed=1)
     soak = portraits(args.requests, seed=2)
     photo = None if args.no_large else large_photo()
@@ -179,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|")
         for label, before_mb, peak, after in large_rows:
             print(f"| {label} | {before_mb:.0f} | {peak:.0f} | {after:.0f} |")
-    return 0
+    ok = True
+    if args.parallel:
+        with tempfile.TemporaryDirectory() as tmp:
+            ok = parallel_run(Path(tmp), args.parallel)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
