@@ -10,6 +10,8 @@ was killed) and its peak resident memory stayed within the budget.
 
 from __future__ import annotations
 
+import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 import requests
 from apierrors import assert_api_error
+from PIL import Image
 
 from bench.load import proc_memory_kb, worker_pids
 from bench.memory_budget import disk_trimap_png, flat_disk_png
@@ -198,3 +201,59 @@ def test_parallel_40_mp_pictures_are_admitted_within_the_budget_and_nothing_is_k
     small = requests.post(mat.url + "/v1/matte", timeout=120, files={
         "image": ("s.png", image), "trimap": ("t.png", disk_trimap_png(*size))})
     assert small.status_code == 200, small.text[:300]
+
+
+# ------------------------------------------------------------------ Poisson's cap over HTTP
+
+
+@pytest.fixture(scope="module")
+def debug_matting(stack, models_dir, tmp_path_factory):
+    """A matting gunicorn (closed-form matting) logging at DEBUG, so that its worker's log says
+    at which size the Poisson clone was solved; and its log file."""
+    log = tmp_path_factory.mktemp("poisson-logs") / "matting.log"
+    mat = Service("matting", free_port(), threads=2, timeout=300, log_path=log, env={
+        "BACKDROP_MODELS_DIR": str(models_dir), "BACKDROP_TORCH_THREADS": "1",
+        "BACKDROP_MATTING_BACKEND": "closed_form", "BACKDROP_SEGMENTATION_URL": stack.seg.url,
+        "BACKDROP_MAX_PIXELS": "40000000", "BACKDROP_MAX_UPLOAD_MB": "50", "BACKDROP_LOG_LEVEL": "DEBUG",
+    })
+    with running(mat, ready_timeout=120):
+        yield mat, log
+
+
+def test_poisson_mixed_above_the_cap_over_http_is_200_solved_scaled_down_and_the_worker_lives(debug_matting):
+    """The issue's case (``blend=poisson_mixed`` on a picture above the clone's pixel cap) through
+    the front and gunicorn. The cap is :data:`render.poisson.MAX_CLONE_PIXELS` (2.1 MP), a
+    constant with no setting, so the picture is just above it (2.2 MP, a 0.01 MB PNG) rather
+    than the issue's 20 MP: the answer is 200 at full size, the worker's log says the clone was
+    solved on a copy of at most the cap's pixels for the full picture, the subject's inside and
+    the untouched background keep their colours, and the worker is the same process after."""
+    mat, log = debug_matting
+    image, (width, height) = flat_disk_png(2.2, seed=5)
+    assert width * height > poisson.MAX_CLONE_PIXELS
+    (worker,) = worker_pids(mat.process.pid)
+    answer = requests.post(
+        mat.url + "/v1/matte", timeout=300, headers={"X-Request-Id": "poisson-cap-over-http"},
+        data={"blend": "poisson_mixed", "bg_color": "white", "format": "png"},
+        files={"image": ("big.png", image, "image/png"),
+               "trimap": ("t.png", disk_trimap_png(width, height), "image/png")})
+    assert answer.status_code == 200, answer.text[:300]
+    assert (answer.headers["X-Width"], answer.headers["X-Height"]) == (str(width), str(height))
+    result = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"))
+    assert result.shape == (height, width, 3)
+    assert (result[:20, :20] == 255).all()  # alpha 0: the new background exactly
+    photo = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    centre = (height // 2, width // 2)
+    assert np.abs(result[centre].astype(int) - photo[centre].astype(int)).max() <= 2  # inside kept
+    solved = [re.search(r"Poisson clone solved at (\d+)x(\d+) for (\d+)x(\d+)", line)
+              for line in log.read_text(errors="replace").splitlines() if "poisson-cap-over-http" in line]
+    solved = [tuple(map(int, m.groups())) for m in solved if m]
+    assert len(solved) == 1, solved
+    small_w, small_h, full_w, full_h = solved[0]
+    assert (full_w, full_h) == (width, height)
+    assert small_w * small_h <= poisson.MAX_CLONE_PIXELS
+    assert worker_pids(mat.process.pid) == [worker]  # not killed, not replaced
+    tiny, size = flat_disk_png(0.01)
+    after = requests.post(mat.url + "/v1/matte", timeout=120,
+                          data={"blend": "poisson_mixed", "bg_color": "white"},
+                          files={"image": ("s.png", tiny), "trimap": ("t.png", disk_trimap_png(*size))})
+    assert after.status_code == 200, after.text[:300]
