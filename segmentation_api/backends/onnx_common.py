@@ -44,6 +44,11 @@ def open_session(path: Path, weights: WeightsFile, threads: int = 0,
     # Idle intra-op threads sleep instead of spinning: a spinning pool burns the core the
     # matting service (another process) needs next; bench/video_throughput.py measures it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No memory plan cached per input shape: photos come in every aspect ratio, and MODNet's
+    # sessions grew from 222 to 625 MB over 30 random shapes with the plans, to 482-497 MB
+    # without, in the same time (one process, 2026-12-06). Without the arena as well they
+    # stayed under 400 MB, but MODNet took 1.2x the time: the arena stays.
+    options.enable_mem_pattern = False
     if threads > 0:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
