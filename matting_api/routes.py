@@ -11,7 +11,7 @@ from flask import Blueprint, g, jsonify
 from contract.vocab import MATTE_FIELDS, MATTE_FILES
 from service_common.errors import ApiError
 from service_common.front import READY_WAIT_S
-from service_common.web import app_state, check_fields, discard_raw_body, param, read_upload
+from service_common.web import app_state, check_fields, param, read_upload
 
 from .options import parse_matte_options
 from .pipeline import MatteRequest
@@ -31,7 +31,6 @@ def _refuse_urls() -> None:
     """400 ``invalid_parameter`` when the request asks the server to fetch a URL."""
     for name in URL_FIELDS:
         if param(name) is not None:
-            discard_raw_body()
             upload = name.removesuffix("_url")
             raise ApiError(
                 "invalid_parameter",

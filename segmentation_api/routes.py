@@ -135,9 +135,6 @@ def _segment(output: str) -> Response:
     """Both endpoints: refuse unknown fields, choose the backend, parse, run the pipeline,
     answer."""
     check_fields(SEGMENT_FIELDS, SEGMENT_FILES, required_file="image")
-    # the image first: a raw body left unread when a parameter is refused below breaks the
-    # connection its answer goes on (the front would answer 503 instead of the 400)
-    image = read_upload("image", raw_body=True) or b""
     fmt = parse_format(param)
     as_json = _wants_json(fmt)
     state = _state()
@@ -145,6 +142,7 @@ def _segment(output: str) -> Response:
     g.segmentation_backend, g.segmentation_reason = source.name, reason
     options = parse_options(_getter(source, parse_subject(param)), source.class_names,
                             source.class_aliases)
+    image = read_upload("image", raw_body=True) or b""
     try:
         answer = run(source, image, options, output, state.settings.max_pixels, fmt)
     except ApiError as error:

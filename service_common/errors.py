@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, g, jsonify
+from flask import Blueprint, Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from contract.parse import InvalidValue
@@ -164,6 +164,18 @@ def as_api_error(exc: Exception) -> ApiError:
     return ApiError("internal_error", ERROR_CODES["internal_error"][1])
 
 
+def _drain_body() -> None:
+    """Read and drop what is left of the request's body before an error is answered: a body
+    left unread (a parameter refused before the upload was read) breaks the connection the
+    answer goes on, and the front then reports 503 instead of the error. A body that cannot
+    be read (too large, cut off) is left as it is."""
+    try:
+        while request.stream.read(1 << 16):
+            pass
+    except Exception:  # noqa: BLE001 - the error being answered is the one that matters
+        pass
+
+
 def register_error_handlers(app: Flask | Blueprint, respond: Callable[[ApiError], Any] | None = None) -> None:
     """Answer every error of ``app`` (or of a blueprint) with ``respond`` (default: the
     common JSON format, :func:`error_response`), never with a traceback; every answer carries
@@ -173,6 +185,7 @@ def register_error_handlers(app: Flask | Blueprint, respond: Callable[[ApiError]
     @app.errorhandler(Exception)
     def _any_error(exc: Exception):
         error = as_api_error(exc)
+        _drain_body()
         response = answer(error)
         for key, value in error.headers.items():
             response.headers.setdefault(key, value)

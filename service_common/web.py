@@ -258,23 +258,6 @@ def check_fields(fields: Collection[str], files: Collection[str], *, refused: Co
             first); 400 ``invalid_parameter`` for a file sent where a text field is expected,
             or a file's name in the query string.
     """
-    try:
-        _check_names(fields, files, refused, required_file)
-    except ApiError:
-        discard_raw_body()
-        raise
-
-
-def discard_raw_body() -> None:
-    """Read and drop a raw (not form-encoded) request body before answering an error that
-    was found without it: a body left unread breaks the connection the answer goes on."""
-    if not (request.mimetype or "").startswith(("multipart/", "application/x-www-form-urlencoded")):
-        _read_body()
-
-
-def _check_names(fields: Collection[str], files: Collection[str], refused: Collection[str],
-                 required_file: str | None) -> None:
-    """:func:`check_fields` without draining the body."""
     readable = (*fields, *files)
     known = (*readable, *refused)
     for name in request.files:
