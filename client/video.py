@@ -496,7 +496,8 @@ class _Run:
                ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """``(index, fg, alpha)`` of each frame from ``skip`` on, matted and smoothed; the
         frames before ``skip`` are decoded, not sent. Once ``stop`` is requested no new
-        frame is sent, and the frames in flight still come out."""
+        frame is sent: the frames whose request is under way still come out, those queued
+        behind them (``--jobs`` and the read-ahead) are dropped, and the output ends there."""
         job = self.job
         options = {"classes": job.classes, "instances": job.instances, "score_threshold": job.score_threshold,
                    "subject": job.subject, "backend": job.backend, "model_size": job.model_size}
@@ -528,7 +529,9 @@ class _Run:
                     return  # no new frame goes out; those in flight still come back
                 yield keyed.plan(index, fit_cover(frame, self.size))
 
-        def call(task: FrameTask) -> tuple[bool, MattedFrame]:
+        def call(task: FrameTask) -> tuple[bool, MattedFrame] | None:
+            if stop is not None and stop.requested:
+                return None  # queued, not started: not sent (None ends the output below)
             return task.prior_only, keyed(task)
 
         matted = self.stack.enter_context(contextlib.closing(ordered_map(call, todo(), job.jobs)))
@@ -536,7 +539,12 @@ class _Run:
                                             disable=not self.progress, dynamic_ncols=True,
                                             desc=job.input.name))
         index = skip - 1
-        for prior_only, m in matted:
+        for done in matted:
+            if done is None:
+                # The pool starts tasks in order and a stop is never withdrawn, so every
+                # task after a dropped one was dropped too.
+                return
+            prior_only, m = done
             if prior_only:
                 continue
             index += 1

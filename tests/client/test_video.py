@@ -185,7 +185,8 @@ def test_interrupted_job_resumes_without_redoing_frames(offline_services, subjec
 
 def test_ctrl_c_stops_after_the_frame_in_progress(offline_services, subject_clip: Path,
                                                   tmp_path: Path):
-    """A real SIGINT while frame 3 is in flight: the job ends that frame, keeps it, stops."""
+    """A real SIGINT while frame 3 is matted: the job ends that frame, keeps it, and drops
+    frame 4 if it was already queued behind it (decoded ahead), so exactly 3 are kept."""
     job = _job(subject_clip, tmp_path, "sig")
     client = _InterruptingClient(offline_services[1].url, after=2,
                                  interrupt=lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -193,6 +194,7 @@ def test_ctrl_c_stops_after_the_frame_in_progress(offline_services, subject_clip
         process_video(job, client=client, progress=False)
     index = json.loads((tmp_path / "sig.mp4.partial" / "index.json").read_text())
     assert index["frames"] == 3  # the frame in progress was finished and kept
+    assert client.calls == 3  # and no frame was sent after the stop
     assert len(list((tmp_path / "sig").iterdir())) >= 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
 
