@@ -41,8 +41,10 @@ the first run); :meth:`~matting_api.backends.WarmedBackend.warm_up` does that at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -50,11 +52,11 @@ import numba
 import numpy as np
 
 from service_common.config import Settings
-from service_common.cpu import cores_shared
+from service_common.cpu import cores_shared, sharing_cores
 from service_common.registry import register_model
 from trimap.encoding import BACKGROUND, FOREGROUND, UNKNOWN
 
-from . import WarmedBackend, known_regions
+from . import WarmedBackend, known_regions, warmup_scene
 from .cf_solver import solve_alpha
 from .foreground import estimate_foreground_best, estimate_foreground_fast
 
@@ -67,6 +69,19 @@ CONTEXT_MARGIN = 8
 #: "workqueue" threading layer (used when neither OpenMP nor TBB is available) must not be
 #: entered from two gunicorn threads at once, so callers take turns here.
 _NUMBA_PARALLEL_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _numba_threads(parallel: bool, all_cores: bool = True) -> Iterator[None]:
+    """Around a call of a numba ``parallel=True`` kernel (nothing when not ``parallel``):
+    one caller at a time, with all of numba's threads (``all_cores``: the request is alone
+    on the cores) or one (a thread-local setting)."""
+    if not parallel:
+        yield
+        return
+    with _NUMBA_PARALLEL_LOCK:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if all_cores else 1)
+        yield
 
 
 #: The caps' multiple for the refinement of a prior: its side cap is ``sqrt`` of it times
@@ -133,6 +148,15 @@ class ClosedFormBackend(WarmedBackend):
     def details(self) -> dict[str, Any]:
         return {"max_side": self.max_side, "max_unknown": self.max_unknown,
                 "prior_weight": self.prior_weight}
+
+    def warm_up(self) -> None:
+        """The base warm-up (a request alone: the solve's parallel kernels), then a prior's
+        refinement as one of two requests side by side (its serial kernels), so that no
+        first request compiles either."""
+        super().warm_up()
+        rgb, trimap = warmup_scene()
+        with sharing_cores(2):
+            self.matte(rgb, trimap, prior=(trimap / 255.0).astype(np.float32), foreground="fast")
 
     def matte(
         self, rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = None,
@@ -225,17 +249,17 @@ class ClosedFormBackend(WarmedBackend):
             if work_prior is not None:
                 work_prior = np.pad(work_prior, pad, mode="edge")
         image = work_rgb.astype(np.float64) / 255.0
-        a = solve_alpha(
-            image, work_tri, work_prior,
-            epsilon=self.epsilon, prior_weight=self.prior_weight, prior_floor=self.prior_floor,
-            prior_power=self.prior_power, rtol=self.cg_rtol, maxiter=2000,
-        )
+        alone = not cores_shared()
+        with _numba_threads(alone):
+            a = solve_alpha(
+                image, work_tri, work_prior,
+                epsilon=self.epsilon, prior_weight=self.prior_weight, prior_floor=self.prior_floor,
+                prior_power=self.prior_power, rtol=self.cg_rtol, maxiter=2000, parallel=alone,
+            )
         if foreground == "fast":
             f = estimate_foreground_fast(image, np.clip(a, 0.0, 1.0))
         else:
-            with _NUMBA_PARALLEL_LOCK:
-                # this thread's numba threads (a thread-local setting): one beside other requests
-                numba.set_num_threads(1 if cores_shared() else numba.config.NUMBA_NUM_THREADS)
+            with _numba_threads(True, all_cores=alone):  # pymatting's kernel is parallel=True
                 f = estimate_foreground_best(image, a)
         a = np.clip(a[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
         f = np.clip(f[:work_h, :work_w], 0.0, 1.0).astype(np.float32)

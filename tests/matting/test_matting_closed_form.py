@@ -243,3 +243,25 @@ def test_stencil_solve_with_a_prior_equals_pymatting_conjugate_gradients(monkeyp
     monkeypatch.setattr(cf_solver, "_solve_with_prior", lambda *args: None)  # the fallback
     reference = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-8)
     assert np.abs(ours - reference).max() < 1e-4
+
+
+@pytest.mark.parametrize("blocks", [2, 3])
+def test_block_preconditioner_solves_the_same_system_alike_on_one_thread_or_many(
+        monkeypatch, blocks: int) -> None:
+    """A large band's factor in blocks of rows (the couplings between them dropped): the
+    conjugate gradients still reach the system's solution, and the parallel kernels (a
+    request alone) give the serial ones' alpha (requests side by side) to the last bit."""
+    import numba
+
+    rgb, trimap, _ = _holed_disc()
+    image = rgb.astype(np.float64) / 255.0
+    prior = np.clip(trimap / 255.0 + 0.2 * np.sin(np.arange(64) / 5.0)[None, :], 0.0, 1.0)
+    one_block = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-8)
+    monkeypatch.setattr(cf_solver, "BLOCKS_FROM_UNKNOWNS", 1)
+    monkeypatch.setattr(cf_solver, "SOLVE_BLOCKS", blocks)
+    serial = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-8)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    parallel = cf_solver.solve_alpha(image, trimap, prior, rtol=1e-8, parallel=True)
+    assert np.array_equal(serial, parallel)
+    assert np.abs(serial - one_block).max() < 1e-4
+    assert not np.array_equal(serial, one_block)  # the blocks were used
