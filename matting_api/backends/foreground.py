@@ -66,14 +66,15 @@ def _blur(x: np.ndarray, radius: int) -> np.ndarray:
 _REMAP_MAX_SIDE = 32_000
 
 
-def _sample(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale: float) -> np.ndarray:
-    """Bilinear samples of ``field`` (``h x w x 3`` float32, a grid ``scale`` times coarser)
-    at the full-resolution pixels ``(ys, xs)`` (``N`` each), the border repeated: ``N x 3``
+def _sample(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, full: tuple[int, int]) -> np.ndarray:
+    """Bilinear samples of ``field`` (``h x w x 3`` float32, a coarser grid over an image of
+    ``full`` = ``(H, W)`` px) at the full-resolution pixels ``(ys, xs)`` (``N`` each), as
+    ``cv2.resize`` to ``W x H`` would give them there, the border repeated: ``N x 3``
     float32. ``cv2.remap`` over the points laid out in rows of at most 16,384; numpy's
     gathers (1.6x the time) for a field too wide for it."""
     height, width = field.shape[:2]
-    fx = (xs.astype(np.float32) + 0.5) / scale - 0.5
-    fy = (ys.astype(np.float32) + 0.5) / scale - 0.5
+    fx = (xs.astype(np.float32) + 0.5) * np.float32(width / full[1]) - 0.5
+    fy = (ys.astype(np.float32) + 0.5) * np.float32(height / full[0]) - 0.5
     if max(height, width) < _REMAP_MAX_SIDE:
         n = fx.size
         cols = min(n, 16_384)
@@ -125,10 +126,9 @@ def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray,
     radius = max(1, round(radii[0] / WIDE_PASS_SCALE))
     blurred_alpha = _blur(small_alpha, radius)[..., None]
     blurred_fg = _blur(small_image * small_alpha[..., None], radius)
-    scale = width / coarse[0]
-    fg_mean = _sample(blurred_fg / (blurred_alpha + _EPS), ys, xs, scale)
+    fg_mean = _sample(blurred_fg / (blurred_alpha + _EPS), ys, xs, alpha.shape)
     bg_mean = _sample((_blur(small_image, radius) - blurred_fg) / (1.0 - blurred_alpha + _EPS),
-                      ys, xs, scale)
+                      ys, xs, alpha.shape)
     fg_soft = np.clip(fg_mean + a * (pixel - a * fg_mean - (1.0 - a) * bg_mean), 0.0, 1.0)
     # the narrow pass, full resolution: this F's local mean, the wide pass's B_r
     fg_alpha = image * alpha[..., None]
@@ -152,7 +152,8 @@ def estimate_foreground_best(image: np.ndarray, alpha: np.ndarray) -> np.ndarray
         alpha: ``H x W`` float in ``[0, 1]``.
 
     Returns:
-        ``H x W x 3`` float32 in ``[0, 1]``; equal to ``image`` where ``alpha`` is 1.
+        ``H x W x 3`` float32 in ``[0, 1]``; equal to ``image`` where ``alpha`` is 1 (and,
+        from :data:`HALF_RESOLUTION_FROM` px, where it is 0).
     """
     from pymatting import estimate_foreground_ml
 
@@ -165,8 +166,14 @@ def estimate_foreground_best(image: np.ndarray, alpha: np.ndarray) -> np.ndarray
     small_fg, small_bg = estimate_foreground_ml(
         cv2.resize(image, size, interpolation=cv2.INTER_AREA),
         cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), return_background=True)
-    fg = cv2.resize(small_fg.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    bg = cv2.resize(small_bg.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    a = alpha.astype(np.float32)[..., None]
-    fg += a * (image.astype(np.float32) - a * fg - (1.0 - a) * bg)
-    return np.clip(fg, 0.0, 1.0)
+    fg = image.astype(np.float32)
+    ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
+    if not ys.size:
+        return fg
+    # upsampled and corrected only at the soft pixels: elsewhere F is the photo (the subject
+    # itself, or invisible); the whole frame's resizes and correction were half the time
+    a = alpha[ys, xs].astype(np.float32)[:, None]
+    f_ml = _sample(small_fg.astype(np.float32), ys, xs, alpha.shape)
+    b_ml = _sample(small_bg.astype(np.float32), ys, xs, alpha.shape)
+    fg[ys, xs] = np.clip(f_ml + a * (fg[ys, xs] - a * f_ml - (1.0 - a) * b_ml), 0.0, 1.0)
+    return fg

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
+import pytest
 import requests
 from apierrors import assert_api_error
 from PIL import Image
@@ -85,11 +87,28 @@ def test_fast_foreground_on_more_soft_pixels_than_opencv_maps_hold() -> None:
     assert fg.shape == (300, 300, 3) and np.isfinite(fg).all()
     field = np.random.default_rng(1).random((75, 75, 3)).astype(np.float32)
     ys, xs = np.nonzero(alpha > 0)
-    by_remap = foreground._sample(field, ys, xs, 4.0)
+    by_remap = foreground._sample(field, ys, xs, (300, 300))
     original = foreground._REMAP_MAX_SIDE
     try:
         foreground._REMAP_MAX_SIDE = 10  # the numpy path
-        by_numpy = foreground._sample(field, ys, xs, 4.0)
+        by_numpy = foreground._sample(field, ys, xs, (300, 300))
     finally:
         foreground._REMAP_MAX_SIDE = original
     np.testing.assert_allclose(by_remap, by_numpy, atol=1e-3)
+
+
+@pytest.mark.parametrize("full", [(239, 300), (301, 120)])
+def test_coarse_fields_are_sampled_where_opencv_resize_puts_them(full) -> None:
+    """The soft pixels' samples of a coarser grid equal the grid resized to the image's size
+    (cv2.resize, bilinear) at those pixels, each axis at its own scale: the image is not
+    square and its sides not multiples of the grid's."""
+    from matting_api.backends import foreground
+
+    height, width = full
+    small = ((height + 1) // 2, (width + 1) // 2)
+    gy, gx = np.mgrid[0:small[0], 0:small[1]].astype(np.float32)
+    field = np.dstack([gy / small[0], gx / small[1], 0.5 + 0.3 * np.sin(gx / 7.0) * np.cos(gy / 5.0)])
+    ys, xs = np.nonzero(np.random.default_rng(2).random(full) < 0.2)
+    resized = cv2.resize(field.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(foreground._sample(field.astype(np.float32), ys, xs, full),
+                               resized[ys, xs], atol=2e-3)
