@@ -67,7 +67,7 @@ def _accumulate_windows(image, cy, cx, row_of, epsilon, stencil, lo, hi):  # pra
     (``row_of[pixel] >= 0``): for window pixels ``k``, ``l``:
     ``delta_kl - (1 + (I_k - mu)^T (S + eps/9)^-1 (I_l - mu)) / 9``.
 
-    ``image`` ``H x W x 3`` float64; ``row_of`` flat ``H * W`` int64 (-1: known pixel);
+    ``image`` ``H x W x 3`` float64; ``row_of`` flat ``H * W`` int32 (-1: known pixel);
     ``stencil`` ``nu x 25`` float64, slot ``(dy + 2) * 5 + (dx + 2)`` of the offset of ``l``
     from ``k``.
     """
@@ -187,7 +187,7 @@ def _window_stencil(image: np.ndarray, unknown: np.ndarray, epsilon: float, para
     centres[:, 0] = centres[:, -1] = False
     cy, cx = np.nonzero(centres)
     stencil = np.zeros((nu, 25))
-    row_of = np.full(flat_unknown.size, -1, dtype=np.int64)
+    row_of = np.full(flat_unknown.size, -1, dtype=np.int32)
     row_of[unknown_idx] = np.arange(nu)
     # the middle row of centres, and the two rows of centres around it whose windows reach
     # pixels of both halves
@@ -534,7 +534,7 @@ def _solve_with_prior(
     gy, gx = np.divmod(unknown_idx, width)
     gpos = (gy + pad) * grid_width + gx + pad
     offsets = _STENCIL[:, 0] * grid_width + _STENCIL[:, 1]
-    row_grid = np.full((height + 2 * pad) * grid_width, -1, dtype=np.int64)
+    row_grid = np.full((height + 2 * pad) * grid_width, -1, dtype=np.int32)
     row_grid[gpos] = np.arange(len(unknown_idx))
     alpha_grid = np.pad(alpha, pad).ravel()
     nb = np.empty((len(unknown_idx), 25), dtype=np.int32)  # half the memory the solve streams

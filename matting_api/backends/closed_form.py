@@ -84,6 +84,20 @@ def _numba_threads(parallel: bool, all_cores: bool = True) -> Iterator[None]:
         yield
 
 
+def _copy_where(dst: np.ndarray, src: np.ndarray, where: np.ndarray) -> None:
+    """``dst[where] = src[where]`` in place (``dst``, ``src``: ``H x W`` or ``H x W x C`` of
+    one dtype, ``dst`` may be a crop of a larger array; ``where`` ``H x W`` bool), by OpenCV's
+    masked copy: 0.2 ms at 1 MP where numpy's boolean indexing took 10-20. Where OpenCV
+    cannot wrap ``dst`` (a layout other than rows of whole pixels) or would not write into
+    it, numpy does it."""
+    try:
+        out = cv2.copyTo(src, np.ascontiguousarray(where).view(np.uint8), dst)
+    except cv2.error:
+        out = None
+    if out is None or not np.shares_memory(out, dst):
+        dst[where] = src[where]
+
+
 #: The caps' multiple for the refinement of a prior: its side cap is ``sqrt`` of it times
 #: ``max_side``, its unknown cap this times ``max_unknown`` (see the module docstring).
 PRIOR_CAP_FACTOR = 2
@@ -203,8 +217,8 @@ class ClosedFormBackend(WarmedBackend):
                 return fg, alpha
         crop_prior = None if prior is None else prior[y0:y1, x0:x1]
         a_crop, f_crop = self._solve(rgb[y0:y1, x0:x1], crop_tri, crop_prior, foreground)
-        alpha_view[crop_unknown] = a_crop[crop_unknown]
-        fg_view[crop_unknown] = f_crop[crop_unknown]
+        _copy_where(alpha_view, a_crop, crop_unknown)
+        _copy_where(fg_view, f_crop, crop_unknown)
         return fg, alpha
 
     def _scale(self, trimap: np.ndarray, refine: bool = False) -> float:
@@ -257,13 +271,15 @@ class ClosedFormBackend(WarmedBackend):
                 prior_power=self.prior_power, rtol=self.cg_rtol, maxiter=2000, parallel=alone,
             )
         if foreground == "fast":
-            f = estimate_foreground_fast(image, np.clip(a, 0.0, 1.0))
+            f = estimate_foreground_fast(image, a)
         else:
             with _numba_threads(True, all_cores=alone):  # pymatting's kernel is parallel=True
                 f = estimate_foreground_best(image, a)
-        a = np.clip(a[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
-        f = np.clip(f[:work_h, :work_w], 0.0, 1.0).astype(np.float32)
+        # solve_alpha's alpha and both colour estimates are in [0, 1] already: no clip of
+        # the whole frame (two of them cost 10 ms at 1 MP)
+        a = a[:work_h, :work_w].astype(np.float32)
+        f = f[:work_h, :work_w].astype(np.float32, copy=False)
         if scale < 1.0:
-            a = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
-            f = cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.clip(a, 0.0, 1.0), np.clip(f, 0.0, 1.0)
+            a = np.clip(cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+            f = np.clip(cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+        return a, f

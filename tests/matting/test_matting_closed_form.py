@@ -265,3 +265,21 @@ def test_block_preconditioner_solves_the_same_system_alike_on_one_thread_or_many
     assert np.array_equal(serial, parallel)
     assert np.abs(serial - one_block).max() < 1e-4
     assert not np.array_equal(serial, one_block)  # the blocks were used
+
+
+@pytest.mark.parametrize("channels", [0, 3])
+def test_masked_copy_writes_into_a_crop_of_the_frame(channels: int) -> None:
+    """The refined pixels go into the crop of the whole frame in place, as numpy's boolean
+    assignment would put them; a view OpenCV cannot wrap (every other column) too."""
+    from matting_api.backends.closed_form import _copy_where
+
+    rng = np.random.default_rng(0)
+    extra = (channels,) if channels else ()
+    frame = rng.random((60, 90, *extra)).astype(np.float32)
+    src = rng.random((50, 40, *extra)).astype(np.float32)
+    where = rng.random((50, 40)) < 0.3
+    for crop in (np.s_[5:55, 7:47], np.s_[5:55, 0:80:2]):
+        want, got = frame.copy(), frame.copy()
+        want[crop][where] = src[where]
+        _copy_where(got[crop], src, where)
+        assert np.array_equal(got, want)
