@@ -301,6 +301,23 @@ def _grid_rows(stencil, gpos, offsets, row_grid, alpha_grid, nb, rhs):  # pragma
         rhs[i] = value
 
 
+@numba.njit(cache=True, nogil=True)
+def _stencil_product(system, nb, x, out, lo, hi):  # pragma: no cover - numba
+    """Rows ``lo`` to ``hi`` of ``out = system x`` for the stencil ``system`` (``nu x 25``;
+    ``nb`` the row of each unknown neighbour, -1 for none: a known neighbour's part is in
+    the right-hand side); returns those rows' part of ``x . out``, summed in row order."""
+    dot = 0.0
+    for i in range(lo, hi):
+        value = 0.0
+        for s in range(25):
+            k = nb[i, s]
+            if k >= 0:
+                value += system[i, s] * x[k]
+        out[i] = value
+        dot += x[i] * value
+    return dot
+
+
 def _ic0_cg(system, nb, lower, diag, starts, rhs, x, rtol, maxiter):  # pragma: no cover - numba
     """Conjugate gradients on the stencil ``system`` (neighbours ``nb``) preconditioned by the
     block factor ``lower``/``diag`` (:func:`_ic0_blocks`, the blocks ``starts``),
@@ -317,15 +334,11 @@ def _ic0_cg(system, nb, lower, diag, starts, rhs, x, rtol, maxiter):  # pragma: 
     part = np.zeros(blocks)
     part_b = np.zeros(blocks)
     for b in numba.prange(blocks):
+        _stencil_product(system, nb, x, r, starts[b], starts[b + 1])
         bb = 0.0
         rr = 0.0
         for i in range(starts[b], starts[b + 1]):
-            value = 0.0
-            for s in range(25):
-                k = nb[i, s]
-                if k >= 0:
-                    value += system[i, s] * x[k]
-            r[i] = rhs[i] - value
+            r[i] = rhs[i] - r[i]
             bb += rhs[i] * rhs[i]
             rr += r[i] * r[i]
         part_b[b] = bb
@@ -367,16 +380,7 @@ def _ic0_cg(system, nb, lower, diag, starts, rhs, x, rtol, maxiter):  # pragma: 
                 p[i] = z[i] + beta * p[i] if it > 0 else z[i]
         # q = system p (all of p: the rows near a block's edge read the next block's), and p.q
         for b in numba.prange(blocks):
-            pq = 0.0
-            for i in range(starts[b], starts[b + 1]):
-                value = 0.0
-                for s in range(25):
-                    k = nb[i, s]
-                    if k >= 0:
-                        value += system[i, s] * p[k]
-                q[i] = value
-                pq += p[i] * value
-            part[b] = pq
+            part[b] = _stencil_product(system, nb, p, q, starts[b], starts[b + 1])
         step = rz / part.sum()
         for b in numba.prange(blocks):
             rr = 0.0
