@@ -18,6 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .backgrounds import solid_background
 from .colour import linear_to_u8, srgb_to_linear, to_u8, u8_to_linear
 
 
@@ -41,7 +42,7 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.n
     if fg.shape != (h, w, 3) or background.shape[:2] != (h, w):
         raise ValueError(f"shape mismatch: fg {fg.shape}, alpha {alpha.shape}, bg {background.shape}")
     channels = background.shape[2]
-    out = np.ascontiguousarray(background).copy()
+    out = background.copy()  # C-contiguous: cv2.copyTo below writes into it
     full = alpha >= 1.0
     opaque = fg if fg.dtype == np.uint8 else to_u8(fg)
     if channels == 3:
@@ -98,8 +99,7 @@ def matte(alpha: np.ndarray) -> np.ndarray:
 def flatten(rgba: np.ndarray, color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """An RGBA image over an opaque colour (for JPEG): ``H x W x 4`` -> ``H x W x 3`` uint8."""
     h, w = rgba.shape[:2]
-    under = np.empty((h, w, 3), dtype=np.uint8)
-    under.reshape(h, w * 3)[:] = np.tile(np.asarray(color[:3], dtype=np.uint8), w)  # row by row: fast
+    under = solid_background((*color[:3], 255), w, h)
     return composite(rgba[..., :3].astype(np.float32) / 255.0,
                      rgba[..., 3].astype(np.float32) / 255.0, under)
 
