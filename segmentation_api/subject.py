@@ -1,7 +1,7 @@
 """``subject=auto``: the people model or the object model, decided per photo from what they see.
 
 The people model (MODNet) runs first. Its matte is kept alone when it looks like a person:
-a region found (:func:`~segmentation_api.backends.modnet.score_of` above the request's
+a region found (:func:`~segmentation_api.backends.base.score_of` above the request's
 threshold), confident (score at least :data:`PERSON_SCORE`), of a size a person takes
 (at least :data:`PERSON_MIN_AREA` of the photo) and hard-edged (at most :data:`PERSON_MAX_SOFT`
 of its region is soft, ``0.05 < alpha < 0.95``). A photo of a person pays for MODNet only.

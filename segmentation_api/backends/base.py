@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -99,6 +100,20 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise ValueError(f"expected H x W x 3 uint8, got {rgb.shape} {rgb.dtype}")
 
 
+#: A people matte's region (alpha >= 0.5) smaller than this share of the image is no subject.
+MIN_AREA_FRACTION = 0.005
+
+
+def score_of(alpha: np.ndarray) -> float:
+    """A people matte's score: the mean of ``alpha`` (``H x W`` float32 in ``[0, 1]``) over
+    ``alpha >= 0.5``; 0 when that region is under :data:`MIN_AREA_FRACTION` of the image (a
+    people model always answers something, so a speck is no subject)."""
+    region = alpha >= 0.5
+    if np.count_nonzero(region) < MIN_AREA_FRACTION * alpha.size:
+        return 0.0
+    return float(alpha[region].mean())
+
+
 def one_instance(mask: np.ndarray, label: str, score: float, score_threshold: float) -> list[Instance]:
     """``mask`` as the one instance ``label`` of ``score`` (the whole-image models: MODNet,
     selfie, U^2-Net-p); none when ``score <= score_threshold`` or no pixel is ``>= 0.5``."""
@@ -106,6 +121,32 @@ def one_instance(mask: np.ndarray, label: str, score: float, score_threshold: fl
     if score <= score_threshold or box[2] == 0:
         return []
     return [Instance(mask=mask, label=label, score=score, box=box)]
+
+
+class PeopleMatteBackend:
+    """What the whole-image people models (MODNet, the selfie segmenter) share: one class,
+    ``person``, answered as a ``matte`` of all the people in the photo, scored by
+    :func:`score_of`. A subclass gives :meth:`alpha`."""
+
+    device = "cpu"
+    classes_used = True
+    mask_kind = "matte"
+    class_names: tuple[str, ...]  # the subclass's, from its weights' categories
+    class_aliases: Mapping[str, str] = MappingProxyType({})
+
+    def alpha(self, rgb: np.ndarray, working_size: int | None = None) -> np.ndarray:
+        """The people's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in
+        ``[0, 1]``; ``working_size`` is the request's ``model_size`` (``None`` = the
+        backend's own; a model with a fixed input ignores it)."""
+        raise NotImplementedError
+
+    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
+                working_size: int | None = None) -> list[Instance]:
+        """The people of ``rgb`` as one ``person`` instance; none when its score is
+        ``<= score_threshold``. ``classes`` can only be ``["person"]`` (the request parser
+        refuses others for these backends)."""
+        mask = self.alpha(rgb, working_size)
+        return one_instance(mask, self.class_names[0], score_of(mask), score_threshold)
 
 
 class TorchBackend:

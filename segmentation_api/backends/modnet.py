@@ -21,17 +21,16 @@ is (``mask_kind = "matte"``): the matting service refines it against the photo's
 colours (:mod:`trimap.from_prior`, :mod:`matting_api.backends.cf_solver`).
 
 Score: the mean alpha over the pixels with alpha >= 0.5 (about 0.99 for a person). MODNet
-always answers something, so a region of less than :data:`MIN_AREA_FRACTION` of the image
-counts as no subject (score 0): a blank wall, the sky or the Hubble deep field give no
-region at all, a beach 1.7 % (false alarms of that size are left to ``score_threshold`` and
-to the client).
+always answers something, so a region of less than :data:`.base.MIN_AREA_FRACTION` of the
+image counts as no subject (score 0; :func:`.base.score_of`): a blank wall, the sky or the
+Hubble deep field give no region at all, a beach 1.7 % (false alarms of that size are left
+to ``score_threshold`` and to the client).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -40,7 +39,7 @@ from service_common.config import Settings
 from service_common.registry import register_model
 from service_common.weights import wheel_weights
 
-from .base import Instance, check_rgb, one_instance
+from .base import PeopleMatteBackend, check_rgb
 from .onnx_common import OnnxModel, load_warm
 
 log = logging.getLogger(__name__)
@@ -56,16 +55,12 @@ MODNET = wheel_weights(
     "shorter side 512 (area interpolation); output: 1 x 1 x H x W alpha in [0, 1]",
 )
 
-#: The one class MODNet finds.
-LABEL = MODNET.categories[0]
 #: The reference working size: shorter side in px.
 DEFAULT_SHORT_SIDE = 512
 #: Sides of the network input are multiples of this (the encoder's stride).
 STRIDE = 32
 #: Cap on the network input's longer side, px.
 MAX_LONG_SIDE = 2048
-#: A region (alpha >= 0.5) smaller than this share of the image is no subject.
-MIN_AREA_FRACTION = 0.005
 
 
 def input_size(height: int, width: int, short_side: int = DEFAULT_SHORT_SIDE) -> tuple[int, int]:
@@ -100,24 +95,16 @@ def postprocess(raw: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(full, 0.0, 1.0)
 
 
-def score_of(alpha: np.ndarray) -> float:
-    """Mean alpha over ``alpha >= 0.5``; 0 when that region is under :data:`MIN_AREA_FRACTION`."""
-    region = alpha >= 0.5
-    if np.count_nonzero(region) < MIN_AREA_FRACTION * alpha.size:
-        return 0.0
-    return float(alpha[region].mean())
-
-
 @register_model("segmentation", "modnet", weights=MODNET, torch=False, title="MODNet",
-                what="portrait matting", mask_kind="matte", classes=(LABEL,), auto="people")
+                what="portrait matting", mask_kind="matte", classes=MODNET.categories, auto="people")
 def load(settings: Settings, name: str) -> MODNetBackend:
     """MODNet under ``settings``."""
     return MODNetBackend.from_settings(settings)
 
 
-class MODNetBackend:
+class MODNetBackend(PeopleMatteBackend):
     """A loaded MODNet ONNX model (:class:`~.onnx_common.OnnxModel`); :meth:`predict` returns
-    the people as one instance.
+    the people as one instance (:class:`~.base.PeopleMatteBackend`).
 
     Args:
         path: the ``modnet.onnx`` file.
@@ -126,11 +113,7 @@ class MODNetBackend:
     """
 
     name = "modnet"
-    device = "cpu"
-    classes_used = True
-    mask_kind = "matte"
-    class_names: tuple[str, ...] = (LABEL,)
-    class_aliases = MappingProxyType({})
+    class_names = MODNET.categories
 
     def __init__(self, path: Path, threads: int = 0, short_side: int = DEFAULT_SHORT_SIDE):
         self.model = OnnxModel(path, MODNET, threads)
@@ -142,20 +125,10 @@ class MODNetBackend:
                                           short_side=settings.modnet_size),
                          MODNET, settings.models_dir, preprocess)
 
-    def alpha(self, rgb: np.ndarray, short_side: int | None = None) -> np.ndarray:
+    def alpha(self, rgb: np.ndarray, working_size: int | None = None) -> np.ndarray:
         """MODNet's matte of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``;
-        ``short_side`` (px) replaces the backend's reference size for this call."""
+        ``working_size`` (px) replaces the backend's ``short_side`` for this call."""
         check_rgb(rgb)
-        x = preprocess(rgb, short_side or self.short_side)
+        x = preprocess(rgb, working_size or self.short_side)
         outputs = self.model.run(x)
         return postprocess(np.asarray(outputs[0])[0, 0], rgb.shape[0], rgb.shape[1])
-
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
-                working_size: int | None = None) -> list[Instance]:
-        """The people of ``rgb`` as one ``person`` instance; none when the score is
-        ``<= score_threshold`` (see the module docstring). ``classes`` can only be
-        ``["person"]`` (the request parser refuses others for this backend);
-        ``working_size`` replaces ``short_side`` for this call."""
-        mask = self.alpha(rgb, working_size)
-        score = score_of(mask)
-        return one_instance(mask, LABEL, score, score_threshold)

@@ -22,7 +22,7 @@ Model facts (the TFLite file's signature; MediaPipe's selfie segmentation graph)
 absolute difference of 0.002. The answer is that mask with its ramp steepened
 (:data:`SHARPNESS`).
 
-Score: as MODNet's (:func:`.modnet.score_of`): the mean mask over the pixels >= 0.5, 0 for a
+Score: as MODNet's (:func:`.base.score_of`): the mean mask over the pixels >= 0.5, 0 for a
 region under half a percent of the frame.
 """
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -39,8 +38,7 @@ from service_common.config import Settings
 from service_common.registry import register_model
 from service_common.weights import wheel_weights
 
-from .base import Instance, check_rgb, one_instance
-from .modnet import score_of
+from .base import PeopleMatteBackend, check_rgb
 from .onnx_common import OnnxModel, load_warm
 
 log = logging.getLogger(__name__)
@@ -56,8 +54,6 @@ SELFIE = wheel_weights(
     "output: 1 x 256 x 256 x 1 person probability in [0, 1]",
 )
 
-#: The one class the model finds.
-LABEL = SELFIE.categories[0]
 #: The network's input side, px.
 SIDE = 256
 #: The mask's logit is multiplied by this before the mask is answered: its soft ramp, a few
@@ -99,15 +95,15 @@ def onnx_bytes(path: Path) -> bytes:
 
 
 @register_model("segmentation", "selfie", weights=SELFIE, torch=False, title="MediaPipe selfie segmentation",
-                what="fast people mask for video", mask_kind="matte", classes=(LABEL,), auto="video")
+                what="fast people mask for video", mask_kind="matte", classes=SELFIE.categories, auto="video")
 def load(settings: Settings, name: str) -> SelfieBackend:
     """The selfie segmenter under ``settings``."""
     return SelfieBackend.from_settings(settings)
 
 
-class SelfieBackend:
+class SelfieBackend(PeopleMatteBackend):
     """A loaded selfie segmenter (:class:`~.onnx_common.OnnxModel`); :meth:`predict` returns
-    the people as one instance.
+    the people as one instance (:class:`~.base.PeopleMatteBackend`).
 
     Args:
         path: the ``selfie_segmentation.tflite`` file.
@@ -115,11 +111,7 @@ class SelfieBackend:
     """
 
     name = "selfie"
-    device = "cpu"
-    classes_used = True
-    mask_kind = "matte"
-    class_names: tuple[str, ...] = (LABEL,)
-    class_aliases = MappingProxyType({})
+    class_names = SELFIE.categories
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         self.model = OnnxModel(path, SELFIE, threads, model_bytes=onnx_bytes)
@@ -129,17 +121,9 @@ class SelfieBackend:
         return load_warm(lambda path: cls(path, threads=settings.torch_threads), SELFIE,
                          settings.models_dir, preprocess)
 
-    def alpha(self, rgb: np.ndarray) -> np.ndarray:
-        """The person mask of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``."""
+    def alpha(self, rgb: np.ndarray, working_size: int | None = None) -> np.ndarray:
+        """The person mask of ``rgb`` (``H x W x 3`` uint8): ``H x W`` float32 in ``[0, 1]``.
+        ``working_size`` is ignored: the network's input is always 256 x 256."""
         check_rgb(rgb)
         outputs = self.model.run(preprocess(rgb))
         return postprocess(np.asarray(outputs[0])[0, ..., 0], rgb.shape[0], rgb.shape[1])
-
-    def predict(self, rgb: np.ndarray, classes: list[str], score_threshold: float,
-                working_size: int | None = None) -> list[Instance]:
-        """The people of ``rgb`` as one ``person`` instance; none when the score is
-        ``<= score_threshold``. ``working_size`` is ignored: the network's input is
-        always 256 x 256."""
-        mask = self.alpha(rgb)
-        score = score_of(mask)
-        return one_instance(mask, LABEL, score, score_threshold)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segmentation_api.backends.modnet import MIN_AREA_FRACTION, MODNET, MODNetBackend, input_size, score_of
+from segmentation_api.backends.base import MIN_AREA_FRACTION, score_of
+from segmentation_api.backends.modnet import MODNET, MODNetBackend, input_size
 from service_common.weights import ModelError
 
 #: Regions of the 512 x 512 sample portrait: (rows, columns).
