@@ -54,41 +54,10 @@ class FBADecoder(nn.Module):
             nn.Conv2d(16, 7, kernel_size=1, padding=0, bias=True),
         )
 
-    def logits(
-        self,
-        feats: EncoderFeatures,
-        image: torch.Tensor,
-        two_chan_trimap: torch.Tensor,
-        image_n: torch.Tensor,
-    ) -> torch.Tensor:
-        """The raw 7-channel output of the last conv (before clamp/sigmoid/fusion); each stage
-        is a submodule (``conv_up1`` … ``conv_up4``), so forward hooks see its output.
-
-        Args:
-            feats: encoder features for an ``(N, ·, H, W)`` input.
-            image: ``(N, 3, H, W)`` raw RGB in [0, 1].
-            two_chan_trimap: ``(N, 2, H, W)`` [BG, FG] trimap (may hold Lanczos overshoot).
-            image_n: ``(N, 3, H, W)`` ImageNet-normalised image (the first 3 encoder inputs).
-
-        Returns:
-            ``(N, 7, H, W)`` unbounded logits: 0 = α, 1–3 = F, 4–6 = B.
-        """
-        x4 = feats.layer4
-        size = x4.shape[-2:]
-        pyramid = [x4]
-        for branch in self.ppm:
-            pyramid.append(F.interpolate(branch(x4), size=size, mode="bilinear", align_corners=False))
-        x = self.conv_up1(torch.cat(pyramid, dim=1))
-        del pyramid
-        x = self.conv_up2(torch.cat((upsample2x(x), feats.layer1), dim=1))
-        x = self.conv_up3(torch.cat((upsample2x(x), feats.conv1), dim=1))
-        # Official order of the skip inputs: x, image_n (= encoder input[:, :3]), image, trimap.
-        x = torch.cat((upsample2x(x), image_n, image, two_chan_trimap), dim=1)
-        return self.conv_up4(x)
-
     @staticmethod
     def activate(logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """Output activations + fusion: ``(N, 7, H, W)`` logits → ``(N, 7, H, W)`` in [0, 1].
+        """Output activations + fusion: ``(N, 7, H, W)`` logits (``conv_up4``'s output) →
+        ``(N, 7, H, W)`` in [0, 1].
 
         α is a hard clamp of logit 0 (not a sigmoid), F and B are sigmoids, then one
         :func:`~matting_api.backends.fba.fusion.fba_fusion` step with the raw image.
@@ -106,5 +75,28 @@ class FBADecoder(nn.Module):
         two_chan_trimap: torch.Tensor,
         image_n: torch.Tensor,
     ) -> torch.Tensor:
-        """:meth:`logits` followed by :meth:`activate`; returns ``(N, 7, H, W)`` in [0, 1]."""
-        return self.activate(self.logits(feats, image, two_chan_trimap, image_n), image)
+        """α, F and B from the encoder features and the raw inputs: the 7-channel logits of
+        the last conv (``conv_up4``), then :meth:`activate`. Each stage is a submodule
+        (``conv_up1`` … ``conv_up4``), so a forward hook on ``conv_up4`` sees the raw logits.
+
+        Args:
+            feats: encoder features for an ``(N, ·, H, W)`` input.
+            image: ``(N, 3, H, W)`` raw RGB in [0, 1].
+            two_chan_trimap: ``(N, 2, H, W)`` [BG, FG] trimap (may hold Lanczos overshoot).
+            image_n: ``(N, 3, H, W)`` ImageNet-normalised image (the first 3 encoder inputs).
+
+        Returns:
+            ``(N, 7, H, W)`` in [0, 1]: 0 = α, 1–3 = F, 4–6 = B.
+        """
+        x4 = feats.layer4
+        size = x4.shape[-2:]
+        pyramid = [x4]
+        for branch in self.ppm:
+            pyramid.append(F.interpolate(branch(x4), size=size, mode="bilinear", align_corners=False))
+        x = self.conv_up1(torch.cat(pyramid, dim=1))
+        del pyramid
+        x = self.conv_up2(torch.cat((upsample2x(x), feats.layer1), dim=1))
+        x = self.conv_up3(torch.cat((upsample2x(x), feats.conv1), dim=1))
+        # Official order of the skip inputs: x, image_n (= encoder input[:, :3]), image, trimap.
+        x = torch.cat((upsample2x(x), image_n, image, two_chan_trimap), dim=1)
+        return self.activate(self.conv_up4(x), image)
