@@ -48,6 +48,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from contract.formats import OUTPUT_FORMATS, RESULT_FORMATS, tiff_blocks
 from contract.vocab import MATTE_FIELDS
 
+from .closing import Closing
+
 log = logging.getLogger(__name__)
 
 #: Where the CLI looks when neither ``--server`` nor ``BACKDROP_SERVER`` says otherwise.
@@ -378,7 +380,7 @@ def _unreachable_reason(exc: BaseException) -> str:
     return "no connection"
 
 
-class MattingClient:
+class MattingClient(Closing):
     """A client of one matting service.
 
     Args:
@@ -408,12 +410,6 @@ class MattingClient:
         adapter = _Adapter(pool_connections=1, pool_maxsize=max(1, pool_size))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-
-    def __enter__(self) -> MattingClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the pooled connections."""

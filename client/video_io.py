@@ -29,6 +29,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from .closing import Closing
 from .compositing import fit_cover
 from .files import atomic_write
 
@@ -71,7 +72,7 @@ def as_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-class VideoReader:
+class VideoReader(Closing):
     """Frames of a video file, in order, through OpenCV.
 
     Attributes:
@@ -113,12 +114,6 @@ class VideoReader:
 
     def close(self) -> None:
         self._cap.release()
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --- backgrounds -------------------------------------------------------------------------

@@ -21,13 +21,14 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .closing import Closing
 from .video_io import VideoError
 
 #: Raw pixel formats read and written (ffmpeg's names) and their channel order.
 PIXEL_FORMATS = ("bgr24", "rgb24")
 
 
-class RawFrameReader:
+class RawFrameReader(Closing):
     """Frames of ``size`` (``(width, height)``) in ``pix_fmt`` from a byte stream, as BGR.
 
     The same interface as :class:`client.video_io.VideoReader` (``size``, ``fps``,
@@ -75,14 +76,8 @@ class RawFrameReader:
     def close(self) -> None:
         """Nothing to close: the stream belongs to the caller."""
 
-    def __enter__(self) -> RawFrameReader:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class RawFrameWriter:
+class RawFrameWriter(Closing):
     """Writes frames to a byte stream as raw ``pix_fmt`` bytes, flushed frame by frame.
 
     Args:
@@ -106,9 +101,3 @@ class RawFrameWriter:
 
     def close(self) -> None:
         self.stream.flush()
-
-    def __enter__(self) -> RawFrameWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
