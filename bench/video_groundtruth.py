@@ -258,9 +258,11 @@ def stack_alphas(server: str, clip: Path, work: Path, options: dict[str, str]
     ``options`` (``H x W`` float32 in ``[0, 1]``, read back from its ``--alpha-sequence``
     PNGs), and what the run reported."""
     from client.video import VideoJob, process_video
+    from contract.vocab import SegmentationOptions
 
     folder = work / f"{clip.stem}_ours"
-    job = VideoJob(clip, None, alpha_sequence=folder, server=server, timeout=300, **options)
+    job = VideoJob(clip, None, alpha_sequence=folder, server=server, timeout=300,
+                   segmentation=SegmentationOptions(**options))
     result = process_video(job, progress=False)
     files = sorted(folder.glob("frame_*.png"))
     alphas = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED)[..., 3].astype(np.float32) / 255.0 for f in files]

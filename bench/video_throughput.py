@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from bench.clips import find_clips, read_frames  # noqa: E402
 from bench.stack import cpu_seconds, publish, serving  # noqa: E402
 from client.video import VIDEO_MODEL_SIZE, VideoJob, process_video  # noqa: E402
+from contract.vocab import SegmentationOptions  # noqa: E402
 
 #: The issue's goals for the whole stack at 640 x 480 on 2 cores: frames per second, and
 #: its rate over RVM's from the same run.
@@ -74,7 +75,8 @@ def stack_run(server: str, pids: dict[str, int], clip: Path, frames: int | None,
     """One clip through :func:`process_video` with the CLI's defaults (but ``backend``,
     ``--backend``); fps and CPU shares."""
     job = VideoJob(clip, work / f"{clip.stem}.mp4", color="#1e88e5", max_frames=frames,
-                   server=server, timeout=300, backend=backend)
+                   server=server, timeout=300,
+                   segmentation=SegmentationOptions(backend=backend))
     before = {k: cpu_seconds(p) for k, p in pids.items()}
     client_before = time.process_time()
     encoder_before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -44,7 +44,7 @@ from .options import (
     arg,
     format_for_output,
     parse_command_line,
-    subject_fields,
+    segmentation_options,
 )
 
 log = logging.getLogger("client")
@@ -172,7 +172,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
             opts["crop_margin"] = args.crop_margin.text()
     if args.size is not None:
         opts["size"] = args.size.text()
-    opts.update(subject_fields(args))
+    opts.update(segmentation_options(args).as_form())
     return opts
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from contract.formats import OUTPUT_FORMATS, RESULT_FORMATS
 from contract.parse import InvalidValue, parse_backend, parse_classes, parse_model_size, parse_number
-from contract.vocab import INSTANCES, SEGMENTATION_BACKENDS, SUBJECTS, segmentation_form
+from contract.vocab import INSTANCES, SEGMENTATION_BACKENDS, SUBJECTS, SegmentationOptions
 
 #: File extension -> output format name of the API.
 FORMAT_BY_EXT: dict[str, str] = {ext: f.name for f in (OUTPUT_FORMATS[n] for n in RESULT_FORMATS)
@@ -95,11 +95,12 @@ def add_subject_arguments(group: Any) -> None:
                        "it loaded")
 
 
-def subject_fields(args: argparse.Namespace) -> dict[str, str]:
-    """The form fields of :func:`add_subject_arguments`' options that were given."""
-    return segmentation_form(classes=args.classes, score_threshold=args.score_threshold,
-                             instances=args.instances, backend=args.backend, model_size=args.model_size,
-                             subject=args.subject)
+def segmentation_options(args: argparse.Namespace) -> SegmentationOptions:
+    """The segmentation options of :func:`add_subject_arguments`' options (``None`` where
+    one was not given)."""
+    return SegmentationOptions(classes=None if args.classes is None else ",".join(args.classes),
+                               score_threshold=args.score_threshold, instances=args.instances,
+                               backend=args.backend, model_size=args.model_size, subject=args.subject)
 
 
 def parse_video_size(text: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""``backdrop-video`` / ``python -m client.video``: replace the background of a video.
+"""``backdrop-video`` / ``python -m client.video``: replace the background of a video
+(:func:`process_video` runs a :class:`VideoJob`; its command line is :mod:`client.video_cli`).
 
 Usage::
 
@@ -56,8 +57,8 @@ folder ``NAME.EXT.partial/`` is not one this client made, 130 Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import dataclasses
 import itertools
 import logging
 import signal
@@ -72,23 +73,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from contract.parse import parse_color
+from contract.vocab import SegmentationOptions
 
 from . import video_model
-from .api import DEFAULT_SERVER, MattingClient, MattingError, default_server
+from .api import MattingClient, default_server
 from .compositing import composite, fit_cover, solid, to_rgba8, vertical_gradient
 from .files import same_file
 from .motion import FrameTask, KeyframeMatter, Reuse
-from .options import (
-    add_server_argument,
-    add_subject_arguments,
-    arg,
-    fraction,
-    parse_command_line,
-    parse_video_size,
-)
 from .pipeline import ordered_map
 from .temporal import AlphaSmoother
 from .video_io import (
@@ -105,11 +98,10 @@ from .video_io import (
     has_audio,
 )
 from .video_matte import FrameMatter, MattedFrame
-from .video_model import SLOW_MODEL_INTERVAL, ModelChoice
-from .video_pipe import PIXEL_FORMATS, RawFrameReader, RawFrameWriter
+from .video_model import ModelChoice
+from .video_pipe import RawFrameReader, RawFrameWriter
 from .video_resume import (
     CHECKPOINT_FRAMES,
-    NotOurFolder,
     Pieces,
     Progress,
     differences,
@@ -160,10 +152,12 @@ class VideoJob:
         audio: copy the input's audio (ffmpeg writer only).
         writer: ``auto`` (ffmpeg when installed, else OpenCV), ``ffmpeg`` or ``opencv``.
         crf: H.264 quality, 0..51 (18: visually lossless).
-        classes, score_threshold, instances, subject: segmentation options of the API.
-        backend: the segmentation backend for every frame (``None``: the service's default).
-        model_size: the people model's working size (px) for every frame
-            (:data:`VIDEO_MODEL_SIZE` by default; ``None``: the service's own, 512).
+        segmentation: what every frame's request passes on to the segmentation service
+            (:class:`~contract.vocab.SegmentationOptions`: classes, score threshold,
+            instances, subject, backend, model size; ``None`` = the service's default).
+            Its ``backend`` is the model for every frame (``None``: chosen as
+            :mod:`client.video_model` says); its ``model_size`` is the people model's working
+            size, :data:`VIDEO_MODEL_SIZE` where it names none (the job fills it in).
         keyframe_interval: the full path (person model, refinement) on every this many
             frames; the frames between get the keyframe's matte carried along the motion,
             refined against their own colours (:mod:`client.motion`); 1 = every frame;
@@ -192,12 +186,7 @@ class VideoJob:
     audio: bool = True
     writer: str = "auto"
     crf: int = 18
-    classes: str | None = None
-    score_threshold: float | None = None
-    instances: str | None = None
-    subject: str | None = None
-    backend: str | None = None
-    model_size: int | None = VIDEO_MODEL_SIZE
+    segmentation: SegmentationOptions = SegmentationOptions()
     keyframe_interval: int | None = None
     server: str | None = None
     timeout: float = 120.0
@@ -205,6 +194,10 @@ class VideoJob:
     input_size: tuple[int, int] | None = None
     pix_fmt: str = "bgr24"
     input_fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.segmentation.model_size is None:
+            self.segmentation = dataclasses.replace(self.segmentation, model_size=VIDEO_MODEL_SIZE)
 
 
 def _seen(matted: MattedFrame) -> tuple[str, str]:
@@ -433,9 +426,7 @@ def fingerprint(job: VideoJob) -> dict[str, object]:
         "size": list(job.size) if job.size else None, "smooth": job.smooth,
         "alpha_sequence": where(job.alpha_sequence), "alpha_video": where(job.alpha_video),
         "max_frames": job.max_frames, "audio": job.audio, "crf": job.crf,
-        "classes": job.classes, "score_threshold": job.score_threshold,
-        "instances": job.instances, "backend": job.backend, "model_size": job.model_size,
-        "keyframe_interval": job.keyframe_interval, "subject": job.subject,
+        "keyframe_interval": job.keyframe_interval, **dataclasses.asdict(job.segmentation),
     }
 
 
@@ -499,21 +490,21 @@ class _Run:
         frame is sent: the frames whose request is under way still come out, those queued
         behind them (``--jobs`` and the read-ahead) are dropped, and the output ends there."""
         job = self.job
-        options = {"classes": job.classes, "instances": job.instances, "score_threshold": job.score_threshold,
-                   "subject": job.subject, "backend": job.backend, "model_size": job.model_size}
+        options = job.segmentation
         decoded = self.reader.frames(job.max_frames)
         first = next(decoded, None)
         if first is None:
             return
         decoded = itertools.chain([first], decoded)
         choice = video_model.choose(
-            backend=job.backend, subject=job.subject, classes=job.classes, interval=job.keyframe_interval,
+            backend=options.backend, subject=options.subject, classes=options.classes,
+            interval=job.keyframe_interval,
             loaded=lambda: video_model.loaded_backends(self.client.ready()),
             first_frame=lambda: _seen(FrameMatter(self.client, options)(fit_cover(first, self.size))))
         self.result.model = choice
         log.info("people model: %s, keyframe interval %d (%s)", choice.backend or "the service's",
                  choice.keyframe_interval, choice.reason)
-        matter = FrameMatter(self.client, {**options, "backend": choice.backend})
+        matter = FrameMatter(self.client, dataclasses.replace(options, backend=choice.backend))
         keyed = KeyframeMatter(matter, matter.refine, Reuse(interval=choice.keyframe_interval))
         warm_from = keyed.last_keyframe(skip)
         warm_frame = None
@@ -683,129 +674,7 @@ class _Run:
         log.info("wrote %s (%d frames)", ", ".join(map(str, result.outputs)), result.frames)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m client.video``."""
-    p = argparse.ArgumentParser(
-        prog="backdrop-video",
-        description="Replace the background of a video with the Backdrop matting service.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 usage error, 3 the work folder OUTPUT.partial/ is not "
-        "one this client made, 130 interrupted. A stopped or failed run keeps its frames in "
-        "OUTPUT.partial/ (with ffmpeg): the same command again goes on from there, --restart "
-        "discards them. Start the services with `make serve`.",
-    )
-    p.add_argument("input", type=Path, help="the subject video; - reads raw frames from standard "
-                   "input (with --input-size)")
-    p.add_argument("output", type=Path, nargs="?",
-                   help="the result: .mp4 (H.264), .mov, .mkv, .webm; with --transparent .mov "
-                   "(ProRes 4444) or .webm (VP9 alpha); - writes raw frames to standard output "
-                   "(--pix-fmt; bgra/rgba with --transparent), each as soon as it is done")
-    add_server_argument(p, DEFAULT_SERVER)
-    bg = p.add_mutually_exclusive_group()
-    bg.add_argument("--background", type=Path, metavar="FILE",
-                    help="background image, or video (.mp4, .mov, .mkv, .webm, ...)")
-    bg.add_argument("--color", type=arg(parse_color, keep_text=True), metavar="HEX|NAME",
-                    help="background colour: 1e88e5, #fff, skyblue")
-    bg.add_argument("--gradient", type=arg(parse_gradient), metavar="TOP,BOTTOM",
-                    help="vertical gradient background between two colours, e.g. 0d47a1,90caf9")
-    bg.add_argument("--transparent", action="store_true",
-                    help="no background: OUTPUT keeps alpha (.mov or .webm)")
-    p.add_argument("--bg-video-end", choices=("loop", "hold"), default="loop",
-                   help="a background video shorter than the subject: loop it or hold its last "
-                   "frame (default loop); a longer one is cut to the subject's length")
-    p.add_argument("--size", type=arg(parse_video_size), metavar="WxH",
-                   help="output size (default: the input's); scaled to cover, centre-cropped")
-    p.add_argument("--smooth", type=fraction("smooth", closed_top=False), default=DEFAULT_SMOOTH,
-                   metavar="S", help=f"temporal smoothing of alpha on still pixels, 0 (off) to <1 "
-                   f"(default {DEFAULT_SMOOTH:g})")
-    p.add_argument("--alpha-sequence", type=Path, metavar="DIR",
-                   help="also write RGBA PNGs (frame_000000.png, ...) to DIR")
-    p.add_argument("--output-alpha-video", type=Path, metavar="FILE",
-                   help="also write a video with alpha: FILE.mov (ProRes 4444) or FILE.webm (VP9)")
-    p.add_argument("--jobs", type=int, default=4, help="frames in flight (default 4)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--no-audio", action="store_true", help="do not copy the input's audio")
-    p.add_argument("--writer", choices=("auto", "ffmpeg", "opencv"), default="auto",
-                   help="encoder: ffmpeg (H.264, audio) when installed, else OpenCV (mp4v)")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51, lower is better")
-    p.add_argument("--restart", action="store_true",
-                   help="discard the unfinished earlier run of this job (NAME.EXT.partial/) "
-                   "instead of resuming it")
-    add_subject_arguments(p)
-    p.set_defaults(model_size=VIDEO_MODEL_SIZE)
-    p.add_argument("--keyframe-interval", type=int, default=None, metavar="K",
-                   help="run the person model on every K-th frame and carry its matte along the "
-                   "motion to the frames between, each refined against its own colours (default: 1 "
-                   "with the selfie segmenter, the people model the client picks when the first frame "
-                   f"shows a person and the service has it; {SLOW_MODEL_INTERVAL} with the service's own "
-                   "model, MODNet; a frame that moved too much gets the model anyway)")
-    p.add_argument("--input-size", type=arg(parse_video_size), metavar="WxH",
-                   help="with INPUT -: the raw frames' size, as ffmpeg sends them (-s WxH)")
-    p.add_argument("--pix-fmt", choices=PIXEL_FORMATS, default="bgr24",
-                   help="with INPUT or OUTPUT -: raw pixel format (default bgr24)")
-    p.add_argument("--input-fps", type=float, default=30.0,
-                   help="with INPUT -: the frames' rate, for a background video (default 30)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per frame (default 120)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
-    return p
-
-
-def parse_gradient(text: str) -> tuple[str, str]:
-    """``TOP,BOTTOM`` colours (hex or CSS names) -> the two colour strings, checked."""
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 2:
-        raise ValueError(f"bad gradient {text!r}: give two colours, TOP,BOTTOM (0d47a1,90caf9)")
-    for part in parts:
-        parse_color(part)
-    return parts[0], parts[1]
-
-
-def job_from_args(args: argparse.Namespace) -> VideoJob:
-    """A :class:`VideoJob` from parsed arguments."""
-    return VideoJob(
-        input=args.input, output=args.output, background=args.background, color=args.color,
-        gradient=args.gradient, transparent=args.transparent, bg_video_end=args.bg_video_end, size=args.size,
-        smooth=args.smooth, alpha_sequence=args.alpha_sequence,
-        alpha_video=args.output_alpha_video, jobs=args.jobs, max_frames=args.max_frames,
-        audio=not args.no_audio, writer=args.writer, crf=args.crf,
-        classes=None if args.classes is None else ",".join(args.classes),
-        score_threshold=args.score_threshold, instances=args.instances, subject=args.subject,
-        backend=args.backend,
-        model_size=args.model_size, keyframe_interval=args.keyframe_interval,
-        server=args.server, timeout=args.timeout, restart=args.restart,
-        input_size=args.input_size, pix_fmt=args.pix_fmt, input_fps=args.input_fps,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the video CLI; returns the exit code."""
-    parser = build_parser()
-    args = parse_command_line(parser, argv)
-    try:
-        with logging_redirect_tqdm():
-            result = process_video(job_from_args(args), progress=not args.quiet)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except NotOurFolder as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (MattingError, VideoError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted; the frames done are kept (see above): run the same command again "
-              "to go on from there", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    for path in result.outputs:
-        print(path, file=sys.stderr if result.writer == "pipe" else sys.stdout)
-    resumed = f" (resumed after {result.resumed_from})" if result.resumed_from else ""
-    print(f"{result.frames} frames{resumed}, {result.size[0]}x{result.size[1]} at {result.fps:g} fps, "
-          f"{result.frames_per_second:.2f} frames/s, writer {result.writer}, "
-          f"audio {'copied' if result.audio else 'none'}", file=sys.stderr)
-    return EXIT_OK
-
-
 if __name__ == "__main__":  # pragma: no cover
+    from .video_cli import main
+
     sys.exit(main())

@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from contract.transport import answer_format, upload_format
-from contract.vocab import SEGMENTATION_BACKENDS
+from contract.vocab import SEGMENTATION_BACKENDS, SegmentationOptions
 
 from .api import MattingClient, MattingError, check_tiff_blocks
 
@@ -130,7 +129,9 @@ def _decode_tiff(data: bytes, size: tuple[int, int]) -> np.ndarray:
                                    f"expected {size[0]}x{size[1]}")
             return np.asarray(im)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise MattingError("bad_response", f"the service's TIFF could not be read: {exc}") from None
+        log.debug("the service's TIFF answer: %s", exc)
+        raise MattingError("bad_response", "the service answered a TIFF that cannot be read; is "
+                           "the server a Backdrop matting service of this version?") from None
 
 
 class FrameMatter:
@@ -138,12 +139,13 @@ class FrameMatter:
 
     Args:
         client: the matting service's client.
-        options: extra form fields (``classes``, ``score_threshold``, ``instances``).
+        segmentation: what a frame's request passes on to the segmentation service (not
+            sent with a prior, which skips it).
     """
 
-    def __init__(self, client: MattingClient, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, client: MattingClient, segmentation: SegmentationOptions | None = None) -> None:
         self.client = client
-        self.options = {k: v for k, v in (options or {}).items() if v is not None}
+        self.options = (segmentation or SegmentationOptions()).as_form()
         self.upload = upload_format(client.server)
         self.answer = answer_format(client.server)
 

@@ -6,7 +6,7 @@ from it, the clients offer it on the command line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 from .formats import RESULT_FORMATS
 
@@ -45,16 +45,51 @@ SHADOWS = ("none", "drop")
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
+
+@dataclass(frozen=True)
+class SegmentationOptions:
+    """The parameters a matting request passes on to the segmentation service, as the
+    clients send them (``None`` = not sent: the service's default). Values are checked by
+    whoever builds one (:mod:`contract.parse`); this only carries and spells them.
+
+    Attributes:
+        classes: comma-separated class names (``"person,dog"``).
+        score_threshold: in ``[0, 1]``.
+        instances: one of :data:`INSTANCES`.
+        backend: one of :data:`SEGMENTATION_BACKENDS`; ``auto`` is the default, so not sent.
+        model_size: the people model's working size, px.
+        subject: one of :data:`SUBJECTS`; ``auto`` is the default, so not sent.
+    """
+
+    classes: str | None = None
+    score_threshold: float | None = None
+    instances: str | None = None
+    backend: str | None = None
+    model_size: int | None = None
+    subject: str | None = None
+
+    def as_form(self) -> dict[str, str]:
+        """The form fields of the values given, in :data:`SEGMENTATION_FIELDS`' order."""
+        values = {
+            "classes": self.classes,
+            "score_threshold": None if self.score_threshold is None else repr(float(self.score_threshold)),
+            "instances": self.instances,
+            "backend": self.backend,
+            "model_size": None if self.model_size is None else str(int(self.model_size)),
+            "subject": self.subject,
+        }
+        return {name: value for name in SEGMENTATION_FIELDS if (value := values[name]) is not None}
+
+
+#: The parameters the matting service passes on to the segmentation service.
+SEGMENTATION_FIELDS = tuple(f.name for f in fields(SegmentationOptions))
 #: The form fields ``POST /v1/matte`` reads (besides the files).
 MATTE_FIELDS = (
     "bg_mode", "bg_color", "blur_radius", "channels", "format", "size", "crop", "crop_margin",
-    "classes", "score_threshold", "instances", "backend", "model_size", "subject", "blend",
-    "foreground", "scale", "position", "roi", "shadow", "shadow_opacity",
+    *SEGMENTATION_FIELDS, "blend", "foreground", "scale", "position", "roi", "shadow", "shadow_opacity",
 )
 #: The file fields of ``POST /v1/matte`` besides ``image``.
 MATTE_FILES = ("bg_image", "trimap", "hints", "prior")
-#: The parameters the matting service passes on to the segmentation service.
-SEGMENTATION_FIELDS = ("classes", "score_threshold", "instances", "backend", "model_size", "subject")
 #: The form fields ``POST /v1/mask`` and ``POST /v1/trimap`` read: those the matting service
 #: passes on, the trimap rule's (:class:`trimap.from_masks.TrimapOptions`) and the answer's
 #: ``format``.
@@ -65,28 +100,3 @@ SEGMENT_FIELDS = (*SEGMENTATION_FIELDS, "fg_threshold", "bg_threshold", "band", 
 SEGMENT_FORMATS = ("png", "tiff")
 #: Their one file field.
 SEGMENT_FILES = ("image",)
-
-
-def segmentation_form(*, classes: str | Sequence[str] | None = None, score_threshold: float | None = None,
-                      instances: str | None = None, backend: str | None = None,
-                      model_size: int | None = None, subject: str | None = None) -> dict[str, str]:
-    """The form fields of :data:`SEGMENTATION_FIELDS` for the values given (``None`` = not
-    sent): what the matting service passes on and what the clients send.
-
-    Args:
-        classes: class names, or one comma-separated string of them.
-        score_threshold: in ``[0, 1]``.
-        instances: one of :data:`INSTANCES`.
-        backend: one of :data:`SEGMENTATION_BACKENDS`.
-        model_size: the people model's working size, px.
-        subject: one of :data:`SUBJECTS`.
-    """
-    values = {
-        "classes": classes if classes is None or isinstance(classes, str) else ",".join(classes),
-        "score_threshold": None if score_threshold is None else repr(float(score_threshold)),
-        "instances": instances,
-        "backend": backend,
-        "model_size": None if model_size is None else str(int(model_size)),
-        "subject": subject,
-    }
-    return {name: value for name in SEGMENTATION_FIELDS if (value := values[name]) is not None}

@@ -38,34 +38,10 @@ from contract.vocab import (
     INSTANCES,
     SHADOWS,
     SUBJECTS,
-    segmentation_form,
+    SegmentationOptions,
 )
 
 WHITE: RGBA = (255, 255, 255, 255)
-
-
-@dataclass(frozen=True)
-class SegmentationOptions:
-    """Parameters passed through to the segmentation service (``None`` = its default).
-
-    ``backend`` is one of :data:`~contract.vocab.SEGMENTATION_BACKENDS` but ``auto`` (its
-    default, so not sent); whether that backend is loaded there is for the segmentation
-    service to say (400 ``invalid_parameter``, passed on). Likewise ``subject``, one of
-    :data:`~contract.vocab.SUBJECTS` but ``auto``.
-    """
-
-    classes: str | None = None
-    score_threshold: float | None = None
-    instances: str | None = None
-    backend: str | None = None
-    model_size: int | None = None
-    subject: str | None = None
-
-    def as_form(self) -> dict[str, str]:
-        """The form fields sent to the segmentation service (:func:`contract.vocab.segmentation_form`)."""
-        return segmentation_form(classes=self.classes, score_threshold=self.score_threshold,
-                                 instances=self.instances, backend=self.backend, model_size=self.model_size,
-                                 subject=self.subject)
 
 
 @dataclass(frozen=True)

@@ -70,11 +70,11 @@ from contract.parse import (
     parse_format,
 )
 from contract.values import SizeLimit
-from contract.vocab import CHANNELS
+from contract.vocab import CHANNELS, SegmentationOptions
 from service_common.errors import ApiError, register_error_handlers
 from service_common.web import app_state, check_fields, param, read_upload
 
-from .options import MatteOptions, SegmentationOptions, parse_product_options
+from .options import MatteOptions, parse_product_options
 from .pipeline import MatteRequest, MatteResult
 from .responses import image_response
 

@@ -14,8 +14,10 @@ from PIL import Image
 
 from client.api import MattingClient, MattingError
 from client.cli import UsageError, build_parser, main, options_from_args
-from client.video import VideoJob, job_from_args, process_video
-from client.video import build_parser as video_parser
+from client.video import VideoJob, process_video
+from client.video_cli import build_parser as video_parser
+from client.video_cli import job_from_args
+from contract.vocab import SegmentationOptions
 from service_common.config import REPO_ROOT
 
 SKYBLUE = np.array([135, 206, 235])
@@ -142,14 +144,16 @@ def test_cli_reports_a_backend_the_service_has_not_loaded(offline_services, phot
 def test_video_backend_flag(offline_services, subject_clip: Path, tmp_path: Path):
     args = video_parser().parse_args([str(subject_clip), "o.mp4", "--color", "red",
                                       "--backend", "u2netp"])
-    assert job_from_args(args).backend == "u2netp"
+    assert job_from_args(args).segmentation.backend == "u2netp"
     ok = process_video(VideoJob(subject_clip, tmp_path / "ok.mp4", color="red", max_frames=2,
-                                jobs=1, backend="u2netp", server=offline_services[1].url),
+                                jobs=1, segmentation=SegmentationOptions(backend="u2netp"),
+                                server=offline_services[1].url),
                        progress=False)
     assert ok.frames == 2
     with pytest.raises(MattingError) as info:
         process_video(VideoJob(subject_clip, tmp_path / "no.mp4", color="red", max_frames=2,
-                               jobs=1, backend="maskrcnn", server=offline_services[1].url),
+                               jobs=1, segmentation=SegmentationOptions(backend="maskrcnn"),
+                               server=offline_services[1].url),
                       progress=False)
     assert info.value.code == "invalid_parameter" and "not loaded" in info.value.message
     assert not (tmp_path / "no.mp4").exists()

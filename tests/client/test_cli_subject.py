@@ -11,8 +11,10 @@ from PIL import Image
 
 from client.api import MattingClient
 from client.cli import build_parser, main, options_from_args
-from client.video import OPTION_NAMES, VideoJob, fingerprint, job_from_args
-from client.video import build_parser as video_parser
+from client.video import OPTION_NAMES, VideoJob, fingerprint
+from client.video_cli import build_parser as video_parser
+from client.video_cli import job_from_args
+from contract.vocab import SegmentationOptions
 
 
 def test_subject_is_sent_when_given():
@@ -31,12 +33,15 @@ def test_an_unknown_subject_exits_2_naming_the_choices(capsys):
 def test_video_subject_is_part_of_the_job_and_its_fingerprint(tmp_path: Path):
     args = video_parser().parse_args(["in.mp4", "out.mp4", "--color", "red", "--subject", "person"])
     job = job_from_args(args)
-    assert job.subject == "person"
+    assert job.segmentation.subject == "person"
     clip = tmp_path / "in.mp4"
     clip.write_bytes(b"not read")
-    first = fingerprint(VideoJob(clip, tmp_path / "o.mp4", subject="person"))
+    def job(subject: str) -> VideoJob:
+        return VideoJob(clip, tmp_path / "o.mp4", segmentation=SegmentationOptions(subject=subject))
+
+    first = fingerprint(job("person"))
     assert first["subject"] == "person"
-    assert first != fingerprint(VideoJob(clip, tmp_path / "o.mp4", subject="object"))
+    assert first != fingerprint(job("object"))
     assert set(first) <= set(OPTION_NAMES) and OPTION_NAMES["subject"] == "--subject"
 
 

@@ -15,8 +15,10 @@ from PIL import Image
 from videotools import CLIP_SIZE, nearest_colour, read_all
 
 from client.api import MattingClient
-from client.video import UsageError, VideoJob, main, process_video
+from client.video import UsageError, VideoJob, process_video
+from client.video_cli import main
 from client.video_io import ffmpeg_exe
+from contract.vocab import SegmentationOptions
 from service_common.config import REPO_ROOT
 from service_common.serve import free_port
 
@@ -27,7 +29,7 @@ def test_colour_background_alpha_outputs_and_smoothing(offline_services, subject
     result = process_video(VideoJob(
         subject_clip, out, color="#00ff00", smooth=0.5, alpha_sequence=seq,
         alpha_video=alpha_video if ffmpeg_exe() else None, jobs=3,
-        backend="u2netp",  # a disk is a salient object, not a person
+        segmentation=SegmentationOptions(backend="u2netp"),  # a disk is a salient object, not a person
         server=offline_services[1].url), progress=False)
     assert (result.frames, result.fps, result.size) == (6, 12.0, CLIP_SIZE)
     frames, fps, size = read_all(out)
@@ -139,7 +141,7 @@ def _alphas(folder: Path) -> list[np.ndarray]:
 
 def _job(clip: Path, tmp_path: Path, name: str, **changes) -> VideoJob:
     job = VideoJob(clip, tmp_path / f"{name}.mp4", color="black", alpha_sequence=tmp_path / name,
-                   jobs=1, backend="u2netp", smooth=0.5)
+                   jobs=1, segmentation=SegmentationOptions(backend="u2netp"), smooth=0.5)
     for key, value in changes.items():
         setattr(job, key, value)
     return job
@@ -229,7 +231,7 @@ def test_resumed_job_keeps_audio_and_alpha_video(offline_services, tmp_path: Pat
                     "sine=frequency=440:duration=2", "-c:v", "mpeg4", "-c:a", "pcm_s16le",
                     str(src)], check=True)
     job = VideoJob(src, tmp_path / "out.mp4", color="white", alpha_video=tmp_path / "alpha.mov",
-                   max_frames=6, jobs=1, backend="u2netp")
+                   max_frames=6, jobs=1, segmentation=SegmentationOptions(backend="u2netp"))
     url = offline_services[1].url
     with pytest.raises(KeyboardInterrupt):
         process_video(job, client=_InterruptingClient(url, after=3), progress=False)

@@ -25,7 +25,7 @@ from httpfake import FakeServer, Reply, Request
 from PIL import Image
 from videotools import CLIP_SIZE, read_all
 
-from client.video import main
+from client.video_cli import main
 from client.video_io import FFmpegWriter, VideoError, ffmpeg_exe
 from client.video_resume import (
     EXIT_NOT_OURS,
