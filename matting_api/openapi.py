@@ -158,13 +158,12 @@ MATTE_FORM: dict[str, Any] = {
                   type="string", examples=["full", "1024"], default="full"),
     "crop": _prop("crop to the subject", **_BOOL, default="false"),
     "crop_margin": _MARGIN,
-    "blend": _prop("alpha: composite with the matte; poisson: seamless cloning (OpenCV "
-                   "NORMAL_CLONE) into the new background, then the matte's soft edges; "
-                   "poisson_mixed: MIXED_CLONE (the background's texture shows through flat "
-                   "parts). Poisson tints the subject toward the new background; it needs "
-                   "one (bg_image, an opaque bg_color, blur or grayscale) and channels=rgba, "
-                   "else 400 invalid_parameter", type="string", enum=list(vocab.BLEND_MODES),
-                   default="alpha"),
+    "blend": _prop("alpha: composite with the matte; poisson (OpenCV NORMAL_CLONE) and "
+                   "poisson_mixed (MIXED_CLONE: the background's texture shows through flat parts): "
+                   "seamless cloning into the new background, then the matte's soft edges; it tints "
+                   "the subject toward the background and needs one (bg_image, an opaque bg_color, "
+                   "blur or grayscale) and channels=rgba, else 400 invalid_parameter",
+                   type="string", enum=list(vocab.BLEND_MODES), default="alpha"),
     "foreground": _prop("how the subject's colour is estimated where it is see-through (hair, "
                         "soft edges), so that the old background's colour leaves it: best "
                         "(multi-level estimation) or fast (blur fusion: a few blurs, for video "
