@@ -49,6 +49,14 @@ class ServiceError(RuntimeError):
     """A service did not start or did not become ready."""
 
 
+def gunicorn_has(setting: str) -> bool:
+    """Whether the installed gunicorn knows the setting ``setting`` (``control_socket_disable``
+    came with a later release than the oldest this project accepts)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(known.name == setting for known in KNOWN_SETTINGS)
+
+
 @dataclass
 class Service:
     """One gunicorn process serving one of :data:`APPS`.
@@ -102,6 +110,10 @@ class Service:
             "--access-logformat", f'{self.name} %(h)s "%(r)s" %(s)s %(b)s %(M)sms',
             APPS[self.name],
         ]
+        if gunicorn_has("control_socket_disable"):
+            # gunicorn 25.1+ opens a control socket at one path per user; the second service's
+            # master would log "Control server error: ... already in use". Nothing uses it.
+            cmd[-1:-1] = ["--no-control-socket"]
         if self.front:  # the front enforces the limits (in JSON); gunicorn's sit above them
             cmd[-1:-1] = ["--limit-request-line", "16380", "--limit-request-fields", "200",
                           "--limit-request-field_size", "65536"]
