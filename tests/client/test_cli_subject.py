@@ -63,3 +63,18 @@ def test_subject_reaches_the_segmentation_service(offline_services, photo: Path,
     assert main([str(photo), str(out), "--server", offline_services[1].url, "--subject", "person",
                  "--color", "red", "-q"]) == 0
     assert out.exists()
+
+
+def test_a_video_job_keeps_the_video_model_size_unless_it_names_one(tmp_path: Path):
+    from client.video import VIDEO_MODEL_SIZE
+
+    named = SegmentationOptions(backend="u2netp")
+    assert VideoJob(tmp_path / "in.mp4", None, segmentation=named).segmentation == SegmentationOptions(
+        backend="u2netp", model_size=VIDEO_MODEL_SIZE)
+    assert VideoJob(tmp_path / "in.mp4", None).segmentation.model_size == VIDEO_MODEL_SIZE
+    sized = SegmentationOptions(model_size=512)
+    assert VideoJob(tmp_path / "in.mp4", None, segmentation=sized).segmentation.model_size == 512
+    # the resume fingerprint keeps the keys of the flat options it had before
+    (tmp_path / "in.mp4").write_bytes(b"not read")
+    keys = set(fingerprint(VideoJob(tmp_path / "in.mp4", tmp_path / "o.mp4")))
+    assert {"classes", "score_threshold", "instances", "backend", "model_size", "subject"} <= keys
