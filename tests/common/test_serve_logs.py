@@ -16,3 +16,32 @@ def test_gunicorn_masters_open_no_control_socket(offline_services):
         log = service.log_path.read_text(errors="replace")
         assert "Control socket" not in log and "Control server" not in log, log[-2000:]
     assert gunicorn_has("timeout") and not gunicorn_has("no_such_setting")
+
+
+def test_free_port_never_hands_out_a_port_twice(monkeypatch):
+    """The kernel may answer the same free port to two binds in a row; two services given it
+    would share it (the second cannot bind, the first answers for both)."""
+    from service_common import serve
+
+    answers = iter([40001, 40001, 40001, 40002])
+
+    class FakeSocket:
+        def __init__(self, *args: object) -> None:
+            self.port = next(answers)
+
+        def __enter__(self) -> FakeSocket:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def bind(self, address: tuple[str, int]) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(serve, "_GIVEN_PORTS", set())
+    monkeypatch.setattr(serve.socket, "socket", FakeSocket)
+    assert serve.free_port() == 40001
+    assert serve.free_port() == 40002

@@ -195,21 +195,35 @@ def _ready_within(url: str, seconds: float) -> bool:
 
 def test_make_serve_restarts_a_service_that_dies_and_keeps_the_other(models_dir):
     import signal
+    import threading
     import time
 
     import requests
 
-    seg_port = free_port()
-    mat_port = next(port for port in iter(free_port, None) if port != seg_port)
+    seg_port, mat_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BACKDROP_SEGMENTATION_PORT": str(seg_port),
            "BACKDROP_MATTING_PORT": str(mat_port), "BACKDROP_MODELS_DIR": str(models_dir),
            "BACKDROP_LOG_LEVEL": "WARNING"}
     serve = subprocess.Popen([sys.executable, "-m", "service_common.serve"], cwd=REPO_ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    supervising = threading.Event()
+
+    def read() -> None:
+        for line in serve.stdout:
+            lines.append(line)
+            if line.startswith("both services ready"):
+                supervising.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     failure: BaseException | None = None
     try:
-        if not _ready_within(f"http://127.0.0.1:{mat_port}/readyz", 120):
-            raise AssertionError("the services did not become ready")
+        # Not the services' own /readyz: make serve is still in its start-up until it says so,
+        # and a service that dies then is a start-up failure that stops both (the cause of a CI
+        # failure of this test, 2026-12-07)
+        if not supervising.wait(120):
+            raise AssertionError("make serve did not say both services were ready")
         (seg_master,) = [pid for pid, cmd in _children(serve.pid) if "segmentation_api" in cmd]
         os.kill(seg_master, signal.SIGKILL)  # the segmentation service dies
         time.sleep(1.0)
@@ -221,8 +235,10 @@ def test_make_serve_restarts_a_service_that_dies_and_keeps_the_other(models_dir)
         failure = exc
     finally:
         serve.send_signal(signal.SIGINT)
-        output, _ = serve.communicate(timeout=60)
-    if failure is not None:  # what make serve said is the clue (it failed once in CI, 2026-12-07)
+        serve.wait(timeout=60)
+        reader.join(timeout=10)
+    output = "".join(lines)
+    if failure is not None:
         pytest.fail(f"{failure!r}\n--- make serve's output:\n{output[-5000:]}")
     assert ("segmentation service exited (code -9); restarting it in 1 s "
             "(the other service keeps running)") in output
