@@ -10,7 +10,6 @@ Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from .video import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    VIDEO_MODEL_SIZE,
     UsageError,
     VideoJob,
     process_video,
@@ -43,8 +41,6 @@ from .video_io import VideoError
 from .video_model import SLOW_MODEL_INTERVAL
 from .video_pipe import PIXEL_FORMATS
 from .video_resume import NotOurFolder
-
-log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true",
                    help="discard the unfinished earlier run of this job (NAME.EXT.partial/) "
                    "instead of resuming it")
-    add_subject_arguments(p)
-    p.set_defaults(model_size=VIDEO_MODEL_SIZE)
+    add_subject_arguments(p)  # --model-size not given: the job fills in VIDEO_MODEL_SIZE
     p.add_argument("--keyframe-interval", type=int, default=None, metavar="K",
                    help="run the person model on every K-th frame and carry its matte along the "
                    "motion to the frames between, each refined against its own colours (default: 1 "

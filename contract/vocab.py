@@ -70,16 +70,12 @@ class SegmentationOptions:
 
     def as_form(self) -> dict[str, str]:
         """The form fields of the values given, in :data:`SEGMENTATION_FIELDS`' order."""
-        values = {
-            "classes": self.classes,
-            "score_threshold": None if self.score_threshold is None else repr(float(self.score_threshold)),
-            "instances": self.instances,
-            "backend": self.backend,
-            "model_size": None if self.model_size is None else str(int(self.model_size)),
-            "subject": self.subject,
-        }
-        return {name: value for name in SEGMENTATION_FIELDS if (value := values[name]) is not None}
+        return {name: _SPELLED.get(name, str)(value) for name in SEGMENTATION_FIELDS
+                if (value := getattr(self, name)) is not None}
 
+
+#: How a field's value is written into a form, where ``str`` would not do.
+_SPELLED = {"score_threshold": lambda value: repr(float(value)), "model_size": lambda value: str(int(value))}
 
 #: The parameters the matting service passes on to the segmentation service.
 SEGMENTATION_FIELDS = tuple(f.name for f in fields(SegmentationOptions))

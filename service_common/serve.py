@@ -124,8 +124,9 @@ class Service:
             APPS[self.name],
         ]
         if gunicorn_has("control_socket_disable"):
-            # gunicorn 25.1+ opens a control socket at one path per user; the second service's
-            # master would log "Control server error: ... already in use". Nothing uses it.
+            # gunicorn 25.1+ opens a control socket at one path per user: the second service's
+            # master takes the first one's over, a third logs "Control server error: ...
+            # already in use", an unwritable home an error at every start. Nothing uses it.
             cmd[-1:-1] = ["--no-control-socket"]
         if self.front:  # the front enforces the limits (in JSON); gunicorn's sit above them
             cmd[-1:-1] = ["--limit-request-line", "16380", "--limit-request-fields", "200",
